@@ -1,0 +1,185 @@
+/**
+ * Environment → one typed, validated Config. Every setting the gateway reads lives here, with its
+ * default; the README's configuration table mirrors {@link SETTINGS}.
+ *
+ * @module
+ */
+import { z } from "zod";
+
+/** Kafka's own rule for topic names; it also makes a topic safe inside a file name. */
+const TOPIC_NAME = /^[A-Za-z0-9._-]{1,249}$/;
+
+const int = (min: number, max: number) =>
+  z.string().trim().regex(/^-?\d+$/, "must be an integer").transform(Number).pipe(
+    z.number().int().min(min, `must be at least ${min}`).max(max, `must be at most ${max}`),
+  );
+const bool = z.string().trim().toLowerCase().pipe(z.enum(["true", "false", "1", "0"])).transform(
+  (v) => v === "true" || v === "1",
+);
+const topic = z.string().trim().regex(TOPIC_NAME, "must be a Kafka topic name ([A-Za-z0-9._-])");
+const topicList = z.string().transform((v) => v.split(",").map((t) => t.trim()).filter(Boolean))
+  .pipe(z.array(z.string().regex(TOPIC_NAME, "must list Kafka topic names separated by commas")));
+
+interface Setting<T extends z.ZodType> {
+  schema: T;
+  default?: string;
+  doc: string;
+}
+function setting<T extends z.ZodType>(schema: T, doc: string, dflt?: string): Setting<T> {
+  return dflt === undefined ? { schema, doc } : { schema, doc, default: dflt };
+}
+
+/** Every environment variable the gateway reads: schema, default and a one-line description. */
+export const SETTINGS = {
+  PORT: setting(int(0, 65535), "HTTP port", "8080"),
+  HOSTNAME: setting(z.string().min(1), "HTTP listen address", "0.0.0.0"),
+  LAKE_DIR: setting(
+    z.string().min(1),
+    "Root of the Parquet lake (bronze/, _progress/, …)",
+    "./data/lake",
+  ),
+  WAL_DIR: setting(
+    z.string().min(1),
+    "Embedded mode only: the local write-ahead log that makes a 2xx durable before the lake flush",
+    "./data/wal",
+  ),
+  DEAD_LETTER_DIR: setting(
+    z.string().min(1),
+    "Embedded mode only: NDJSON dead letters (Kafka mode uses KAFKA_TOPIC_DEAD_LETTER)",
+    "./data/dead_letter",
+  ),
+  KAFKA_BROKERS: setting(
+    z.string().transform((v) => v.split(",").map((b) => b.trim()).filter(Boolean)).pipe(
+      z.array(
+        z.string().regex(/^[^\s:]+:\d{1,5}$/, "must list host:port pairs separated by commas"),
+      )
+        .min(1, "must name at least one broker"),
+    ),
+    "Comma-separated host:port list. Unset = embedded mode (no Kafka)",
+  ),
+  KAFKA_CLIENT_ID: setting(z.string().min(1), "Kafka client id", "streamgate"),
+  KAFKA_GROUP_ID: setting(
+    z.string().min(1),
+    "Consumer group of the lake writers",
+    "streamgate-bronze",
+  ),
+  KAFKA_TOPIC_EVENTS: setting(topic, "Topic that HTTP-accepted events are produced to", "events"),
+  KAFKA_TOPIC_DEAD_LETTER: setting(
+    topic,
+    "Dead-letter topic (original bytes + reasons in headers)",
+    "events.dlq",
+  ),
+  KAFKA_CONSUME_TOPICS: setting(
+    topicList,
+    "Topics consumed into bronze (comma-separated); default: KAFKA_TOPIC_EVENTS",
+  ),
+  KAFKA_FROM_BEGINNING: setting(bool, "A new consumer group starts at the earliest offset", "true"),
+  KAFKA_CONNECT_TIMEOUT_MS: setting(int(100, 120_000), "Kafka connection timeout", "5000"),
+  MAX_BODY_BYTES: setting(
+    int(1024, 1 << 30),
+    "Largest request body, checked after gzip too",
+    "5242880",
+  ),
+  MAX_EVENTS_PER_REQUEST: setting(int(1, 1_000_000), "Most events in one request", "10000"),
+  MAX_JSON_DEPTH: setting(int(2, 512), "Deepest JSON nesting accepted in a body", "32"),
+  UNKNOWN_TYPES: setting(
+    z.enum(["reject", "other"]),
+    "Events of an unknown type: `reject` (dead letter) or keep them in `type=other`",
+    "reject",
+  ),
+  EVENT_MAX_PAST_DAYS: setting(
+    int(0, 36_500),
+    "Oldest accepted occurred_at, in days before received_at",
+    "30",
+  ),
+  EVENT_MAX_FUTURE_SECONDS: setting(
+    int(0, 31_536_000),
+    "Latest accepted occurred_at, in seconds after received_at (clock skew)",
+    "3600",
+  ),
+  LAKE_FLUSH_INTERVAL_MS: setting(
+    int(50, 3_600_000),
+    "Longest time an accepted event waits for the lake",
+    "2000",
+  ),
+  LAKE_FLUSH_ROWS: setting(
+    int(1, 5_000_000),
+    "Rows per log partition that force a lake flush",
+    "50000",
+  ),
+  LAKE_FLUSH_BYTES: setting(
+    int(1024, 1 << 30),
+    "Buffered bytes per log partition that force a flush",
+    "33554432",
+  ),
+  INGEST_MAX_PENDING_EVENTS: setting(
+    int(1, 10_000_000),
+    "Events waiting for a durable commit; beyond it POST /events answers 503 + Retry-After",
+    "200000",
+  ),
+  INGEST_MAX_LAG_EVENTS: setting(
+    int(1, 100_000_000),
+    "Embedded mode: events durable in the WAL but not yet in the lake; beyond it 503 + Retry-After",
+    "1000000",
+  ),
+  INGEST_TIMEOUT_MS: setting(
+    int(100, 300_000),
+    "Longest a request waits for durability before a 503",
+    "10000",
+  ),
+  GROUP_COMMIT_MAX_EVENTS: setting(
+    int(1, 1_000_000),
+    "Most events in one group commit (fsync / produce)",
+    "10000",
+  ),
+  SHUTDOWN_TIMEOUT_MS: setting(int(100, 600_000), "Graceful shutdown budget before exit", "15000"),
+  LOG_LEVEL: setting(z.enum(["debug", "info", "warn", "error"]), "Log level", "info"),
+} as const;
+
+type Settings = typeof SETTINGS;
+type Parsed = { [K in keyof Settings]: z.output<Settings[K]["schema"]> };
+/** The validated configuration. Optional settings without a default are `undefined` when unset. */
+export type Config = Parsed & { mode: "embedded" | "kafka" };
+
+/** A configuration error, raised at start-up; the message names the bad variable. */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ConfigError";
+  }
+}
+
+/**
+ * Reads and validates the configuration.
+ *
+ * @param env Variables to read; defaults to the process environment.
+ * @throws {ConfigError} naming every variable that is invalid.
+ */
+export function loadConfig(env: Record<string, string | undefined> = Deno.env.toObject()): Config {
+  const out: Record<string, unknown> = {};
+  const problems: string[] = [];
+  for (const [name, spec] of Object.entries(SETTINGS) as [string, Setting<z.ZodType>][]) {
+    const raw = env[name] === undefined || env[name] === "" ? spec.default : env[name];
+    if (raw === undefined) {
+      out[name] = undefined;
+      continue;
+    }
+    const result = spec.schema.safeParse(raw);
+    if (result.success) out[name] = result.data;
+    else {
+      const why = result.error.issues.map((i) => i.message).join("; ");
+      problems.push(`${name} ${why}, got ${JSON.stringify(raw)}`);
+    }
+  }
+  if (problems.length > 0) {
+    throw new ConfigError(`Cannot start with this configuration: ${problems.join(". ")}`);
+  }
+  const config = out as Parsed;
+  return { ...config, mode: config.KAFKA_BROKERS ? "kafka" : "embedded" };
+}
+
+/** Topics the lake writers consume: the configured list, or the events topic alone. */
+export function consumedTopics(config: Config): string[] {
+  const list = config.KAFKA_CONSUME_TOPICS;
+  return list && list.length > 0 ? list : [config.KAFKA_TOPIC_EVENTS];
+}
