@@ -1,0 +1,334 @@
+/**
+ * Reading a request body into raw events: one JSON event, a JSON array, or NDJSON, optionally gzip.
+ * Every limit is enforced while reading, before anything large is held in memory.
+ *
+ * @module
+ */
+import { InvalidBodyError, LimitExceededError, UnsupportedContentError } from "./errors.ts";
+
+/** Limits on one body. */
+export interface BodyLimits {
+  /** Largest body in bytes, compressed and decompressed alike. */
+  maxBytes: number;
+  /** Most events in one body. */
+  maxEvents: number;
+  /** Deepest nesting of arrays and objects, counting the top-level array of a batch. */
+  maxDepth: number;
+}
+
+/** One item of a body: a parsed value, or an NDJSON line that could not be parsed. */
+export type BodyItem =
+  | { ok: true; value: unknown; raw: string }
+  | { ok: false; raw: string; message: string };
+
+const NDJSON_TYPES = [
+  "application/x-ndjson",
+  "application/ndjson",
+  "application/jsonl",
+  "application/x-jsonlines",
+];
+const JSON_TYPES = ["application/json", "text/json"];
+
+/** Whether a Content-Type header names NDJSON (else the body is read as JSON). */
+export function isNdjson(contentType: string | null): boolean {
+  const mime = (contentType ?? "").split(";")[0]!.trim().toLowerCase();
+  if (NDJSON_TYPES.includes(mime)) return true;
+  if (mime === "" || JSON_TYPES.includes(mime) || mime.endsWith("+json")) return false;
+  throw new UnsupportedContentError(
+    `Cannot read a body of type "${mime}": send application/json or application/x-ndjson`,
+  );
+}
+
+/**
+ * Reads a request body as bytes, decompressing gzip, and stops as soon as a limit is crossed so a
+ * compression bomb or an endless stream costs at most `maxBytes` of memory.
+ */
+export async function readBody(req: Request, maxBytes: number): Promise<Uint8Array> {
+  const declared = Number(req.headers.get("content-length") ?? NaN);
+  if (declared > maxBytes) throw tooLarge(maxBytes, "");
+  const encoding = (req.headers.get("content-encoding") ?? "identity").trim().toLowerCase();
+  const gzip = encoding === "gzip" || encoding === "x-gzip";
+  if (!gzip && encoding !== "identity") {
+    throw new UnsupportedContentError(
+      `Cannot read Content-Encoding "${encoding}": send gzip or identity`,
+    );
+  }
+  if (!req.body) return new Uint8Array(0);
+  let stream: ReadableStream<Uint8Array> = req.body.pipeThrough(limitStream(maxBytes, ""));
+  if (gzip) {
+    stream = stream.pipeThrough(
+      new DecompressionStream("gzip") as TransformStream<Uint8Array, Uint8Array>,
+    ).pipeThrough(limitStream(maxBytes, " after decompression"));
+  }
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  try {
+    for await (const chunk of stream) {
+      chunks.push(chunk);
+      total += chunk.byteLength;
+    }
+  } catch (err) {
+    if (err instanceof LimitExceededError) throw err;
+    throw new InvalidBodyError(
+      `Cannot read the request body: ${(err as Error).message}`,
+      undefined,
+      {
+        cause: err,
+      },
+    );
+  }
+  if (chunks.length === 1) return chunks[0]!;
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.byteLength;
+  }
+  return out;
+}
+
+function tooLarge(maxBytes: number, when: string): LimitExceededError {
+  return new LimitExceededError(
+    "body_bytes",
+    `Request body is larger than ${maxBytes} bytes${when}`,
+  );
+}
+
+function limitStream(maxBytes: number, when: string): TransformStream<Uint8Array, Uint8Array> {
+  let seen = 0;
+  return new TransformStream({
+    transform(chunk, controller) {
+      seen += chunk.byteLength;
+      if (seen > maxBytes) controller.error(tooLarge(maxBytes, when));
+      else controller.enqueue(chunk);
+    },
+  });
+}
+
+const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
+
+/** Decodes UTF-8 strictly: invalid bytes are an error, never replacement characters in the lake. */
+export function decodeUtf8(bytes: Uint8Array): string {
+  try {
+    return utf8.decode(bytes);
+  } catch (err) {
+    throw new InvalidBodyError("Body is not valid UTF-8", undefined, { cause: err });
+  }
+}
+
+/**
+ * Splits a body into raw events.
+ *
+ * A JSON body that does not parse is an error for the whole request (400, with the line and column).
+ * An NDJSON line that does not parse is reported as that one event's error; the other lines go on.
+ */
+export function parseBody(text: string, ndjson: boolean, limits: BodyLimits): BodyItem[] {
+  if (ndjson) return parseNdjson(text, limits);
+  if (text.trim() === "") {
+    throw new InvalidBodyError("Body is empty: send one event or an array of events");
+  }
+  checkDepth(text, limits.maxDepth, 0);
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    const at = locateJsonError(text);
+    throw new InvalidBodyError(
+      `Cannot parse JSON body at line ${at.line}, column ${at.column}: ${at.message}`,
+      { line: at.line, column: at.column },
+      { cause: err },
+    );
+  }
+  if (Array.isArray(value)) {
+    if (value.length > limits.maxEvents) throw tooMany(value.length, limits.maxEvents);
+    // Re-serialising keeps the dead-letter copy faithful without slicing the text by hand.
+    return value.map((v) => ({ ok: true, value: v, raw: JSON.stringify(v) }));
+  }
+  return [{ ok: true, value, raw: text }];
+}
+
+function parseNdjson(text: string, limits: BodyLimits): BodyItem[] {
+  const items: BodyItem[] = [];
+  let start = 0;
+  let lineNo = 0;
+  while (start <= text.length) {
+    let end = text.indexOf("\n", start);
+    if (end === -1) end = text.length;
+    lineNo++;
+    const line = text.slice(start, end).replace(/\r$/, "");
+    start = end + 1;
+    if (line.trim() === "") continue;
+    if (items.length >= limits.maxEvents) throw tooMany(items.length + 1, limits.maxEvents);
+    try {
+      checkDepth(line, limits.maxDepth - 1, lineNo);
+      items.push({ ok: true, value: JSON.parse(line), raw: line });
+    } catch (err) {
+      if (err instanceof LimitExceededError) throw err;
+      const at = locateJsonError(line);
+      items.push({
+        ok: false,
+        raw: line,
+        message: `Cannot parse NDJSON line ${lineNo}, column ${at.column}: ${at.message}`,
+      });
+    }
+  }
+  if (items.length === 0) {
+    throw new InvalidBodyError("Body is empty: send at least one NDJSON line");
+  }
+  return items;
+}
+
+function tooMany(n: number, max: number): LimitExceededError {
+  return new LimitExceededError("events", `Request holds more than ${max} events (at least ${n})`);
+}
+
+const OPEN_BRACE = 0x7b, OPEN_BRACKET = 0x5b, CLOSE_BRACE = 0x7d, CLOSE_BRACKET = 0x5d;
+const QUOTE = 0x22, BACKSLASH = 0x5c;
+
+/**
+ * Rejects nesting deeper than `maxDepth` before `JSON.parse` sees the text, so a hostile body
+ * cannot make the parser or any later recursive walk run out of stack.
+ */
+export function checkDepth(text: string, maxDepth: number, lineNo: number): void {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === BACKSLASH) i++;
+      else if (c === QUOTE) inString = false;
+    } else if (c === QUOTE) inString = true;
+    else if (c === OPEN_BRACE || c === OPEN_BRACKET) {
+      if (++depth > maxDepth) {
+        const where = lineNo > 0 ? `NDJSON line ${lineNo}` : "the body";
+        throw new LimitExceededError(
+          "json_depth",
+          `JSON in ${where} is nested deeper than ${maxDepth} levels`,
+        );
+      }
+    } else if (c === CLOSE_BRACE || c === CLOSE_BRACKET) depth--;
+  }
+}
+
+/**
+ * Finds where JSON text stops being valid. V8's `JSON.parse` no longer reports a position, and a
+ * client fixing its request needs one. Only called once parsing has failed, so speed is secondary.
+ */
+export function locateJsonError(text: string): { line: number; column: number; message: string } {
+  let i = 0;
+  const fail = (message: string): never => {
+    throw { at: i, message };
+  };
+  const ws = () => {
+    while (i < text.length && " \t\n\r".includes(text[i]!)) i++;
+  };
+  const literal = (word: string) => {
+    if (text.startsWith(word, i)) i += word.length;
+    else fail(`unexpected ${describe(text[i])}`);
+  };
+  const string = () => {
+    i++;
+    while (i < text.length) {
+      const ch = text[i]!;
+      if (ch === '"') {
+        i++;
+        return;
+      }
+      if (ch === "\\") {
+        const esc = text[i + 1];
+        if (esc === "u") {
+          if (!/^[0-9a-fA-F]{4}$/.test(text.slice(i + 2, i + 6))) fail("bad \\u escape in string");
+          i += 6;
+        } else if (esc !== undefined && '"\\/bfnrt'.includes(esc)) i += 2;
+        else fail("bad escape in string");
+      } else if (ch.charCodeAt(0) < 0x20) fail("control character in string");
+      else i++;
+    }
+    fail("unterminated string");
+  };
+  const number = () => {
+    const m = /^-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?/.exec(text.slice(i, i + 400));
+    if (!m || m[0] === "" || m[0] === "-") fail(`unexpected ${describe(text[i])}`);
+    i += m![0].length;
+  };
+  // Iterative so that the locator itself cannot overflow the stack.
+  const stack: string[] = [];
+  const value = () => {
+    ws();
+    const ch = text[i];
+    if (ch === "{" || ch === "[") {
+      stack.push(ch === "{" ? "}" : "]");
+      i++;
+      ws();
+      if (text[i] === stack.at(-1)) {
+        stack.pop();
+        i++;
+        return;
+      }
+      if (ch === "{") member();
+      return "open";
+    }
+    if (ch === '"') string();
+    else if (ch === "t") literal("true");
+    else if (ch === "f") literal("false");
+    else if (ch === "n") literal("null");
+    else if (ch === "-" || (ch !== undefined && ch >= "0" && ch <= "9")) number();
+    else fail(`unexpected ${describe(ch)}`);
+  };
+  const member = () => {
+    ws();
+    if (text[i] !== '"') {
+      fail(`expected a property name in double quotes, found ${describe(text[i])}`);
+    }
+    string();
+    ws();
+    if (text[i] !== ":") fail(`expected ":" after a property name, found ${describe(text[i])}`);
+    i++;
+  };
+  try {
+    if (value() === "open") {
+      for (;;) {
+        if (stack.length === 0) break;
+        if (value() === "open") continue;
+        // after a value inside a container
+        for (;;) {
+          ws();
+          const close = stack.at(-1)!;
+          if (text[i] === ",") {
+            i++;
+            if (close === "}") member();
+            break;
+          }
+          if (text[i] === close) {
+            stack.pop();
+            i++;
+            if (stack.length === 0) break;
+            continue;
+          }
+          fail(`expected "," or "${close}", found ${describe(text[i])}`);
+        }
+      }
+    }
+    ws();
+    if (i < text.length) fail(`unexpected ${describe(text[i])} after the JSON value`);
+    return { ...lineColumn(text, text.length), message: "invalid JSON" };
+  } catch (e) {
+    const { at, message } = e as { at: number; message: string };
+    return { ...lineColumn(text, at), message };
+  }
+}
+
+function describe(ch: string | undefined): string {
+  return ch === undefined ? "end of input" : JSON.stringify(ch);
+}
+
+function lineColumn(text: string, at: number): { line: number; column: number } {
+  let line = 1, lineStart = 0;
+  for (let k = 0; k < at && k < text.length; k++) {
+    if (text.charCodeAt(k) === 10) {
+      line++;
+      lineStart = k + 1;
+    }
+  }
+  return { line, column: at - lineStart + 1 };
+}

@@ -1,0 +1,133 @@
+/**
+ * The HTTP side of the event path: validate a request's events, make the accepted ones durable in
+ * the log and the rejected ones durable in the dead-letter sink, and only then answer. Routes call
+ * {@link Ingestor.ingest}; they never see Kafka or the WAL.
+ *
+ * @module
+ */
+import type { BodyItem } from "./body.ts";
+import { OverloadedError } from "./errors.ts";
+import type { DeadLetter, DeadLetterSink, EventLog } from "./log.ts";
+import type { Envelope } from "./schemas.ts";
+import { type Issue, validateEvent, type ValidationOptions } from "./validate.ts";
+
+/** One rejected event of a request. */
+export interface Rejection {
+  index: number;
+  event_id?: string;
+  issues: Issue[];
+}
+
+/** What happened to a request's events. */
+export interface IngestResult {
+  accepted: number;
+  rejected: Rejection[];
+  /** The accepted events, for callers that score them. */
+  events: Envelope[];
+}
+
+/** Options of {@link Ingestor}. */
+export interface IngestorOptions {
+  validation: ValidationOptions;
+  /** Longest wait for durability before answering 503. */
+  timeoutMs: number;
+  /** The clock; tests pass a fixed one. */
+  now?: () => number;
+}
+
+/** HTTP events → validation → durable log + dead letters. */
+export class Ingestor {
+  readonly #log: EventLog;
+  readonly #deadLetters: DeadLetterSink;
+  readonly #opts: IngestorOptions;
+  readonly #now: () => number;
+
+  constructor(log: EventLog, deadLetters: DeadLetterSink, options: IngestorOptions) {
+    this.#log = log;
+    this.#deadLetters = deadLetters;
+    this.#opts = options;
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** Why the gateway would refuse events now, or undefined when it takes them. */
+  overloaded(): string | undefined {
+    return this.#log.overloaded();
+  }
+
+  /**
+   * Validates and stores a request's events. Resolves once accepted and rejected events are both
+   * durable.
+   *
+   * @throws {OverloadedError} when the log refuses or does not confirm within the timeout.
+   */
+  async ingest(items: BodyItem[], requestId: string): Promise<IngestResult> {
+    const busy = this.#log.overloaded();
+    if (busy) throw new OverloadedError(busy);
+    const receivedAtMs = this.#now();
+    const receivedAt = new Date(receivedAtMs).toISOString();
+    const events: Envelope[] = [];
+    const rejected: Rejection[] = [];
+    const letters: DeadLetter[] = [];
+    const ctx = {
+      receivedAtMs,
+      trustReceivedAt: false,
+      source: "http",
+      eventId: () => crypto.randomUUID(),
+    };
+    items.forEach((item, index) => {
+      let issues: Issue[];
+      if (item.ok) {
+        const result = validateEvent(item.value, ctx, this.#opts.validation);
+        if (result.ok) {
+          events.push(result.event);
+          return;
+        }
+        issues = result.issues;
+      } else {
+        issues = [{ path: "", code: "invalid_json", message: item.message }];
+      }
+      const id = (item.ok && typeof item.value === "object" && item.value !== null)
+        ? (item.value as { event_id?: unknown }).event_id
+        : undefined;
+      rejected.push({
+        index,
+        ...(typeof id === "string" ? { event_id: id.slice(0, 64) } : {}),
+        issues,
+      });
+      letters.push({
+        raw: item.raw,
+        reasons: issues,
+        source: "http",
+        received_at: receivedAt,
+        request_id: requestId,
+        index,
+      });
+    });
+
+    await withTimeout(
+      Promise.all([this.#log.append(events), this.#deadLetters.send(letters)]),
+      this.#opts.timeoutMs,
+    );
+    return { accepted: events.length, rejected, events };
+  }
+}
+
+async function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new OverloadedError(`The durable log did not confirm within ${ms} ms`, 2)),
+      ms,
+    );
+  });
+  try {
+    return await Promise.race([work, timeout]);
+  } catch (err) {
+    if (err instanceof OverloadedError) throw err;
+    throw new OverloadedError(`Cannot store events durably: ${(err as Error).message}`, 2, {
+      cause: err,
+    });
+  } finally {
+    clearTimeout(timer);
+  }
+}

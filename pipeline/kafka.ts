@@ -1,0 +1,317 @@
+/**
+ * The only module that imports kafkajs: the Kafka {@link EventLog} (HTTP → events topic), the Kafka
+ * {@link DeadLetterSink} (dead-letter topic) and the Kafka {@link LogInput} (consumer group → lake).
+ *
+ * @module
+ */
+import {
+  type Batch,
+  type Consumer,
+  type EachBatchPayload,
+  Kafka,
+  type KafkaConfig,
+  logLevel,
+  Partitioners,
+  type Producer,
+} from "kafkajs";
+import { GroupCommitter } from "./group_commit.ts";
+import {
+  type DeadLetter,
+  type DeadLetterSink,
+  encodeEnvelope,
+  type EventLog,
+  type LogInput,
+  type LogRecord,
+  type RecordHandler,
+} from "./log.ts";
+import type { Envelope } from "./schemas.ts";
+import type { Logger } from "./logger.ts";
+
+/** Connection settings shared by producers and consumers. */
+export interface KafkaOptions {
+  brokers: string[];
+  clientId: string;
+  connectionTimeoutMs: number;
+  logger: Logger;
+}
+
+/** A kafkajs client with bounded retries and its log routed to ours. */
+export function createKafka(options: KafkaOptions): Kafka {
+  const log = options.logger;
+  const config: KafkaConfig = {
+    brokers: options.brokers,
+    clientId: options.clientId,
+    connectionTimeout: options.connectionTimeoutMs,
+    requestTimeout: 30_000,
+    retry: { initialRetryTime: 200, retries: 8, maxRetryTime: 5_000 },
+    logLevel: logLevel.WARN,
+    logCreator: () => ({ level, log: entry }) => {
+      const { message, ...extra } = entry;
+      const fields = { component: "kafkajs", ...extra } as Record<string, unknown>;
+      if (level <= logLevel.ERROR) log.error(message, fields);
+      else log.warn(message, fields);
+    },
+  };
+  return new Kafka(config);
+}
+
+/** Tracks whether a producer's connection is up, for backpressure and readiness. */
+function watchConnection(producer: Producer): () => boolean {
+  let up = false;
+  producer.on(producer.events.CONNECT, () => up = true);
+  producer.on(producer.events.DISCONNECT, () => up = false);
+  return () => up;
+}
+
+/** Options of {@link KafkaEventLog}. */
+export interface KafkaEventLogOptions {
+  topic: string;
+  maxBatch: number;
+  maxPending: number;
+}
+
+/**
+ * Accepted HTTP events → the events topic, keyed by `user_id` (one user's events stay in order in one
+ * partition). The idempotent producer waits for all in-sync replicas (acks = -1), so a resolved
+ * append is durable; concurrent requests share one produce request (group commit).
+ */
+export class KafkaEventLog implements EventLog {
+  readonly #producer: Producer;
+  readonly #topic: string;
+  readonly #committer: GroupCommitter<Envelope>;
+  readonly #connected: () => boolean;
+  readonly #maxPending: number;
+
+  private constructor(producer: Producer, options: KafkaEventLogOptions) {
+    this.#producer = producer;
+    this.#topic = options.topic;
+    this.#connected = watchConnection(producer);
+    this.#maxPending = options.maxPending;
+    this.#committer = new GroupCommitter((events) => this.#send(events), {
+      maxBatch: options.maxBatch,
+      maxPending: options.maxPending,
+      concurrency: 1,
+    });
+  }
+
+  /** Connects an idempotent producer. */
+  static async connect(kafka: Kafka, options: KafkaEventLogOptions): Promise<KafkaEventLog> {
+    const producer = kafka.producer({
+      idempotent: true,
+      maxInFlightRequests: 1,
+      allowAutoTopicCreation: false,
+    });
+    const log = new KafkaEventLog(producer, options);
+    await producer.connect();
+    return log;
+  }
+
+  append(events: Envelope[]): Promise<void> {
+    return this.#committer.submit(events);
+  }
+
+  async #send(events: Envelope[]): Promise<void> {
+    await this.#producer.send({
+      topic: this.#topic,
+      acks: -1,
+      messages: events.map((e) => ({ key: e.user_id, value: Buffer.from(encodeEnvelope(e)) })),
+    });
+  }
+
+  overloaded(): string | undefined {
+    if (!this.#connected()) return "Kafka is not reachable";
+    if (this.#committer.pending > this.#maxPending * 0.9) return "The Kafka producer is behind";
+    return undefined;
+  }
+
+  async close(): Promise<void> {
+    await this.#committer.close();
+    await this.#producer.disconnect();
+  }
+}
+
+/** Header names of a dead letter, after Kafka Connect's `__connect.errors.*` convention. */
+export const DLQ_HEADERS = {
+  reasons: "dlq.reasons",
+  source: "dlq.source",
+  topic: "dlq.topic",
+  partition: "dlq.partition",
+  offset: "dlq.offset",
+  receivedAt: "dlq.received_at",
+  requestId: "dlq.request_id",
+  index: "dlq.index",
+} as const;
+
+/** Dead letters → the dead-letter topic: the original bytes as the value, the reasons in headers. */
+export class KafkaDeadLetterSink implements DeadLetterSink {
+  readonly #producer: Producer;
+  readonly #topic: string;
+
+  private constructor(producer: Producer, topic: string) {
+    this.#producer = producer;
+    this.#topic = topic;
+  }
+
+  static async connect(kafka: Kafka, topic: string): Promise<KafkaDeadLetterSink> {
+    const producer = kafka.producer({
+      allowAutoTopicCreation: false,
+      createPartitioner: Partitioners.DefaultPartitioner,
+    });
+    await producer.connect();
+    return new KafkaDeadLetterSink(producer, topic);
+  }
+
+  async send(letters: DeadLetter[]): Promise<void> {
+    if (letters.length === 0) return;
+    await this.#producer.send({
+      topic: this.#topic,
+      acks: -1,
+      messages: letters.map((l) => {
+        const headers: Record<string, string> = {
+          [DLQ_HEADERS.reasons]: JSON.stringify(l.reasons),
+          [DLQ_HEADERS.source]: l.source,
+          [DLQ_HEADERS.receivedAt]: l.received_at,
+        };
+        if (l.topic !== undefined) headers[DLQ_HEADERS.topic] = l.topic;
+        if (l.partition !== undefined) headers[DLQ_HEADERS.partition] = String(l.partition);
+        if (l.offset !== undefined) headers[DLQ_HEADERS.offset] = String(l.offset);
+        if (l.request_id !== undefined) headers[DLQ_HEADERS.requestId] = l.request_id;
+        if (l.index !== undefined) headers[DLQ_HEADERS.index] = String(l.index);
+        return { value: Buffer.from(l.raw), headers };
+      }),
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.#producer.disconnect();
+  }
+}
+
+/** Options of {@link KafkaInput}. */
+export interface KafkaInputOptions {
+  groupId: string;
+  topics: string[];
+  fromBeginning: boolean;
+  /** Records handed to the handler at a time; the consumer heartbeats between chunks. */
+  chunkRecords?: number;
+  /** Partitions processed at once. */
+  concurrency?: number;
+}
+
+const EMPTY = new Uint8Array(0);
+
+/**
+ * A consumer group member that feeds the lake loader. Auto-commit is off: offsets are committed by
+ * {@link KafkaInput.commit} once the lake has the records. kafkajs fetches from the resolved offset,
+ * so resolving right after buffering keeps the fetch moving while the commit waits for the flush.
+ */
+export class KafkaInput implements LogInput {
+  readonly #consumer: Consumer;
+  readonly #options: KafkaInputOptions;
+  #assigned = new Set<string>();
+  #closed = false;
+  #stopping = false;
+  #inFlight = 0;
+  #drained: (() => void)[] = [];
+
+  constructor(kafka: Kafka, options: KafkaInputOptions) {
+    this.#options = options;
+    this.#consumer = kafka.consumer({
+      groupId: options.groupId,
+      allowAutoTopicCreation: false,
+      sessionTimeout: 30_000,
+      heartbeatInterval: 3_000,
+      maxBytesPerPartition: 4 * 1024 * 1024,
+      maxBytes: 32 * 1024 * 1024,
+      maxWaitTimeInMs: 500,
+    });
+    this.#consumer.on(this.#consumer.events.GROUP_JOIN, (e) => {
+      const assigned = new Set<string>();
+      for (const [topic, partitions] of Object.entries(e.payload.memberAssignment)) {
+        for (const p of partitions) assigned.add(`${topic}/${p}`);
+      }
+      this.#assigned = assigned;
+    });
+  }
+
+  /** The partitions this member holds, as `topic/partition`. */
+  get assigned(): ReadonlySet<string> {
+    return this.#assigned;
+  }
+
+  /** The consumer, for lag and instrumentation. */
+  get consumer(): Consumer {
+    return this.#consumer;
+  }
+
+  async start(handler: RecordHandler): Promise<void> {
+    const chunk = this.#options.chunkRecords ?? 2000;
+    await this.#consumer.connect();
+    await this.#consumer.subscribe({
+      topics: this.#options.topics,
+      fromBeginning: this.#options.fromBeginning,
+    });
+    await this.#consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: this.#options.concurrency ?? 3,
+      eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
+        this.#inFlight++;
+        try {
+          await this.#eachBatch(batch, chunk, handler, {
+            resolveOffset,
+            heartbeat,
+            isRunning,
+            isStale,
+          });
+        } finally {
+          if (--this.#inFlight === 0) { for (const done of this.#drained.splice(0)) done(); }
+        }
+      },
+    });
+  }
+
+  async #eachBatch(
+    batch: Batch,
+    chunk: number,
+    handler: RecordHandler,
+    ctl: Pick<EachBatchPayload, "resolveOffset" | "heartbeat" | "isRunning" | "isStale">,
+  ): Promise<void> {
+    const { resolveOffset, heartbeat, isRunning, isStale } = ctl;
+    const records: LogRecord[] = batch.messages.map((m) => ({
+      topic: batch.topic,
+      partition: batch.partition,
+      offset: Number(m.offset),
+      timestampMs: Number(m.timestamp),
+      value: m.value
+        ? new Uint8Array(m.value.buffer, m.value.byteOffset, m.value.byteLength)
+        : EMPTY,
+    }));
+    for (let i = 0; i < records.length; i += chunk) {
+      if (this.#stopping || !isRunning() || isStale()) return;
+      const part = records.slice(i, i + chunk);
+      await handler.handle(part);
+      resolveOffset(String(part.at(-1)!.offset));
+      await heartbeat();
+    }
+  }
+
+  async commit(topic: string, partition: number, nextOffset: number): Promise<void> {
+    if (this.#closed) return;
+    await this.#consumer.commitOffsets([{ topic, partition, offset: String(nextOffset) }]);
+  }
+
+  /** Pauses every topic and waits for the batches in flight; the group membership stays. */
+  async stop(): Promise<void> {
+    this.#stopping = true;
+    this.#consumer.pause(this.#options.topics.map((topic) => ({ topic })));
+    if (this.#inFlight > 0) await new Promise<void>((resolve) => this.#drained.push(resolve));
+  }
+
+  /** Leaves the group and disconnects. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#consumer.disconnect();
+  }
+}

@@ -1,0 +1,264 @@
+/**
+ * The processor between a log and the lake: decodes and validates every record (the same function
+ * HTTP uses), sends rejects to the dead-letter sink, buffers accepted events per log partition, and
+ * flushes a partition's buffer to bronze on size or age. The input's offset is committed only after
+ * the flush is durable.
+ *
+ * @module
+ */
+import type { BronzeBatch, BronzeRow, BronzeWriteResult } from "../lake/bronze.ts";
+import type { DeadLetter, DeadLetterSink, LogRecord, RecordHandler } from "./log.ts";
+import { recordEventId, validateEvent, type ValidationOptions } from "./validate.ts";
+import { WAL_TOPIC } from "./wal.ts";
+
+/** Where batches go: the bronze writer, or a test double. */
+export interface BatchWriter {
+  write(batch: BronzeBatch): Promise<BronzeWriteResult>;
+}
+
+/** Options of {@link LakeLoader}. */
+export interface LakeLoaderOptions {
+  validation: ValidationOptions;
+  /** Flush a partition at this many buffered rows. */
+  flushRows: number;
+  /** Flush a partition at about this many buffered bytes. */
+  flushBytes: number;
+  /** Flush a partition whose oldest buffered record is this old. */
+  flushIntervalMs: number;
+  /** Called after a flush is durable; commits the input's offset. */
+  commit: (topic: string, partition: number, nextOffset: number) => Promise<void>;
+  /** Reports a failure that is retried, e.g. a flush from the timer. */
+  onError: (err: unknown) => void;
+  /** Told of every finished flush, for metrics and logs. */
+  onFlush?: (batch: BronzeBatch, result: BronzeWriteResult, ms: number) => void;
+}
+
+interface Buffer {
+  topic: string;
+  partition: number;
+  first: number;
+  last: number;
+  rows: BronzeRow[];
+  bytes: number;
+  since: number;
+  /** Serialises handle() and flush() for one partition. */
+  lock: Promise<unknown>;
+}
+
+const decoder = new TextDecoder("utf-8", { fatal: true });
+
+/** Counters of a {@link LakeLoader}. */
+export interface LoaderStats {
+  records: number;
+  accepted: number;
+  rejected: number;
+  rowsWritten: number;
+  filesWritten: number;
+  bytesWritten: number;
+  flushes: number;
+  flushFailures: number;
+}
+
+/** Log records → validated events → bronze, exactly once per offset. */
+export class LakeLoader implements RecordHandler {
+  readonly #writer: BatchWriter;
+  readonly #deadLetters: DeadLetterSink;
+  readonly #opts: LakeLoaderOptions;
+  readonly #buffers = new Map<string, Buffer>();
+  readonly #timer: ReturnType<typeof setInterval>;
+  #closed = false;
+  readonly stats: LoaderStats = {
+    records: 0,
+    accepted: 0,
+    rejected: 0,
+    rowsWritten: 0,
+    filesWritten: 0,
+    bytesWritten: 0,
+    flushes: 0,
+    flushFailures: 0,
+  };
+
+  constructor(writer: BatchWriter, deadLetters: DeadLetterSink, options: LakeLoaderOptions) {
+    this.#writer = writer;
+    this.#deadLetters = deadLetters;
+    this.#opts = options;
+    const tick = Math.max(20, Math.min(500, Math.floor(options.flushIntervalMs / 4)));
+    this.#timer = setInterval(() => this.#flushAged(), tick);
+  }
+
+  /** Rows buffered and not yet in the lake, across partitions. */
+  get buffered(): number {
+    let n = 0;
+    for (const b of this.#buffers.values()) n += b.rows.length;
+    return n;
+  }
+
+  /** Takes records of one partition, in offset order. Waits for a flush when the buffer is full. */
+  handle(records: LogRecord[]): Promise<void> {
+    if (records.length === 0) return Promise.resolve();
+    const { topic, partition } = records[0]!;
+    const buf = this.#buffer(topic, partition);
+    return this.#locked(buf, async () => {
+      const letters: DeadLetter[] = [];
+      const accepted: BronzeRow[] = [];
+      let bytes = 0;
+      for (const rec of records) {
+        const row = this.#process(rec, letters);
+        if (row) {
+          accepted.push(row);
+          bytes += rec.value.byteLength;
+        }
+      }
+      this.stats.records += records.length;
+      this.stats.accepted += accepted.length;
+      this.stats.rejected += letters.length;
+      if (letters.length > 0) await this.#deadLetters.send(letters);
+
+      const first = records[0]!.offset;
+      // A record at or below what is buffered is a re-delivery (a rebalance or a retry restarted the
+      // fetch from the committed offset): drop the buffered tail it replaces, keep the order.
+      if (first <= buf.last) {
+        buf.rows = buf.rows.filter((r) => r.offset < first);
+        buf.last = first - 1;
+        if (buf.rows.length === 0 && first <= buf.first) buf.first = -1;
+      }
+      if (buf.first < 0) {
+        buf.first = first;
+        buf.since = Date.now();
+      }
+      for (const r of accepted) buf.rows.push(r);
+      buf.last = records.at(-1)!.offset;
+      buf.bytes += bytes;
+      if (buf.rows.length >= this.#opts.flushRows || buf.bytes >= this.#opts.flushBytes) {
+        await this.#flush(buf);
+      }
+    });
+  }
+
+  #process(rec: LogRecord, letters: DeadLetter[]): BronzeRow | undefined {
+    const receivedAt = new Date(rec.timestampMs).toISOString();
+    let value: unknown;
+    try {
+      value = JSON.parse(decoder.decode(rec.value));
+    } catch (err) {
+      const what = err instanceof SyntaxError ? "not valid JSON" : "not valid UTF-8";
+      letters.push(
+        this.#letter(rec, receivedAt, [{
+          path: "",
+          code: "invalid_json",
+          message: `Record value is ${what}`,
+        }]),
+      );
+      return undefined;
+    }
+    const result = validateEvent(value, {
+      receivedAtMs: rec.timestampMs,
+      trustReceivedAt: true,
+      source: rec.topic === WAL_TOPIC ? "http" : `kafka:${rec.topic}`,
+      eventId: () => recordEventId(rec.topic, rec.partition, rec.offset),
+    }, this.#opts.validation);
+    if (result.ok) return { offset: rec.offset, event: result.event };
+    letters.push(this.#letter(rec, receivedAt, result.issues));
+    return undefined;
+  }
+
+  #letter(rec: LogRecord, receivedAt: string, reasons: DeadLetter["reasons"]): DeadLetter {
+    return {
+      raw: rec.value,
+      reasons,
+      source: "kafka",
+      received_at: receivedAt,
+      topic: rec.topic,
+      partition: rec.partition,
+      offset: rec.offset,
+    };
+  }
+
+  #buffer(topic: string, partition: number): Buffer {
+    const key = `${topic}\u0000${partition}`;
+    let buf = this.#buffers.get(key);
+    if (!buf) {
+      buf = {
+        topic,
+        partition,
+        first: -1,
+        last: -1,
+        rows: [],
+        bytes: 0,
+        since: 0,
+        lock: Promise.resolve(),
+      };
+      this.#buffers.set(key, buf);
+    }
+    return buf;
+  }
+
+  #locked<T>(buf: Buffer, fn: () => Promise<T>): Promise<T> {
+    const run = buf.lock.then(fn, fn);
+    buf.lock = run.catch(() => {});
+    return run;
+  }
+
+  async #flush(buf: Buffer): Promise<void> {
+    if (buf.first < 0) return;
+    const batch: BronzeBatch = {
+      topic: buf.topic,
+      partition: buf.partition,
+      firstOffset: buf.first,
+      lastOffset: buf.last,
+      rows: buf.rows,
+    };
+    const t0 = performance.now();
+    let result: BronzeWriteResult;
+    try {
+      result = await this.#writer.write(batch);
+    } catch (err) {
+      this.stats.flushFailures++;
+      throw new Error(
+        `Writing bronze batch ${buf.topic}/${buf.partition} offsets ${buf.first}..${buf.last}: ${
+          (err as Error).message
+        }`,
+        { cause: err },
+      );
+    }
+    this.stats.flushes++;
+    this.stats.rowsWritten += result.rows;
+    this.stats.filesWritten += result.files.length;
+    this.stats.bytesWritten += result.bytes;
+    this.#opts.onFlush?.(batch, result, performance.now() - t0);
+    buf.rows = [];
+    buf.bytes = 0;
+    buf.first = -1;
+    try {
+      await this.#opts.commit(buf.topic, buf.partition, batch.lastOffset + 1);
+    } catch (err) {
+      // The lake's progress file already records the batch; a lost commit only costs a re-read.
+      this.#opts.onError(err);
+    }
+  }
+
+  #flushAged(): void {
+    const now = Date.now();
+    for (const buf of this.#buffers.values()) {
+      if (buf.first >= 0 && now - buf.since >= this.#opts.flushIntervalMs) {
+        buf.since = now; // one timer flush at a time per partition; a failure retries next interval
+        this.#locked(buf, () => this.#flush(buf)).catch((err) => this.#opts.onError(err));
+      }
+    }
+  }
+
+  /** Flushes every partition now. */
+  async flushAll(): Promise<void> {
+    await Promise.all(
+      [...this.#buffers.values()].map((b) => this.#locked(b, () => this.#flush(b))),
+    );
+  }
+
+  /** Stops the timer and flushes what is buffered. Safe to call twice. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#timer);
+    await this.flushAll();
+  }
+}

@@ -1,0 +1,148 @@
+/**
+ * Validation: one raw event in, one {@link Envelope} or a list of issues out. HTTP and Kafka use the
+ * same function, and it depends only on its inputs (no clock), so re-processing a Kafka record after
+ * a crash yields the same result and the same bronze file.
+ *
+ * @module
+ */
+import { createHash } from "node:crypto";
+import type { z } from "zod";
+import {
+  type Envelope,
+  IncomingEnvelope,
+  OTHER_TYPE,
+  type PartitionType,
+  PAYLOADS,
+} from "./schemas.ts";
+
+/** One thing wrong with an event. */
+export interface Issue {
+  /** Dotted path into the event, e.g. `payload.amount`; empty for the event as a whole. */
+  path: string;
+  message: string;
+  code: string;
+}
+
+export type Validated = { ok: true; event: Envelope } | { ok: false; issues: Issue[] };
+
+/** How strict validation is. */
+export interface ValidationOptions {
+  /** Events of unknown type: dead-letter them, or keep them in the `other` partition. */
+  unknownTypes: "reject" | "other";
+  /** Oldest accepted `occurred_at`, in ms before `received_at`. */
+  maxPastMs: number;
+  /** Latest accepted `occurred_at`, in ms after `received_at`. */
+  maxFutureMs: number;
+}
+
+/** Where an event came from; fills the envelope fields the client may leave out. */
+export interface EventContext {
+  /** Reception time in ms since the epoch; overrides the event's own unless `trustReceivedAt`. */
+  receivedAtMs: number;
+  /** Keep a `received_at` already in the event (it was set by this gateway before Kafka). */
+  trustReceivedAt: boolean;
+  /** Default `source` when the event names none. */
+  source: string;
+  /** `event_id` for an event without one. */
+  eventId: () => string;
+}
+
+/** Validates one raw event. Never throws for bad input. */
+export function validateEvent(raw: unknown, ctx: EventContext, opts: ValidationOptions): Validated {
+  const env = IncomingEnvelope.safeParse(raw);
+  if (!env.success) return { ok: false, issues: toIssues(env.error, "") };
+  const e = env.data;
+  const issues: Issue[] = [];
+
+  let type: PartitionType;
+  let payload: Record<string, unknown> = e.payload;
+  if (Object.hasOwn(PAYLOADS, e.type)) {
+    type = e.type as keyof typeof PAYLOADS;
+    const p = PAYLOADS[type].safeParse(e.payload);
+    if (p.success) payload = p.data as Record<string, unknown>;
+    else issues.push(...toIssues(p.error, "payload"));
+  } else if (opts.unknownTypes === "other") {
+    type = OTHER_TYPE;
+  } else {
+    return {
+      ok: false,
+      issues: [{ path: "type", code: "unknown_type", message: `Unknown event type "${e.type}"` }],
+    };
+  }
+
+  const receivedUs = ctx.trustReceivedAt && e.received_at
+    ? isoToMicros(e.received_at)
+    : ctx.receivedAtMs * 1000;
+  const occurredUs = isoToMicros(e.occurred_at);
+  if (occurredUs < receivedUs - opts.maxPastMs * 1000) {
+    issues.push({
+      path: "occurred_at",
+      code: "too_old",
+      message: `occurred_at "${e.occurred_at}" is more than ${
+        Math.round(opts.maxPastMs / 86_400_000)
+      } days before received_at`,
+    });
+  } else if (occurredUs > receivedUs + opts.maxFutureMs * 1000) {
+    issues.push({
+      path: "occurred_at",
+      code: "in_future",
+      message: `occurred_at "${e.occurred_at}" is more than ${
+        Math.round(opts.maxFutureMs / 1000)
+      } s after received_at`,
+    });
+  }
+  if (issues.length > 0) return { ok: false, issues };
+
+  return {
+    ok: true,
+    event: {
+      event_id: e.event_id?.toLowerCase() ?? ctx.eventId(),
+      type,
+      event_type: e.type,
+      user_id: e.user_id,
+      occurred_at: microsToIso(occurredUs),
+      received_at: microsToIso(receivedUs),
+      source: e.source ?? ctx.source,
+      payload,
+    },
+  };
+}
+
+function toIssues(error: z.ZodError, prefix: string): Issue[] {
+  return error.issues.map((i) => ({
+    path: [prefix, ...i.path.map(String)].filter(Boolean).join("."),
+    message: i.message,
+    code: i.code,
+  }));
+}
+
+/** Microseconds since the epoch of an ISO-8601 date-time with offset (already validated). */
+export function isoToMicros(iso: string): number {
+  const ms = Date.parse(iso);
+  const frac = /\.(\d+)/.exec(iso)?.[1] ?? "";
+  // Date.parse keeps milliseconds; the 4th–6th fraction digits are added back here. They always
+  // move the instant forward, before 1970 too (Date.parse already floors to the millisecond).
+  const extra = Number(frac.slice(3, 6).padEnd(3, "0"));
+  return ms * 1000 + extra;
+}
+
+/** ISO-8601 in UTC with microseconds, e.g. `2024-05-01T12:00:00.123456Z`. */
+export function microsToIso(us: number): string {
+  const ms = Math.floor(us / 1000);
+  const rest = us - ms * 1000;
+  return new Date(ms).toISOString().replace("Z", String(rest).padStart(3, "0") + "Z");
+}
+
+/**
+ * A stable event id for a Kafka record that has none: a name-based (v5-style) UUID of its position,
+ * so that re-reading the record after a crash gives it the same id.
+ */
+export function recordEventId(topic: string, partition: number, offset: number): string {
+  const h = createHash("sha1").update(`${topic}/${partition}/${offset}`).digest();
+  h[6] = (h[6]! & 0x0f) | 0x50;
+  h[8] = (h[8]! & 0x3f) | 0x80;
+  const hex = h.subarray(0, 16).toString("hex");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${
+    hex.slice(20)
+  }`;
+}
