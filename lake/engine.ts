@@ -1,0 +1,105 @@
+/**
+ * The lake's SQL engine as seen from the main thread: DuckDB-wasm in a Web Worker behind two calls.
+ * Calls are queued by the worker and run one at a time; each has a timeout, and a worker that dies
+ * is replaced on the next call.
+ *
+ * @module
+ */
+import type { Column, EngineRequest, EngineResponse } from "./engine_protocol.ts";
+
+export type { Column } from "./engine_protocol.ts";
+
+/** A parameter bound to a query; values are never spliced into SQL text. */
+export type Param = string | number | boolean | null;
+
+/** Options of {@link LakeEngine}. */
+export interface LakeEngineOptions {
+  /** Longest one call may take before it is failed. @default 120000 */
+  timeoutMs?: number;
+}
+
+type Pending = {
+  resolve: (v: unknown) => void;
+  reject: (e: Error) => void;
+  timer: ReturnType<typeof setTimeout>;
+};
+type Request = EngineRequest extends infer R ? R extends { id: number } ? Omit<R, "id"> : never
+  : never;
+
+/** DuckDB in a worker. */
+export class LakeEngine {
+  #worker: Worker | undefined;
+  #seq = 0;
+  readonly #pending = new Map<number, Pending>();
+  readonly #timeoutMs: number;
+  #closed = false;
+
+  constructor(options: LakeEngineOptions = {}) {
+    this.#timeoutMs = options.timeoutMs ?? 120_000;
+  }
+
+  /** Writes columns to one Parquet file (ZSTD); resolves with the row count. */
+  async writeParquet(columns: Record<string, Column>, path: string): Promise<number> {
+    return await this.#call({ op: "writeParquet", columns, path }) as number;
+  }
+
+  /** Runs one prepared statement with bound parameters and returns its rows as plain objects. */
+  async query<T = Record<string, unknown>>(sql: string, params: Param[] = []): Promise<T[]> {
+    return await this.#call({ op: "query", sql, params }) as T[];
+  }
+
+  /** Terminates the worker. Safe to call twice. */
+  close(): void {
+    this.#closed = true;
+    this.#fail(new Error("The lake engine is closed"));
+    this.#worker?.terminate();
+    this.#worker = undefined;
+  }
+
+  #call(req: Request): Promise<unknown> {
+    if (this.#closed) return Promise.reject(new Error("The lake engine is closed"));
+    const worker = this.#worker ??= this.#spawn();
+    const id = ++this.#seq;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#pending.delete(id);
+        reject(new Error(`Lake engine call "${req.op}" timed out after ${this.#timeoutMs} ms`));
+        // A stuck worker would delay every later call: replace it.
+        this.#restart(new Error("The lake engine was restarted after a timeout"));
+      }, this.#timeoutMs);
+      this.#pending.set(id, { resolve, reject, timer });
+      worker.postMessage({ ...req, id } as EngineRequest);
+    });
+  }
+
+  #spawn(): Worker {
+    const worker = new Worker(new URL("./duckdb_worker.ts", import.meta.url), { type: "module" });
+    worker.onmessage = (e: MessageEvent<EngineResponse>) => {
+      const p = this.#pending.get(e.data.id);
+      if (!p) return;
+      this.#pending.delete(e.data.id);
+      clearTimeout(p.timer);
+      if (e.data.ok) p.resolve(e.data.value);
+      else p.reject(new Error(e.data.error));
+    };
+    worker.onerror = (e) => {
+      e.preventDefault();
+      this.#restart(new Error(`The lake engine failed: ${e.message}`));
+    };
+    return worker;
+  }
+
+  #restart(err: Error): void {
+    this.#fail(err);
+    this.#worker?.terminate();
+    this.#worker = undefined;
+  }
+
+  #fail(err: Error): void {
+    for (const p of this.#pending.values()) {
+      clearTimeout(p.timer);
+      p.reject(err);
+    }
+    this.#pending.clear();
+  }
+}
