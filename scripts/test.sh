@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The README's test command (`deno task test`): every unit and integration test, against a real
+# Redis and a real Kafka broker. Starts either one where it is not running, and fails (never
+# skips) when it cannot. Extra arguments go to `deno test` (e.g. a file or --filter).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export NO_COLOR=1
+
+redis_up() { redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null | grep -q PONG; }
+if ! redis_up; then
+  if ! command -v redis-server >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+      echo "test.sh: installing redis-server"
+      apt-get update -qq && apt-get install -y -qq redis-server >/dev/null
+    else
+      echo "test.sh: Redis is not running on 127.0.0.1:6379 and redis-server is not installed" >&2
+      exit 1
+    fi
+  fi
+  echo "test.sh: starting redis-server on 127.0.0.1:6379"
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no >/dev/null
+  for _ in $(seq 1 50); do redis_up && break; sleep 0.1; done
+  redis_up || { echo "test.sh: Redis did not come up" >&2; exit 1; }
+fi
+
+started_kafka=0
+if ! bash scripts/kafka.sh status >/dev/null 2>&1; then
+  bash scripts/kafka.sh start
+  started_kafka=1
+fi
+cleanup() { if [ "$started_kafka" = 1 ]; then bash scripts/kafka.sh stop || true; fi; }
+trap cleanup EXIT
+bash scripts/kafka.sh wait
+bash scripts/kafka.sh topics >/dev/null
+
+log=$(mktemp)
+set +e
+deno test --allow-all "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+# One plain summary line that any CI reads: "tests: N passed, N failed".
+summary=$(grep -E '^(ok|FAILED) \| [0-9]+ passed' "$log" | tail -n 1)
+passed=$(sed -E 's/.*\| ([0-9]+) passed.*/\1/' <<<"$summary")
+failed=$(sed -E 's/.*\| ([0-9]+) failed.*/\1/' <<<"$summary")
+rm -f "$log"
+echo "tests: ${passed:-0} passed, ${failed:-0} failed"
+if [ "${passed:-0}" = 0 ] && [ "$status" = 0 ]; then
+  echo "test.sh: no test ran" >&2
+  exit 1
+fi
+exit "$status"

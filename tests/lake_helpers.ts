@@ -1,0 +1,84 @@
+/**
+ * Test helpers that read the lake back: DuckDB (the same engine the gateway writes with) over the
+ * bronze Parquet files.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { BRONZE_EVENTS } from "../lake/bronze.ts";
+import type { LakeEngine } from "../lake/engine.ts";
+import type { Envelope } from "../pipeline/schemas.ts";
+
+/** One bronze row as read back. */
+export interface BronzeReadRow {
+  event_id: string;
+  event_type: string;
+  user_id: string;
+  occurred_us: number;
+  received_us: number;
+  payload: string;
+  log_topic: string;
+  log_partition: number;
+  log_offset: number;
+  dt: string;
+  type: string;
+  file: string;
+}
+
+/** Every Parquet file under a directory, recursively. */
+export async function parquetFiles(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  async function walk(d: string) {
+    let entries: Deno.DirEntry[];
+    try {
+      entries = await Array.fromAsync(Deno.readDir(d));
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) return;
+      throw err;
+    }
+    for (const e of entries) {
+      if (e.isDirectory) await walk(join(d, e.name));
+      else if (e.name.endsWith(".parquet")) out.push(join(d, e.name));
+    }
+  }
+  await walk(dir);
+  return out.sort();
+}
+
+/** Reads every bronze row of a lake with DuckDB, hive partitions included. */
+export async function readBronze(engine: LakeEngine, lakeDir: string): Promise<BronzeReadRow[]> {
+  const files = await parquetFiles(join(lakeDir, BRONZE_EVENTS));
+  if (files.length === 0) return [];
+  const glob = join(lakeDir, BRONZE_EVENTS, "*", "*", "*.parquet").replaceAll("'", "''");
+  const rows = await engine.query<Record<string, unknown>>(
+    `SELECT event_id, event_type, user_id, epoch_us(occurred_at) AS occurred_us,
+            epoch_us(received_at) AS received_us, payload, log_topic, log_partition, log_offset,
+            CAST(dt AS VARCHAR) AS dt, type, filename AS file
+       FROM read_parquet('${glob}', hive_partitioning = 1, filename = 1)
+      ORDER BY log_topic, log_partition, log_offset`,
+  );
+  return rows.map((r) =>
+    ({
+      ...r,
+      occurred_us: Number(r.occurred_us),
+      received_us: Number(r.received_us),
+      log_partition: Number(r.log_partition),
+      log_offset: Number(r.log_offset),
+    }) as BronzeReadRow
+  );
+}
+
+/** A valid envelope for tests. */
+export function testEvent(overrides: Partial<Envelope> = {}): Envelope {
+  return {
+    event_id: crypto.randomUUID(),
+    type: "login",
+    event_type: overrides.type ?? "login",
+    user_id: "user-1",
+    occurred_at: "2026-11-23T10:00:00.123456Z",
+    received_at: "2026-11-23T10:00:01.000000Z",
+    source: "test",
+    payload: { ip: "10.0.0.1", country: "DE" },
+    ...overrides,
+  };
+}
