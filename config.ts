@@ -75,6 +75,11 @@ export const SETTINGS = {
   ),
   KAFKA_FROM_BEGINNING: setting(bool, "A new consumer group starts at the earliest offset", "true"),
   KAFKA_CONNECT_TIMEOUT_MS: setting(int(100, 120_000), "Kafka connection timeout", "5000"),
+  KAFKA_SESSION_TIMEOUT_MS: setting(
+    int(6000, 300_000),
+    "Consumer session timeout: how long a crashed member holds its partitions before a rebalance",
+    "30000",
+  ),
   MAX_BODY_BYTES: setting(
     int(1024, 1 << 30),
     "Largest request body, checked after gzip too",

@@ -143,3 +143,9 @@ Deno.test("consumedTopics() is KAFKA_CONSUME_TOPICS or else the events topic", a
     assert.deepEqual(consumedTopics(loadConfig({ KAFKA_CONSUME_TOPICS: " , " })), ["events"]);
   });
 });
+
+Deno.test("every setting is documented in the README configuration table", async () => {
+  const readme = await Deno.readTextFile(new URL("./README.md", import.meta.url));
+  const missing = Object.keys(SETTINGS).filter((name) => !readme.includes(`\`${name}\``));
+  assert.deepEqual(missing, []);
+});

@@ -78,6 +78,7 @@ if (config.mode === "embedded") {
     groupId: config.KAFKA_GROUP_ID,
     topics: consumedTopics(config),
     fromBeginning: config.KAFKA_FROM_BEGINNING,
+    sessionTimeoutMs: config.KAFKA_SESSION_TIMEOUT_MS,
   });
   logger.info("Kafka mode: HTTP → Kafka → lake", {
     brokers: config.KAFKA_BROKERS,

@@ -196,6 +196,8 @@ export interface KafkaInputOptions {
   chunkRecords?: number;
   /** Partitions processed at once. */
   concurrency?: number;
+  /** How long a crashed member keeps its partitions; heartbeats go every tenth of it. */
+  sessionTimeoutMs?: number;
 }
 
 const EMPTY = new Uint8Array(0);
@@ -219,8 +221,8 @@ export class KafkaInput implements LogInput {
     this.#consumer = kafka.consumer({
       groupId: options.groupId,
       allowAutoTopicCreation: false,
-      sessionTimeout: 30_000,
-      heartbeatInterval: 3_000,
+      sessionTimeout: options.sessionTimeoutMs ?? 30_000,
+      heartbeatInterval: Math.floor((options.sessionTimeoutMs ?? 30_000) / 10),
       maxBytesPerPartition: 4 * 1024 * 1024,
       maxBytes: 32 * 1024 * 1024,
       maxWaitTimeInMs: 500,

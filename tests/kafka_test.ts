@@ -9,7 +9,13 @@ import { join } from "node:path";
 import { Kafka, logLevel, Partitioners } from "kafkajs";
 import { LakeEngine } from "../lake/engine.ts";
 import { recordEventId } from "../pipeline/validate.ts";
-import { clientEvent, postEvents, startGateway, waitFor } from "./gateway_process.ts";
+import {
+  clientEvent,
+  type GatewayProcess,
+  postEvents,
+  startGateway,
+  waitFor,
+} from "./gateway_process.ts";
 import { readBronze } from "./lake_helpers.ts";
 
 const BROKERS = Deno.env.get("KAFKA_BROKERS") ?? "127.0.0.1:9092";
@@ -63,17 +69,32 @@ async function setup(name: string, partitions = 3): Promise<Setup> {
       KAFKA_GROUP_ID: `${id}-group`,
       LAKE_DIR: join(root, "lake"),
       LAKE_FLUSH_INTERVAL_MS: "500",
+      // The broker's minimum: a SIGKILLed member gives its partitions up after 6 s, not 30 s.
+      KAFKA_SESSION_TIMEOUT_MS: "6000",
     },
   };
 }
 
 async function teardown(s: Setup): Promise<void> {
   s.engine.close();
-  await Deno.remove(s.root, { recursive: true });
+  await removeDir(s.root);
   const admin = kafka.admin();
   await admin.connect();
   await admin.deleteTopics({ topics: [s.events, s.dlq] }).catch(() => {});
   await admin.disconnect();
+}
+
+/** Removes a test directory; retries briefly in case a just-killed writer's files are settling. */
+async function removeDir(path: string): Promise<void> {
+  for (let attempt = 1;; attempt++) {
+    try {
+      return await Deno.remove(path, { recursive: true });
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) return;
+      if (attempt >= 5) throw err;
+      await new Promise((r) => setTimeout(r, 200 * attempt));
+    }
+  }
 }
 
 interface DlqMessage {
@@ -244,20 +265,25 @@ Deno.test("kafka gateway: SIGKILL mid-stream and restart leaves every produced e
     }
     return sum;
   };
+  let gw: GatewayProcess | undefined;
   try {
     let seen = 0;
     for (let round = 0; round < 3; round++) {
-      const gw = await startGateway(env);
+      gw = await startGateway(env);
       // Kill it once it has made some progress but not finished.
-      await waitFor(async () => (await progress()) > seen + 2000, 60_000, 20);
+      const progressed = await waitFor(async () => (await progress()) > seen + 2000, 60_000, 20);
       await gw.stop("SIGKILL");
+      gw = undefined;
+      assert.ok(progressed, `round ${round}: no progress past offset sum ${seen} within 60 s`);
       seen = await progress();
     }
     assert.ok(seen < total, `the crash rounds should not have finished the topic (${seen})`);
-    const gw = await startGateway(env);
+    gw = await startGateway(env);
     const finished = await waitFor(async () => (await count()) >= total, 120_000, 500);
-    assert.equal(await gw.stop("SIGTERM"), 0);
-    assert.ok(finished, "bronze did not catch up with the topic");
+    const code = await gw.stop("SIGTERM");
+    gw = undefined;
+    assert.ok(finished, `bronze did not catch up with the topic (${await count()} of ${total})`);
+    assert.equal(code, 0);
 
     const rows = await readBronze(s.engine, s.env.LAKE_DIR!);
     assert.equal(rows.length, total);
@@ -265,6 +291,7 @@ Deno.test("kafka gateway: SIGKILL mid-stream and restart leaves every produced e
     assert.equal(positions.size, total, "a Kafka offset is in bronze twice");
     assert.equal(new Set(rows.map((r) => r.event_id)).size, total);
   } finally {
+    await gw?.stop("SIGKILL");
     await teardown(s);
   }
 });
