@@ -138,7 +138,12 @@ export function microsToIso(us: number): string {
  * so that re-reading the record after a crash gives it the same id.
  */
 export function recordEventId(topic: string, partition: number, offset: number): string {
-  const h = createHash("sha1").update(`${topic}/${partition}/${offset}`).digest();
+  return nameUuid(`${topic}/${partition}/${offset}`);
+}
+
+/** A name-based (version 5 layout, SHA-1) UUID: the same name always gives the same id. */
+export function nameUuid(name: string): string {
+  const h = createHash("sha1").update(name).digest();
   h[6] = (h[6]! & 0x0f) | 0x50;
   h[8] = (h[8]! & 0x3f) | 0x80;
   const hex = h.subarray(0, 16).toString("hex");
