@@ -199,14 +199,14 @@ export async function writeFileDurably(path: string, text: string): Promise<void
 }
 
 /** Makes a freshly written file readable by other users (DuckDB creates 0600) and fsyncs it. */
-async function makeDurable(path: string): Promise<number> {
+export async function makeDurable(path: string): Promise<number> {
   await Deno.chmod(path, 0o644);
   using f = await Deno.open(path, { read: true, write: true });
   await f.sync();
   return (await f.stat()).size;
 }
 
-async function removeIfExists(path: string): Promise<void> {
+export async function removeIfExists(path: string): Promise<void> {
   try {
     await Deno.remove(path, { recursive: true });
   } catch (err) {

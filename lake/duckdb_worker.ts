@@ -48,6 +48,8 @@ function toVector(col: Column): arrow.Vector {
       return arrow.makeVector(Int32Array.from(col.values));
     case "float64":
       return arrow.makeVector(Float64Array.from(col.values));
+    case "float64_nullable":
+      return arrow.vectorFromArray(col.values, new arrow.Float64());
   }
 }
 

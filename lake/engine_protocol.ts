@@ -11,7 +11,8 @@ export type Column =
   | { kind: "timestamp_us"; values: Float64Array }
   | { kind: "int64"; values: Float64Array }
   | { kind: "int32"; values: Int32Array }
-  | { kind: "float64"; values: Float64Array };
+  | { kind: "float64"; values: Float64Array }
+  | { kind: "float64_nullable"; values: (number | null)[] };
 
 export type EngineRequest =
   | {

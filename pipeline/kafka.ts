@@ -26,6 +26,7 @@ import {
 } from "./log.ts";
 import type { Envelope } from "./schemas.ts";
 import type { Logger } from "./logger.ts";
+import type { Alert, AlertSink } from "./fraud/alerts.ts";
 
 /** Connection settings shared by producers and consumers. */
 export interface KafkaOptions {
@@ -179,6 +180,47 @@ export class KafkaDeadLetterSink implements DeadLetterSink {
         if (l.index !== undefined) headers[DLQ_HEADERS.index] = String(l.index);
         return { value: Buffer.from(l.raw), headers };
       }),
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.#producer.disconnect();
+  }
+}
+
+/**
+ * Alerts to the alerts topic: JSON values keyed by user id (one user's alerts stay in order), with
+ * the alert id as a header so consumers can drop the copy a crash-and-replay may produce.
+ */
+export class KafkaAlertSink implements AlertSink {
+  readonly name = "kafka";
+  readonly #producer: Producer;
+  readonly #topic: string;
+
+  private constructor(producer: Producer, topic: string) {
+    this.#producer = producer;
+    this.#topic = topic;
+  }
+
+  static async connect(kafka: Kafka, topic: string): Promise<KafkaAlertSink> {
+    const producer = kafka.producer({
+      allowAutoTopicCreation: false,
+      createPartitioner: Partitioners.DefaultPartitioner,
+    });
+    await producer.connect();
+    return new KafkaAlertSink(producer, topic);
+  }
+
+  async send(alerts: Alert[]): Promise<void> {
+    if (alerts.length === 0) return;
+    await this.#producer.send({
+      topic: this.#topic,
+      acks: -1,
+      messages: alerts.map((a) => ({
+        key: a.user_id,
+        value: JSON.stringify(a),
+        headers: { "alert.id": a.alert_id },
+      })),
     });
   }
 

@@ -7,6 +7,7 @@
  * @module
  */
 import type { BronzeBatch, BronzeRow, BronzeWriteResult } from "../lake/bronze.ts";
+import type { EventProcessor } from "./fraud/alerts.ts";
 import type { DeadLetter, DeadLetterSink, LogRecord, RecordHandler } from "./log.ts";
 import { recordEventId, validateEvent, type ValidationOptions } from "./validate.ts";
 import { WAL_TOPIC } from "./wal.ts";
@@ -31,6 +32,8 @@ export interface LakeLoaderOptions {
   onError: (err: unknown) => void;
   /** Told of every finished flush, for metrics and logs. */
   onFlush?: (batch: BronzeBatch, result: BronzeWriteResult, ms: number) => void;
+  /** Sees every accepted batch (fraud scoring); the offset commit waits for its side effects. */
+  processor?: EventProcessor;
 }
 
 interface Buffer {
@@ -43,6 +46,10 @@ interface Buffer {
   since: number;
   /** Serialises handle() and flush() for one partition. */
   lock: Promise<unknown>;
+  /** Side effects (alerts) of the buffered rows still under way. */
+  settling: Promise<void>[];
+  /** The partition's commits, in order. */
+  commits: Promise<void>;
 }
 
 const decoder = new TextDecoder("utf-8", { fatal: true });
@@ -113,6 +120,10 @@ export class LakeLoader implements RecordHandler {
       this.stats.accepted += accepted.length;
       this.stats.rejected += letters.length;
       if (letters.length > 0) await this.#deadLetters.send(letters);
+      if (this.#opts.processor && accepted.length > 0) {
+        const { settled } = await this.#opts.processor.process(accepted.map((r) => r.event));
+        buf.settling.push(settled);
+      }
 
       const first = records[0]!.offset;
       // A record at or below what is buffered is a re-delivery (a rebalance or a retry restarted the
@@ -187,6 +198,8 @@ export class LakeLoader implements RecordHandler {
         bytes: 0,
         since: 0,
         lock: Promise.resolve(),
+        settling: [],
+        commits: Promise.resolve(),
       };
       this.#buffers.set(key, buf);
     }
@@ -229,12 +242,19 @@ export class LakeLoader implements RecordHandler {
     buf.rows = [];
     buf.bytes = 0;
     buf.first = -1;
-    try {
-      await this.#opts.commit(buf.topic, buf.partition, batch.lastOffset + 1);
-    } catch (err) {
+    // Commits stay in order per partition. A batch whose alerts are still out (an LLM call) commits
+    // when they are delivered, without holding up the partition; others commit before returning.
+    const settling = buf.settling;
+    buf.settling = [];
+    const next = batch.lastOffset + 1;
+    buf.commits = buf.commits.then(async () => {
+      await Promise.all(settling);
+      await this.#opts.commit(buf.topic, buf.partition, next);
+    }).catch((err) => {
       // The lake's progress file already records the batch; a lost commit only costs a re-read.
       this.#opts.onError(err);
-    }
+    });
+    if (settling.length === 0) await buf.commits;
   }
 
   #flushAged(): void {
@@ -252,6 +272,7 @@ export class LakeLoader implements RecordHandler {
     await Promise.all(
       [...this.#buffers.values()].map((b) => this.#locked(b, () => this.#flush(b))),
     );
+    await Promise.all([...this.#buffers.values()].map((b) => b.commits));
   }
 
   /** Stops the timer and flushes what is buffered. Safe to call twice. */

@@ -82,3 +82,19 @@ export function testEvent(overrides: Partial<Envelope> = {}): Envelope {
     ...overrides,
   };
 }
+
+/** Every row of the lake's alerts table, with its date partition. */
+export async function readAlerts(
+  engine: LakeEngine,
+  lakeDir: string,
+): Promise<Record<string, unknown>[]> {
+  const files = await parquetFiles(join(lakeDir, "alerts"));
+  if (files.length === 0) return [];
+  const glob = join(lakeDir, "alerts", "*", "*.parquet").replaceAll("'", "''");
+  return await engine.query(
+    `SELECT alert_id, user_id, trigger_event_id, trigger_type, rule_score, fraud_score, rules,
+            reasons, llm_status, llm_score, llm_verdict, llm_rationale, window_summary, event_ids,
+            degraded, CAST(dt AS VARCHAR) AS dt
+       FROM read_parquet('${glob}', hive_partitioning = 1) ORDER BY alert_id`,
+  );
+}

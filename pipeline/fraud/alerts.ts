@@ -1,0 +1,267 @@
+/**
+ * Alerts: what a flagged event becomes. The alert pipeline asks the LLM judge (when there is one)
+ * for a verdict on the user's recent events, then hands the alert to every sink (the log, the
+ * alerts topic in Kafka mode, the lake's alerts table). It never blocks ingestion: the LLM call
+ * is bounded by the judge's timeout, queue and circuit breaker, and when it has no verdict the
+ * alert goes out on the rules alone, saying why.
+ *
+ * `FraudProcessor` is the stage the lake loader runs on every accepted batch: score, then raise the
+ * alerts; the loader commits the batch's log offset only once its alerts are out, so a crash
+ * re-raises them (same alert id, so sinks can de-duplicate) instead of losing them.
+ *
+ * @module
+ */
+import type { Envelope } from "../schemas.ts";
+import type { Logger } from "../logger.ts";
+import type { AlertCandidate, FraudDetector, ScoredEvent, WindowEvent } from "./detector.ts";
+import type { FiredRule } from "./rules.ts";
+
+/** The LLM's part of an alert. */
+export type LlmPart =
+  | {
+    status: "ok";
+    fraud_score: number;
+    verdict: string;
+    rationale: string;
+    model: string;
+    latency_ms: number;
+  }
+  | { status: "unavailable" | "disabled"; reason: string };
+
+/** A fraud alert, as every sink receives it. */
+export interface Alert {
+  alert_id: string;
+  user_id: string;
+  raised_at: string;
+  trigger_event_id: string;
+  trigger_type: string;
+  occurred_at: string;
+  rules: FiredRule[];
+  rule_score: number;
+  llm: LlmPart;
+  /** The LLM's score when it gave one, else the rule score. */
+  fraud_score: number;
+  window: { events: number; types: Record<string, number>; first_at: string; last_at: string };
+  event_ids: string[];
+  /** Why the windows or the LLM could not be used, when they could not. */
+  degraded?: string;
+}
+
+/** Where alerts go. A resolved send means the sink has them durably. */
+export interface AlertSink {
+  readonly name: string;
+  send(alerts: Alert[]): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** What the judge returns (see `ollama.ts`). */
+export type JudgeOutcome =
+  | {
+    status: "ok";
+    verdict: { fraud_score: number; verdict: string; rationale: string };
+    model: string;
+    latencyMs: number;
+  }
+  | { status: "unavailable"; reason: string };
+
+/** The LLM judge as the pipeline uses it; `judge` never rejects. */
+export interface Judge {
+  judge(
+    req: {
+      userId: string;
+      ruleScore: number;
+      rules: { name: string; severity: string; reason: string }[];
+      events: WindowEvent[];
+    },
+    key?: string,
+  ): Promise<JudgeOutcome>;
+}
+
+/** The log line of the seeds' end-to-end check, grep-able as `[SUSPICIOUS] Fraud Detected`. */
+export const SUSPICIOUS = "[SUSPICIOUS] Fraud Detected";
+
+/** Writes each alert as a warning log line. */
+export class LogAlertSink implements AlertSink {
+  readonly name = "log";
+  readonly #logger: Logger;
+  constructor(logger: Logger) {
+    this.#logger = logger;
+  }
+  send(alerts: Alert[]): Promise<void> {
+    for (const a of alerts) {
+      this.#logger.warn(`${SUSPICIOUS}: user ${JSON.stringify(a.user_id)} score ${a.fraud_score}`, {
+        alert_id: a.alert_id,
+        user_id: a.user_id,
+        fraud_score: a.fraud_score,
+        rule_score: a.rule_score,
+        llm: a.llm,
+        rules: a.rules.map((r) => r.name),
+      });
+    }
+    return Promise.resolve();
+  }
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+/** Options of {@link AlertPipeline}. */
+export interface AlertPipelineOptions {
+  /** Alerts between flag and sinks at once; beyond it the LLM is skipped ("queue full"). */
+  maxPending?: number;
+  /** Attempts per sink before the alert is logged as undeliverable to it. */
+  sinkAttempts?: number;
+  /** Base backoff between sink attempts. */
+  sinkBackoffMs?: number;
+}
+
+/** Counters, for metrics. */
+export interface AlertStats {
+  raised: number;
+  withLlm: number;
+  withoutLlm: number;
+  sinkFailures: number;
+}
+
+/** Builds the alert from a candidate and the LLM's part. */
+export function buildAlert(c: AlertCandidate, llm: LlmPart, now: Date): Alert {
+  const { event, decision } = c.scored;
+  const window = c.window.length > 0 ? c.window : [];
+  const types: Record<string, number> = {};
+  for (const w of window) types[w.type] = (types[w.type] ?? 0) + 1;
+  const alert: Alert = {
+    alert_id: c.alertId,
+    user_id: event.user_id,
+    raised_at: now.toISOString(),
+    trigger_event_id: event.event_id,
+    trigger_type: event.event_type,
+    occurred_at: event.occurred_at,
+    rules: decision.rules,
+    rule_score: decision.score,
+    llm,
+    fraud_score: llm.status === "ok" ? llm.fraud_score : decision.score,
+    window: {
+      events: window.length,
+      types,
+      first_at: window[0]?.at ?? event.occurred_at,
+      last_at: window.at(-1)?.at ?? event.occurred_at,
+    },
+    event_ids: window.map((w) => w.event_id),
+  };
+  if (c.degraded) alert.degraded = c.degraded;
+  return alert;
+}
+
+/** Candidate → LLM verdict (bounded) → every sink. */
+export class AlertPipeline {
+  readonly #judge: Judge | undefined;
+  readonly #sinks: AlertSink[];
+  readonly #logger: Logger;
+  readonly #opts: Required<AlertPipelineOptions>;
+  #pending = 0;
+  readonly stats: AlertStats = { raised: 0, withLlm: 0, withoutLlm: 0, sinkFailures: 0 };
+
+  constructor(
+    judge: Judge | undefined,
+    sinks: AlertSink[],
+    logger: Logger,
+    options: AlertPipelineOptions = {},
+  ) {
+    this.#judge = judge;
+    this.#sinks = sinks;
+    this.#logger = logger;
+    this.#opts = { maxPending: 256, sinkAttempts: 5, sinkBackoffMs: 200, ...options };
+  }
+
+  /** Alerts between flag and sinks now. */
+  get pending(): number {
+    return this.#pending;
+  }
+
+  /** Raises one alert; resolves when every sink has it or gave up (logged). Never rejects. */
+  async raise(c: AlertCandidate): Promise<Alert> {
+    this.#pending++;
+    try {
+      const llm = await this.#verdict(c);
+      const alert = buildAlert(c, llm, new Date());
+      this.stats.raised++;
+      if (llm.status === "ok") this.stats.withLlm++;
+      else this.stats.withoutLlm++;
+      await Promise.all(this.#sinks.map((s) => this.#deliver(s, alert)));
+      return alert;
+    } finally {
+      this.#pending--;
+    }
+  }
+
+  async #verdict(c: AlertCandidate): Promise<LlmPart> {
+    if (!this.#judge) {
+      return { status: "disabled", reason: "no LLM configured (OLLAMA_HOST unset)" };
+    }
+    if (this.#pending > this.#opts.maxPending) {
+      return { status: "unavailable", reason: "alert queue full: LLM skipped" };
+    }
+    const { event, decision } = c.scored;
+    const out = await this.#judge.judge({
+      userId: event.user_id,
+      ruleScore: decision.score,
+      rules: decision.rules,
+      events: c.window,
+    }, c.alertId);
+    if (out.status !== "ok") return { status: "unavailable", reason: out.reason };
+    return {
+      status: "ok",
+      fraud_score: out.verdict.fraud_score,
+      verdict: out.verdict.verdict,
+      rationale: out.verdict.rationale,
+      model: out.model,
+      latency_ms: Math.round(out.latencyMs),
+    };
+  }
+
+  async #deliver(sink: AlertSink, alert: Alert): Promise<void> {
+    for (let attempt = 1;; attempt++) {
+      try {
+        return await sink.send([alert]);
+      } catch (err) {
+        this.stats.sinkFailures++;
+        if (attempt >= this.#opts.sinkAttempts) {
+          this.#logger.error("Alert could not be delivered", { sink: sink.name, alert, err });
+          return;
+        }
+        await new Promise((r) => setTimeout(r, this.#opts.sinkBackoffMs * 2 ** (attempt - 1)));
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.#sinks) await s.close();
+  }
+}
+
+/** A stage that sees each batch of accepted events before the lake buffers it. */
+export interface EventProcessor {
+  /**
+   * Resolves once the batch is processed far enough for the loader to go on; `settled` resolves
+   * when its side effects (alerts) are delivered. The loader commits the batch after `settled`.
+   */
+  process(events: Envelope[]): Promise<{ settled: Promise<void> }>;
+}
+
+/** Scoring and alerting of the lake loader's batches. */
+export class FraudProcessor implements EventProcessor {
+  readonly #detector: FraudDetector;
+  readonly #alerts: AlertPipeline;
+
+  constructor(detector: FraudDetector, alerts: AlertPipeline) {
+    this.#detector = detector;
+    this.#alerts = alerts;
+  }
+
+  async process(events: Envelope[]): Promise<{ settled: Promise<void> }> {
+    const scored: ScoredEvent[] = await this.#detector.score(events);
+    const candidates = await this.#detector.candidates(scored);
+    const settled = Promise.all(candidates.map((c) => this.#alerts.raise(c))).then(() => {});
+    return { settled };
+  }
+}
