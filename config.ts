@@ -5,6 +5,7 @@
  * @module
  */
 import { z } from "zod";
+import type { Thresholds } from "./pipeline/fraud/rules.ts";
 
 /** Kafka's own rule for topic names; it also makes a topic safe inside a file name. */
 const TOPIC_NAME = /^[A-Za-z0-9._-]{1,249}$/;
@@ -19,6 +20,12 @@ const bool = z.string().trim().toLowerCase().pipe(z.enum(["true", "false", "1", 
 const topic = z.string().trim().regex(TOPIC_NAME, "must be a Kafka topic name ([A-Za-z0-9._-])");
 const topicList = z.string().transform((v) => v.split(",").map((t) => t.trim()).filter(Boolean))
   .pipe(z.array(z.string().regex(TOPIC_NAME, "must list Kafka topic names separated by commas")));
+
+const ratio = z.string().trim().regex(/^\d*\.?\d+$/, "must be a number between 0 and 1")
+  .transform(Number).pipe(z.number().min(0).max(1, "must be at most 1"));
+const httpUrl = z.string().trim().pipe(
+  z.url({ protocol: /^https?$/, error: "must be an http:// or https:// URL" }),
+);
 
 interface Setting<T extends z.ZodType> {
   schema: T;
@@ -137,6 +144,86 @@ export const SETTINGS = {
     "Most events in one group commit (fsync / produce)",
     "10000",
   ),
+  KAFKA_TOPIC_ALERTS: setting(
+    topic,
+    "Kafka mode: topic fraud alerts are produced to",
+    "fraud.alerts",
+  ),
+  FRAUD_SCORING: setting(bool, "Score every accepted event with the fraud rules", "true"),
+  UPSTASH_REDIS_REST_URL: setting(
+    httpUrl,
+    "Upstash (or serverless-redis-http) REST URL for the fraud windows. Unset = in-memory windows",
+  ),
+  UPSTASH_REDIS_REST_TOKEN: setting(
+    z.string().min(1),
+    "Bearer token for UPSTASH_REDIS_REST_URL (required with it)",
+  ),
+  WINDOW_TIMEOUT_MS: setting(
+    int(50, 60_000),
+    "Per-request timeout of the Redis window store",
+    "2000",
+  ),
+  WINDOW_MEMORY_MAX_KEYS: setting(
+    int(100, 100_000_000),
+    "In-memory window store: most keys kept (oldest evicted first)",
+    "200000",
+  ),
+  OLLAMA_HOST: setting(
+    httpUrl,
+    "Ollama URL for LLM verdicts on flagged users. Unset = rules only",
+  ),
+  OLLAMA_MODEL: setting(z.string().min(1), "Ollama model for verdicts", "llama3.2:1b"),
+  OLLAMA_TIMEOUT_MS: setting(int(100, 300_000), "Per-attempt timeout of an LLM call", "10000"),
+  OLLAMA_CONCURRENCY: setting(int(1, 64), "LLM calls in flight at once", "2"),
+  FRAUD_COOLDOWN_MS: setting(
+    int(0, 86_400_000),
+    "No second alert (or LLM call) for a user within this long",
+    "300000",
+  ),
+  FRAUD_ALERT_SCORE: setting(ratio, "Rule score that raises an alert", "0.7"),
+  FRAUD_BLOCK_SCORE: setting(ratio, "Rule score for which POST /score answers block", "0.9"),
+  FRAUD_LOGINS_PER_MINUTE: setting(int(1, 1_000_000), "high_frequency_login: > N logins/min", "10"),
+  FRAUD_FAILURES_IN_A_ROW: setting(
+    int(1, 1000),
+    "repeated_login_failures: >= N failures in a row",
+    "3",
+  ),
+  FRAUD_HIGH_VALUE_AMOUNT: setting(
+    int(0, 1_000_000_000),
+    "high_value_purchase: amount > N",
+    "1000",
+  ),
+  FRAUD_PURCHASES_PER_HOUR: setting(
+    int(1, 1_000_000),
+    "rapid_successive_purchases: >= N purchases/hour",
+    "5",
+  ),
+  FRAUD_API_FAILURES_PER_MINUTE: setting(
+    int(1, 1_000_000),
+    "high_api_failure_rate: >= N failed API calls/min (5xx, 401, 403, 429)",
+    "5",
+  ),
+  FRAUD_BURST_LOGINS: setting(
+    int(1, 1_000_000),
+    "login_burst_then_purchase: a purchase after > N logins in FRAUD_BURST_WINDOW_MS",
+    "10",
+  ),
+  FRAUD_BURST_WINDOW_MS: setting(int(1000, 3_600_000), "Window of the bot-attack rule", "300000"),
+  FRAUD_IP_LOGINS_PER_MINUTE: setting(
+    int(1, 1_000_000),
+    "ip_login_burst: > N logins/min from one IP",
+    "30",
+  ),
+  FRAUD_CARD_PURCHASES_PER_HOUR: setting(
+    int(1, 1_000_000),
+    "card_velocity: >= N purchases/hour with one card fingerprint",
+    "5",
+  ),
+  FRAUD_UNUSUAL_HOUR_MIN_DAYS: setting(
+    int(1, 30),
+    "unusual_time_activity: applies to users active on >= N distinct days",
+    "7",
+  ),
   SHUTDOWN_TIMEOUT_MS: setting(int(100, 600_000), "Graceful shutdown budget before exit", "15000"),
   LOG_LEVEL: setting(z.enum(["debug", "info", "warn", "error"]), "Log level", "info"),
 } as const;
@@ -180,6 +267,12 @@ export function loadConfig(env: Record<string, string | undefined> = Deno.env.to
     throw new ConfigError(`Cannot start with this configuration: ${problems.join(". ")}`);
   }
   const config = out as Parsed;
+  if (config.UPSTASH_REDIS_REST_URL && !config.UPSTASH_REDIS_REST_TOKEN) {
+    throw new ConfigError(
+      "Cannot start with this configuration: UPSTASH_REDIS_REST_TOKEN must be set when " +
+        "UPSTASH_REDIS_REST_URL is",
+    );
+  }
   return { ...config, mode: config.KAFKA_BROKERS ? "kafka" : "embedded" };
 }
 
@@ -187,4 +280,22 @@ export function loadConfig(env: Record<string, string | undefined> = Deno.env.to
 export function consumedTopics(config: Config): string[] {
   const list = config.KAFKA_CONSUME_TOPICS;
   return list && list.length > 0 ? list : [config.KAFKA_TOPIC_EVENTS];
+}
+
+/** The fraud rule thresholds of a configuration. */
+export function fraudThresholds(config: Config): Thresholds {
+  return {
+    loginsPerMinute: config.FRAUD_LOGINS_PER_MINUTE,
+    failuresInARow: config.FRAUD_FAILURES_IN_A_ROW,
+    highValueAmount: config.FRAUD_HIGH_VALUE_AMOUNT,
+    purchasesPerHour: config.FRAUD_PURCHASES_PER_HOUR,
+    apiFailuresPerMinute: config.FRAUD_API_FAILURES_PER_MINUTE,
+    burstLogins: config.FRAUD_BURST_LOGINS,
+    burstWindowMs: config.FRAUD_BURST_WINDOW_MS,
+    ipLoginsPerMinute: config.FRAUD_IP_LOGINS_PER_MINUTE,
+    cardPurchasesPerHour: config.FRAUD_CARD_PURCHASES_PER_HOUR,
+    unusualHourMinDays: config.FRAUD_UNUSUAL_HOUR_MIN_DAYS,
+    alertScore: config.FRAUD_ALERT_SCORE,
+    blockScore: config.FRAUD_BLOCK_SCORE,
+  };
 }

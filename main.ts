@@ -5,12 +5,29 @@
  *
  * @module
  */
-import { type Config, ConfigError, consumedTopics, loadConfig } from "./config.ts";
+import { type Config, ConfigError, consumedTopics, fraudThresholds, loadConfig } from "./config.ts";
+import { LakeAlertSink } from "./lake/alerts.ts";
 import { BronzeWriter } from "./lake/bronze.ts";
 import { LakeEngine } from "./lake/engine.ts";
 import { FileDeadLetterSink } from "./pipeline/dead_letter_file.ts";
 import { Ingestor } from "./pipeline/ingest.ts";
-import { createKafka, KafkaDeadLetterSink, KafkaEventLog, KafkaInput } from "./pipeline/kafka.ts";
+import {
+  AlertPipeline,
+  type AlertSink,
+  FraudProcessor,
+  LogAlertSink,
+} from "./pipeline/fraud/alerts.ts";
+import { FraudDetector } from "./pipeline/fraud/detector.ts";
+import { LlmJudge } from "./pipeline/fraud/ollama.ts";
+import { UpstashWindowStore } from "./pipeline/fraud/upstash.ts";
+import { MemoryWindowStore, type WindowStore } from "./pipeline/fraud/windows.ts";
+import {
+  createKafka,
+  KafkaAlertSink,
+  KafkaDeadLetterSink,
+  KafkaEventLog,
+  KafkaInput,
+} from "./pipeline/kafka.ts";
 import { LakeLoader } from "./pipeline/lake_loader.ts";
 import type { DeadLetterSink, EventLog, LogInput } from "./pipeline/log.ts";
 import { createLogger } from "./pipeline/logger.ts";
@@ -41,6 +58,10 @@ const engine = new LakeEngine();
 const bronze = new BronzeWriter(engine, config.LAKE_DIR);
 const checks: ReadinessCheck[] = [];
 let log: EventLog, deadLetters: DeadLetterSink, input: LogInput;
+const alertSinks: AlertSink[] = [
+  new LogAlertSink(logger),
+  new LakeAlertSink(engine, config.LAKE_DIR),
+];
 let drainInput: (timeoutMs: number) => Promise<unknown> = () => Promise.resolve();
 
 if (config.mode === "embedded") {
@@ -74,6 +95,9 @@ if (config.mode === "embedded") {
     maxPending: config.INGEST_MAX_PENDING_EVENTS,
   });
   deadLetters = await KafkaDeadLetterSink.connect(kafka, config.KAFKA_TOPIC_DEAD_LETTER);
+  if (config.FRAUD_SCORING) {
+    alertSinks.push(await KafkaAlertSink.connect(kafka, config.KAFKA_TOPIC_ALERTS));
+  }
   input = new KafkaInput(kafka, {
     groupId: config.KAFKA_GROUP_ID,
     topics: consumedTopics(config),
@@ -86,8 +110,55 @@ if (config.mode === "embedded") {
   });
 }
 
+// Fraud scoring: windows in Upstash/Redis or in memory, rules, and an LLM verdict when configured.
+let windows: WindowStore | undefined, detector: FraudDetector | undefined;
+let judge: LlmJudge | undefined, alerts: AlertPipeline | undefined;
+if (config.FRAUD_SCORING) {
+  windows = config.UPSTASH_REDIS_REST_URL
+    ? new UpstashWindowStore({
+      url: config.UPSTASH_REDIS_REST_URL,
+      token: config.UPSTASH_REDIS_REST_TOKEN!,
+      timeoutMs: config.WINDOW_TIMEOUT_MS,
+    })
+    : new MemoryWindowStore({ maxKeys: config.WINDOW_MEMORY_MAX_KEYS });
+  const store = windows;
+  checks.push({
+    name: `windows (${store.kind})`,
+    critical: false,
+    probe: async () => (await store.ping(), { state: "ok" }),
+  });
+  detector = new FraudDetector(store, {
+    thresholds: fraudThresholds(config),
+    cooldownMs: config.FRAUD_COOLDOWN_MS,
+  });
+  if (config.OLLAMA_HOST) {
+    const llm = new LlmJudge({
+      host: config.OLLAMA_HOST,
+      model: config.OLLAMA_MODEL,
+      timeoutMs: config.OLLAMA_TIMEOUT_MS,
+      concurrency: config.OLLAMA_CONCURRENCY,
+      cooldownMs: config.FRAUD_COOLDOWN_MS,
+    });
+    judge = llm;
+    checks.push({
+      name: "ollama",
+      critical: false,
+      probe: async () =>
+        llm.state.breaker === "open"
+          ? { state: "degraded", detail: "circuit open: alerts go out on rules only" }
+          : (await llm.ping(), { state: "ok" }),
+    });
+  }
+  alerts = new AlertPipeline(judge, alertSinks, logger);
+  logger.info("Fraud scoring on", {
+    windows: store.kind,
+    llm: config.OLLAMA_HOST ? config.OLLAMA_MODEL : "off (rules only)",
+  });
+}
+
 const loader = new LakeLoader(bronze, deadLetters, {
   validation,
+  ...(detector && alerts ? { processor: new FraudProcessor(detector, alerts) } : {}),
   flushRows: config.LAKE_FLUSH_ROWS,
   flushBytes: config.LAKE_FLUSH_BYTES,
   flushIntervalMs: config.LAKE_FLUSH_INTERVAL_MS,
@@ -120,6 +191,7 @@ const app = createApp({
     maxDepth: config.MAX_JSON_DEPTH,
   },
   readiness: checks,
+  ...(detector ? { score: { detector, validation } } : {}),
 });
 
 // Listen for signals before announcing the port: a supervisor may stop us the moment we listen.
@@ -149,6 +221,9 @@ async function shutdown(signal: string): Promise<void> {
     await loader.close(); // flush buffers to bronze, commit offsets
     await input.close();
     await deadLetters.close();
+    await judge?.close();
+    await alerts?.close();
+    await windows?.close();
     engine.close();
     clearTimeout(deadline);
     logger.info("Stopped", { ...loader.stats });

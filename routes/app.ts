@@ -12,6 +12,7 @@ import type { Logger } from "../pipeline/logger.ts";
 import { errorHandler } from "./errors.ts";
 import { eventRoutes } from "./events.ts";
 import { healthRoutes, type ReadinessCheck } from "./health.ts";
+import { scoreRoutes, type ScoreRoutesOptions } from "./score.ts";
 
 /** What the app is built from. */
 export interface AppDeps {
@@ -21,6 +22,8 @@ export interface AppDeps {
   /** Checks behind `GET /ready`. */
   readiness?: ReadinessCheck[];
   onAccepted?: Parameters<typeof eventRoutes>[0]["onAccepted"];
+  /** Enables `POST /score` (absent when fraud scoring is off). */
+  score?: Omit<ScoreRoutesOptions, "limits">;
 }
 
 /** Builds the gateway's HTTP app. */
@@ -37,6 +40,7 @@ export function createApp(deps: AppDeps): Hono<{ Variables: { requestId: string 
   const { ingestor, limits, logger, onAccepted } = deps;
   const events = eventRoutes({ ingestor, limits, logger, ...(onAccepted ? { onAccepted } : {}) });
   app.route("/", events);
+  if (deps.score) app.route("/", scoreRoutes({ ...deps.score, limits }));
   app.route("/", healthRoutes({ ingestor: deps.ingestor, checks: deps.readiness ?? [] }));
   return app;
 }
