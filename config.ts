@@ -165,8 +165,8 @@ export const SETTINGS = {
   ),
   WINDOW_MEMORY_MAX_KEYS: setting(
     int(100, 100_000_000),
-    "In-memory window store: most keys kept (oldest evicted first)",
-    "200000",
+    "In-memory window store: most keys kept, least recently written evicted first (≤ ~10 KB each)",
+    "100000",
   ),
   OLLAMA_HOST: setting(
     httpUrl,
