@@ -27,6 +27,15 @@ export function alertFile(lakeDir: string, alert: Pick<Alert, "alert_id" | "occu
   return join(lakeDir, ALERTS_TABLE, `dt=${dt}`, `${alert.alert_id}.parquet`);
 }
 
+const SEVERITY_ORDER = ["low", "medium", "high", "critical"] as const;
+
+/** The highest severity among an alert's rules ("low" when none). */
+export function maxSeverity(a: Pick<Alert, "rules">): string {
+  let best = 0;
+  for (const r of a.rules) best = Math.max(best, SEVERITY_ORDER.indexOf(r.severity));
+  return SEVERITY_ORDER[best]!;
+}
+
 function columns(a: Alert): Record<string, Column> {
   const text = (v: string | null): Column => ({ kind: "utf8", values: [v] });
   const llm = a.llm;
@@ -40,6 +49,7 @@ function columns(a: Alert): Record<string, Column> {
     rule_score: { kind: "float64", values: Float64Array.of(a.rule_score) },
     fraud_score: { kind: "float64", values: Float64Array.of(a.fraud_score) },
     rules: text(a.rules.map((r) => r.name).join(",")),
+    severity: text(maxSeverity(a)),
     reasons: text(JSON.stringify(a.rules)),
     llm_status: text(llm.status),
     llm_score: {

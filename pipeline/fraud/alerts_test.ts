@@ -181,6 +181,7 @@ Deno.test("the lake alerts table: one row per alert id, even when raised twice",
     assert.equal(row.user_id, "mallory");
     assert.equal(row.dt, "2026-11-20");
     assert.equal(row.rules, "login_burst_then_purchase");
+    assert.equal(row.severity, "critical");
     assert.equal(row.llm_status, "ok");
     assert.equal(row.llm_score, 0.8);
     assert.equal(row.fraud_score, 0.8);

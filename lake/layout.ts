@@ -1,0 +1,128 @@
+/**
+ * Where every lake table lives, and the only way lake code lists files: directory names are parsed
+ * and checked here (dates, known types, bronze file names), so paths handed to DuckDB are always
+ * paths the lake made itself, never strings from a request.
+ *
+ * ```
+ * bronze/events/dt=<received date>/type=<type>/<topic>+<partition>+<first>+<last>.parquet
+ * silver/<domain>/dt=<occurred date>/data.parquet        one file per partition, replaced whole
+ * silver/_rejects/dt=<occurred date>/data.parquet         rows silver could not cast, with reason
+ * gold/user_daily_features/dt=<date>/data.parquet
+ * gold/daily_type_metrics/dt=<date>/data.parquet
+ * alerts/dt=<occurred date>/<alert_id>.parquet
+ * _progress/…   _staging/…                               job state and files being written
+ * ```
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { DOMAINS, EVENT_TYPES, OTHER_TYPE } from "../pipeline/schemas.ts";
+import { BRONZE_EVENTS } from "./bronze.ts";
+
+/** A valid calendar-shaped date, `YYYY-MM-DD`. */
+export const DATE = /^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$/;
+const BRONZE_NAME = /^([A-Za-z0-9._-]{1,249})\+(\d+)\+(\d{20})\+(\d{20})\.parquet$/;
+
+/** The silver domains, one table each. */
+export const SILVER_DOMAINS = [...new Set(Object.values(DOMAINS))].sort() as Domain[];
+export type Domain = (typeof DOMAINS)[keyof typeof DOMAINS];
+
+/** Table directories relative to the lake root. */
+export const TABLES = {
+  bronze: BRONZE_EVENTS,
+  silver: (domain: Domain) => join("silver", domain),
+  silverRejects: join("silver", "_rejects"),
+  userDailyFeatures: join("gold", "user_daily_features"),
+  dailyTypeMetrics: join("gold", "daily_type_metrics"),
+  alerts: "alerts",
+} as const;
+
+/** The single data file of a dt partition of a replace-whole table (silver, gold). */
+export function partitionFile(lakeDir: string, table: string, dt: string): string {
+  if (!DATE.test(dt)) throw new Error(`Invalid partition date "${dt}"`);
+  return join(lakeDir, table, `dt=${dt}`, "data.parquet");
+}
+
+/** One bronze file, with what its path says. */
+export interface BronzeFile {
+  path: string;
+  dt: string;
+  type: string;
+  topic: string;
+  partition: number;
+  first: number;
+  last: number;
+}
+
+async function dirs(path: string): Promise<string[]> {
+  try {
+    const out: string[] = [];
+    for await (const e of Deno.readDir(path)) if (e.isDirectory) out.push(e.name);
+    return out.sort();
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return [];
+    throw err;
+  }
+}
+
+/** The `dt=` partitions of a table, optionally within `[from, to]` (inclusive dates), sorted. */
+export async function listDates(
+  lakeDir: string,
+  table: string,
+  range: { from?: string; to?: string } = {},
+): Promise<string[]> {
+  return (await dirs(join(lakeDir, table)))
+    .filter((d) => d.startsWith("dt=") && DATE.test(d.slice(3)))
+    .map((d) => d.slice(3))
+    .filter((dt) => (!range.from || dt >= range.from) && (!range.to || dt <= range.to));
+}
+
+const PARTITION_TYPES = new Set<string>([...EVENT_TYPES, OTHER_TYPE]);
+
+/**
+ * Bronze files, pruned by received date and type before anything is opened. Only names the bronze
+ * writer produces are returned.
+ */
+export async function listBronzeFiles(
+  lakeDir: string,
+  filter: { from?: string; to?: string; types?: readonly string[] } = {},
+): Promise<BronzeFile[]> {
+  const out: BronzeFile[] = [];
+  const types = filter.types ? new Set(filter.types) : undefined;
+  for (const dt of await listDates(lakeDir, TABLES.bronze, filter)) {
+    const dtDir = join(lakeDir, TABLES.bronze, `dt=${dt}`);
+    for (const d of await dirs(dtDir)) {
+      const type = d.slice(5);
+      if (!d.startsWith("type=") || !PARTITION_TYPES.has(type)) continue;
+      if (types && !types.has(type)) continue;
+      for await (const f of Deno.readDir(join(dtDir, d))) {
+        const m = f.isFile ? BRONZE_NAME.exec(f.name) : null;
+        if (!m) continue;
+        out.push({
+          path: join(dtDir, d, f.name),
+          dt,
+          type,
+          topic: m[1]!,
+          partition: Number(m[2]),
+          first: Number(m[3]),
+          last: Number(m[4]),
+        });
+      }
+    }
+  }
+  return out.sort((a, b) => a.path < b.path ? -1 : a.path > b.path ? 1 : 0);
+}
+
+/**
+ * A DuckDB list literal of file paths for `read_parquet([...])`. DuckDB cannot bind a file list as
+ * a parameter, so paths are quoted here; only call it with paths from this module's listings.
+ */
+export function sqlFileList(paths: readonly string[]): string {
+  if (paths.length === 0) throw new Error("sqlFileList needs at least one file");
+  return `[${paths.map((p) => `'${p.replaceAll("'", "''")}'`).join(", ")}]`;
+}
+
+/** The UTC date `days` after (or before) a `YYYY-MM-DD` date. */
+export function addDays(dt: string, days: number): string {
+  return new Date(Date.parse(`${dt}T00:00:00Z`) + days * 86_400_000).toISOString().slice(0, 10);
+}
