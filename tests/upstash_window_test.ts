@@ -123,13 +123,119 @@ function batch(prefix: string, events: number): WindowOp[] {
   }).flat();
 }
 
-Deno.test("UpstashWindowStore: 500 zadd+zcount pairs are one /pipeline request", async () => {
-  await withHarness(async ({ store, prefix, paths }) => {
-    const results = await store.run(batch(prefix, 500));
-    assert.equal(results.length, 1000);
-    assert.deepEqual(results.slice(0, 4), [null, 1, null, 1]);
-    assert.deepEqual(results.slice(-2), [null, 10]);
-    assert.deepEqual(paths, ["/pipeline"]);
+/**
+ * A proxy in front of the bridge that records the command names of each request and, when told,
+ * answers the next request holding only EVALSHA with NOSCRIPT (as Redis does once its script cache
+ * is gone), without flushing the scripts of the shared Redis.
+ */
+function startRecorder(bridge: UpstashBridge) {
+  /** Per request: its path and the (lower-case) names of its commands. */
+  const requests: { path: string; commands: string[] }[] = [];
+  let noScript = false;
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (request) => {
+    const path = new URL(request.url).pathname;
+    const body = await request.text();
+    const parsed: unknown = JSON.parse(body);
+    const commands = (path === "/pipeline" ? parsed as unknown[][] : [parsed as unknown[]])
+      .map((command) => String(command[0]).toLowerCase());
+    requests.push({ path, commands });
+    if (noScript && commands.length === 1 && commands[0] === "evalsha") {
+      noScript = false;
+      return Response.json([{ error: "NOSCRIPT No matching script. Please use EVAL." }]);
+    }
+    return await fetch(`${bridge.url}${path}`, { method: "POST", headers: request.headers, body });
+  });
+  return {
+    url: `http://127.0.0.1:${server.addr.port}`,
+    requests,
+    /** The next request with EVALSHA alone gets NOSCRIPT. */
+    failNextEvalsha: () => noScript = true,
+    close: () => server.shutdown(),
+  };
+}
+
+Deno.test("UpstashWindowStore: every run is ONE /pipeline request, 500 events or 1", async () => {
+  await withHarness(async ({ bridge, prefix }) => {
+    const recorder = startRecorder(bridge);
+    try {
+      // Auto-pipelining is off; the store sends an explicit pipeline, so always to /pipeline.
+      const store = new UpstashWindowStore({ url: recorder.url, token: bridge.token });
+      const results = await store.run(batch(prefix, 500));
+      assert.equal(results.length, 1000);
+      assert.deepEqual(results.slice(0, 4), [null, 1, null, 1]);
+      assert.deepEqual(results.slice(-2), [null, 10]);
+      // The first run loads the script in the same request; later runs only call it.
+      assert.equal((await store.run(batch(prefix, 1))).length, 2);
+      assert.equal((await store.run(batch(prefix, 500))).length, 1000);
+      assert.deepEqual(recorder.requests, [
+        { path: "/pipeline", commands: ["script", "evalsha"] },
+        { path: "/pipeline", commands: ["evalsha"] },
+        { path: "/pipeline", commands: ["evalsha"] },
+      ]);
+    } finally {
+      await recorder.close();
+    }
+  });
+});
+
+Deno.test("UpstashWindowStore: NOSCRIPT reloads the script, then one request a run", async () => {
+  await withHarness(async ({ bridge, prefix }) => {
+    const recorder = startRecorder(bridge);
+    try {
+      const store = new UpstashWindowStore({ url: recorder.url, token: bridge.token });
+      const key = `${prefix}z`;
+      const count: WindowOp = { op: "zcount", key, min: -Infinity, max: Infinity };
+      await store.run([{ op: "zadd", key, member: "a", score: 1, ttlMs: 60_000 }]);
+      recorder.failNextEvalsha();
+      assert.deepEqual(await store.run([count]), [1]);
+      assert.deepEqual(await store.run([count]), [1]);
+      assert.deepEqual(recorder.requests.map((request) => request.commands), [
+        ["script", "evalsha"],
+        ["evalsha"], // NOSCRIPT
+        ["script", "evalsha"],
+        ["evalsha"],
+      ]);
+    } finally {
+      await recorder.close();
+    }
+  });
+});
+
+Deno.test("UpstashWindowStore: scores round-trip exactly, however large or small", async () => {
+  await withHarness(async ({ store, prefix }) => {
+    const key = `${prefix}z`;
+    const scores = [
+      -Number.MAX_VALUE,
+      -(2 ** 60) - 2048,
+      -1e-300,
+      5e-324,
+      0.1 + 0.2,
+      1 / 3,
+      1_700_000_000_123.456,
+      2 ** 53 + 2,
+      1.7976931348623157e308,
+    ];
+    await store.run(
+      scores.map((score, i) => ({ op: "zadd", key, member: `m${i}`, score, ttlMs: 60_000 })),
+    );
+    const [range] = await store.run([{
+      op: "zrange",
+      key,
+      min: -Infinity,
+      max: Infinity,
+      limit: 100,
+    }]);
+    assert.deepEqual(range, scores.map((score, i) => ({ member: `m${i}`, score })));
+  });
+});
+
+Deno.test("UpstashWindowStore: a lone surrogate is stored as U+FFFD, as UTF-8 has it", async () => {
+  await withHarness(async ({ store, prefix }) => {
+    const key = `${prefix}z`;
+    await store.run([{ op: "zadd", key, member: "a\ud800b", score: 1, ttlMs: 60_000 }]);
+    assert.deepEqual(await store.run([{ op: "zrange", key, min: 0, max: 1, limit: 1 }]), [
+      [{ member: "a\ufffdb", score: 1 }],
+    ]);
   });
 });
 
@@ -156,23 +262,33 @@ Deno.test("UpstashWindowStore: members are written to Redis as given", async () 
   });
 });
 
-Deno.test("UpstashWindowStore: a Redis error names the op that failed", async () => {
+Deno.test("UpstashWindowStore: a Redis error names the op that failed, and stops there", async () => {
   await withHarness(async ({ store, prefix }) => {
     const key = `${prefix}c`;
-    await store.run([{ op: "claim", key, value: "v", ttlMs: 60_000 }]);
+    const before = `${prefix}before`;
+    const after = `${prefix}after`;
+    await store.run([{ op: "claim", key, value: "v", ttlMs: 30_000 }]);
     await assert.rejects(
       store.run([
         { op: "zcount", key: `${prefix}z`, min: 0, max: 1 },
-        { op: "zadd", key, member: "m", score: 1, ttlMs: 60_000 },
+        { op: "zadd", key: before, member: "m", score: 1, ttlMs: 60_000 },
+        { op: "zadd", key, member: "m", score: 1, ttlMs: 90_000 },
+        { op: "zadd", key: after, member: "m", score: 1, ttlMs: 60_000 },
       ]),
       (error: Error) => {
         assert.match(
           error.message,
-          /^Upstash window store: op 1 \(zadd ".*:c"\) failed: WRONGTYPE Operation against/,
+          /^Upstash window store: op 2 \(zadd ".*:c"\) failed: WRONGTYPE Operation against/,
         );
         return true;
       },
     );
+    // The ops before the failed one stay applied, the ones after it never ran, and the failed
+    // zadd did not go on to set its TTL on the key it failed on.
+    assert.ok(await pttl(before) > 0);
+    assert.equal(await pttl(after), -2);
+    const ttl = await pttl(key);
+    assert.ok(ttl > 0 && ttl <= 30_000, `PTTL ${ttl}`);
   });
 });
 

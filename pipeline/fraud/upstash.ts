@@ -1,17 +1,39 @@
 /**
  * The Redis {@link WindowStore}, over Upstash's REST API (`@upstash/redis`; the only module that
- * imports it). A `run()` is one HTTP request to `/pipeline`, whatever the number of ops.
+ * imports it). A `run()` is one HTTP request to `/pipeline`, whatever the number of ops: one
+ * `EVALSHA` of one Lua script (`SCRIPT`), which runs the whole batch inside Redis. The first run of a store
+ * also carries `SCRIPT LOAD` in the same request, and a `NOSCRIPT` answer (Redis lost its script
+ * cache: a restart, a failover, `SCRIPT FLUSH`) costs one more request, with `SCRIPT LOAD` again.
  *
- * How ops become commands (results of the helper commands are dropped):
+ * Why a script: sent as plain commands, a zadd is 4 of them and a 500-event batch ~6,500, and
+ * most of the time went into carrying each one (JSON, base64, RESP framing, a reply each).
  *
- * | op     | commands                                                                         |
- * | ------ | -------------------------------------------------------------------------------- |
- * | zadd   | `ZADD key [NX] score member`, `ZREMRANGEBYSCORE key -inf (minScore` if minScore, |
- * |        | `ZREMRANGEBYRANK key 0 -(keep+1)` if keep, `PEXPIRE key ttlMs`                   |
- * | zcount | `ZCOUNT key (min max`                                                            |
- * | zrange | `ZRANGE key max (min BYSCORE REV LIMIT 0 limit WITHSCORES`, reversed             |
- * | zlast  | `ZRANGE key max -inf BYSCORE REV LIMIT 0 1 WITHSCORES`                           |
- * | claim  | `SET key value NX PX ttlMs GET` (previous value, or null when it was set)        |
+ * The batch is ONE script argument, a JSON array of strings, decoded by `cjson` in the script
+ * (much cheaper end to end than one script argument per field), and the script answers ONE JSON
+ * string (`cjson.encode`), so the client base64-decodes one string, not one per member. Every
+ * field is a string: scores go to Redis as text, as before, never through a Lua number.
+ *
+ * | op     | fields in the argument               | Redis commands in the script                |
+ * | ------ | ------------------------------------ | ------------------------------------------- |
+ * | zadd   | `a` (`A`: nx), key, member, score,   | `ZADD key [NX] score member`, then if given |
+ * |        | ttlMs, `-(keep+1)` or `""`,          | `ZREMRANGEBYSCORE key -inf (minScore`,      |
+ * |        | `(minScore` or `""`                  | `ZREMRANGEBYRANK key 0 -(keep+1)`, and      |
+ * |        |                                      | `PEXPIRE key ttlMs`                         |
+ * | zcount | `c`, key, `(min`, max                | `ZCOUNT key (min max`                       |
+ * | zrange | `r`, key, max, `(min`, limit         | `ZRANGE key max (min BYSCORE REV LIMIT 0    |
+ * |        |                                      | limit WITHSCORES`                           |
+ * | zlast  | `l`, key, max                        | `ZRANGE key max -inf BYSCORE REV LIMIT 0 1  |
+ * |        |                                      | WITHSCORES`                                 |
+ * | claim  | `s`, key, value, ttlMs               | `SET key value NX PX ttlMs GET`             |
+ *
+ * (Infinite bounds are `-inf`/`+inf`.) The reply is `[-1, …]` with, per op in order: nothing for
+ * a zadd, the count for a zcount, `n` then `n` member/score pairs lowest first for a zrange, the
+ * score or `false` for a zlast, the value held afterwards for a claim. When a command fails, the
+ * script stops there and answers `[i, error]` for op `i`: the ops before it stay applied, as in
+ * a pipeline (or the memory store), and `run()` rejects naming op `i`.
+ *
+ * Keys travel in the argument, not in `KEYS`: fine on a single Redis and on Upstash, not on a
+ * Redis Cluster (a batch spans many hash slots).
  *
  * Every attempt is bounded by `timeoutMs`, and a failed transport (network error, timeout, a
  * response that is not JSON) is retried up to `retries` times with a short backoff: every op is
@@ -23,14 +45,10 @@
 import { Redis } from "@upstash/redis";
 import {
   checkWindowOp,
-  type ClaimOp,
   type Scored,
   type WindowOp,
   type WindowResult,
   type WindowStore,
-  type ZAddOp,
-  type ZLastOp,
-  type ZRangeOp,
 } from "./windows.ts";
 
 /** Options of {@link UpstashWindowStore}. */
@@ -45,19 +63,6 @@ export interface UpstashWindowStoreOptions {
   retries?: number;
 }
 
-type Pipeline = ReturnType<Redis["pipeline"]>;
-
-/** Turns the raw result of an op's first command into the op's result. */
-type Read = (raw: unknown) => WindowResult;
-
-/** Where one op's commands are in the pipeline: `index` (its result is the op's) to `end`. */
-interface Planned {
-  op: WindowOp;
-  index: number;
-  end: number;
-  read: Read;
-}
-
 /** A pipeline result, with `keepErrors`. */
 interface Entry {
   result?: unknown;
@@ -70,6 +75,87 @@ const backoffMs = (attempt: number) => Math.min(50 * 2 ** attempt, 500);
 /** Longest server error kept in a message (the client appends the whole request body). */
 const MAX_REASON = 300;
 
+/**
+ * Runs a batch of window ops (encoded as in the module table, in `ARGV[1]`) and answers the
+ * results as one JSON string. `redis.pcall`, so a failed command stops the batch with its op's
+ * index instead of aborting the script. Numbers sent to Redis are strings, never Lua numbers.
+ */
+const SCRIPT = `
+local a = cjson.decode(ARGV[1])
+local call = redis.pcall
+local out, n = {-1}, 1
+local i, op, last = 1, 0, #a
+while i <= last do
+  local code, key = a[i], a[i + 1]
+  local r
+  if code == 'c' then
+    r = call('ZCOUNT', key, a[i + 2], a[i + 3])
+    if type(r) == 'table' then return cjson.encode({op, r.err}) end
+    n = n + 1
+    out[n] = r
+    i = i + 4
+  elseif code == 'a' or code == 'A' then
+    if code == 'A' then
+      r = call('ZADD', key, 'NX', a[i + 3], a[i + 2])
+    else
+      r = call('ZADD', key, a[i + 3], a[i + 2])
+    end
+    if type(r) == 'table' then return cjson.encode({op, r.err}) end
+    local keep, min = a[i + 5], a[i + 6]
+    if min ~= '' then
+      r = call('ZREMRANGEBYSCORE', key, '-inf', min)
+      if type(r) == 'table' then return cjson.encode({op, r.err}) end
+    end
+    if keep ~= '' then
+      r = call('ZREMRANGEBYRANK', key, '0', keep)
+      if type(r) == 'table' then return cjson.encode({op, r.err}) end
+    end
+    r = call('PEXPIRE', key, a[i + 4])
+    if type(r) == 'table' then return cjson.encode({op, r.err}) end
+    i = i + 7
+  elseif code == 'r' then
+    r = call('ZRANGE', key, a[i + 2], a[i + 3], 'BYSCORE', 'REV', 'LIMIT', '0', a[i + 4],
+      'WITHSCORES')
+    if r.err then return cjson.encode({op, r.err}) end
+    local m = #r
+    n = n + 1
+    out[n] = m / 2
+    for j = m - 1, 1, -2 do
+      out[n + 1] = r[j]
+      out[n + 2] = r[j + 1]
+      n = n + 2
+    end
+    i = i + 5
+  elseif code == 'l' then
+    r = call('ZRANGE', key, a[i + 2], '-inf', 'BYSCORE', 'REV', 'LIMIT', '0', '1', 'WITHSCORES')
+    if r.err then return cjson.encode({op, r.err}) end
+    n = n + 1
+    out[n] = r[2] or false
+    i = i + 3
+  elseif code == 's' then
+    r = call('SET', key, a[i + 2], 'NX', 'PX', a[i + 3], 'GET')
+    if type(r) == 'table' then return cjson.encode({op, r.err}) end
+    n = n + 1
+    out[n] = r or a[i + 2]
+    i = i + 4
+  else
+    return redis.error_reply('ERR unknown window op code ' .. tostring(code))
+  end
+  op = op + 1
+end
+return cjson.encode(out)
+`;
+
+let scriptSha: Promise<string> | undefined;
+
+/** The SHA-1 of {@link SCRIPT} in hex, as `EVALSHA` wants it. */
+function sha(): Promise<string> {
+  scriptSha ??= crypto.subtle.digest("SHA-1", new TextEncoder().encode(SCRIPT)).then((hash) =>
+    Array.from(new Uint8Array(hash), (byte) => byte.toString(16).padStart(2, "0")).join("")
+  );
+  return scriptSha;
+}
+
 /** A {@link WindowStore} on Redis through the Upstash REST API. */
 export class UpstashWindowStore implements WindowStore {
   /** Always "upstash". */
@@ -77,6 +163,8 @@ export class UpstashWindowStore implements WindowStore {
   readonly #redis: Redis;
   readonly #timeoutMs: number;
   readonly #retries: number;
+  /** Whether a run found the script loaded (until a NOSCRIPT says otherwise). */
+  #loaded = false;
 
   constructor(options: UpstashWindowStoreOptions) {
     const { url, token, timeoutMs = 2000, retries = 2 } = options;
@@ -94,16 +182,15 @@ export class UpstashWindowStore implements WindowStore {
     this.#redis = createClient(url, token, timeoutMs);
   }
 
-  /** Runs `ops` as one `/pipeline` request; resolves to one result per op. */
+  /** Runs `ops` as one script in one `/pipeline` request; resolves to one result per op. */
   async run(ops: readonly WindowOp[]): Promise<WindowResult[]> {
     ops.forEach(checkWindowOp);
     if (ops.length === 0) return [];
-    const entries = await this.#attempt(() => {
-      const pipeline = this.#redis.pipeline();
-      const planned = ops.map((op) => plan(pipeline, op));
-      return pipeline.exec({ keepErrors: true }).then((results) => ({ planned, results }));
-    });
-    return entries.planned.map((planned, i) => resultOf(planned, entries.results, i));
+    const batch = encodeOps(ops);
+    const hash = await sha();
+    const entry = await this.#attempt(() => this.#evaluate(hash, batch));
+    if (entry.error !== undefined) throw storeError(clip(entry.error));
+    return decodeResults(ops, entry.result);
   }
 
   /** Sends PING. */
@@ -115,6 +202,36 @@ export class UpstashWindowStore implements WindowStore {
   /** Nothing to release: every request is a plain HTTP request. */
   close(): Promise<void> {
     return Promise.resolve();
+  }
+
+  /**
+   * `EVALSHA` in one `/pipeline` request, led by `SCRIPT LOAD` until a run found the script
+   * loaded; on NOSCRIPT, once more with `SCRIPT LOAD`. Resolves to the script's entry (an error
+   * answered by the server is an entry with `error`, so that it is not retried).
+   */
+  async #evaluate(hash: string, batch: string): Promise<Entry> {
+    for (let load = !this.#loaded;; load = true) {
+      const pipeline = this.#redis.pipeline();
+      if (load) pipeline.scriptLoad(SCRIPT);
+      pipeline.evalsha(hash, [], [batch]);
+      const entries: Entry[] = await pipeline.exec({ keepErrors: true });
+      if (load) {
+        const loaded = entries[0];
+        if (loaded?.error !== undefined) return { error: `SCRIPT LOAD failed: ${loaded.error}` };
+        if (loaded?.result !== hash) {
+          return { error: `SCRIPT LOAD answered ${preview(loaded?.result)}, not ${hash}` };
+        }
+      }
+      const entry = entries[load ? 1 : 0];
+      if (entry === undefined) return { error: "no result for the script" };
+      if (!load && entry.error?.startsWith("NOSCRIPT") === true) {
+        this.#loaded = false;
+        continue;
+      }
+      if (entry.error !== undefined) return { error: `script failed: ${entry.error}` };
+      this.#loaded = true;
+      return entry;
+    }
   }
 
   /** Runs `send` up to `retries + 1` times while it fails in transport. */
@@ -157,87 +274,109 @@ function createClient(url: string, token: string, timeoutMs: number): Redis {
   }
 }
 
-/** Adds `op`'s commands to `pipeline`. */
-function plan(pipeline: Pipeline, op: WindowOp): Planned {
-  const index = pipeline.length();
-  const read = addCommands(pipeline, op);
-  return { op, index, end: pipeline.length(), read };
-}
-
-/** Adds `op`'s commands to `pipeline`; returns how to read the op's result. */
-function addCommands(pipeline: Pipeline, op: WindowOp): Read {
-  switch (op.op) {
-    case "zadd":
-      addZAdd(pipeline, op);
-      return () => null;
-    case "zcount":
-      pipeline.zcount(op.key, exclusiveMin(op.min), inclusiveMax(op.max));
-      return readCount;
-    case "zrange":
-      addHighest(pipeline, op, op.limit);
-      return (raw) => readScored(raw).reverse();
-    case "zlast":
-      addHighest(pipeline, op, 1);
-      return (raw) => readScored(raw)[0]?.score ?? null;
-    case "claim":
-      addClaim(pipeline, op);
-      return (raw) => readPrevious(raw) ?? op.value;
-  }
-}
-
-/** Op `i`'s result; throws when any of its commands failed. */
-function resultOf(
-  { op, index, end, read }: Planned,
-  results: readonly Entry[],
-  i: number,
-): WindowResult {
-  for (let j = index; j < end; j++) {
-    const entry = results[j];
-    if (entry === undefined) throw storeError(`no result for op ${i} (${op.op})`);
-    if (entry.error !== undefined) {
-      throw storeError(`op ${i} (${op.op} ${JSON.stringify(op.key)}) failed: ${entry.error}`);
+/** `ops` as the script's argument: a JSON array of strings (see the module table). */
+function encodeOps(ops: readonly WindowOp[]): string {
+  const fields: string[] = [];
+  for (const op of ops) {
+    const key = text(op.key);
+    switch (op.op) {
+      case "zadd":
+        fields.push(
+          op.nx === true ? "A" : "a",
+          key,
+          text(op.member),
+          String(op.score),
+          String(op.ttlMs),
+          op.keep === undefined ? "" : String(-(op.keep + 1)),
+          op.minScore === undefined ? "" : `(${op.minScore}`,
+        );
+        break;
+      case "zcount":
+        fields.push("c", key, exclusiveMin(op.min), inclusiveMax(op.max));
+        break;
+      case "zrange":
+        fields.push("r", key, inclusiveMax(op.max), exclusiveMin(op.min), String(op.limit));
+        break;
+      case "zlast":
+        fields.push("l", key, inclusiveMax(op.max));
+        break;
+      case "claim":
+        fields.push("s", key, text(op.value), String(op.ttlMs));
+        break;
     }
   }
-  return read(results[index]?.result);
+  return JSON.stringify(fields);
 }
 
-function addZAdd(pipeline: Pipeline, op: ZAddOp): void {
-  const member = { score: op.score, member: op.member };
-  if (op.nx === true) pipeline.zadd(op.key, { nx: true }, member);
-  else pipeline.zadd(op.key, member);
-  if (op.minScore !== undefined) pipeline.zremrangebyscore(op.key, "-inf", `(${op.minScore}`);
-  if (op.keep !== undefined) pipeline.zremrangebyrank(op.key, 0, -(op.keep + 1));
-  pipeline.pexpire(op.key, op.ttlMs);
-}
-
-/** The `limit` highest members in `(min, max]` (zlast: in `[-inf, max]`), highest first. */
-function addHighest(pipeline: Pipeline, op: ZRangeOp | ZLastOp, limit: number): void {
-  const min = op.op === "zrange" ? exclusiveMin(op.min) : "-inf";
-  pipeline.zrange(op.key, inclusiveMax(op.max), min, {
-    byScore: true,
-    rev: true,
-    offset: 0,
-    count: limit,
-    withScores: true,
-  });
-}
-
-function addClaim(pipeline: Pipeline, op: ClaimOp): void {
-  pipeline.set(op.key, op.value, { nx: true, px: op.ttlMs, get: true });
+/**
+ * `s` with any lone surrogate replaced by U+FFFD, as UTF-8 encoding does anyway: JSON.stringify
+ * escapes a lone one as `\ud800`, which `cjson` rejects (failing the whole batch).
+ */
+function text(s: string): string {
+  return s.isWellFormed() ? s : s.toWellFormed();
 }
 
 /** `(min` for Redis; an infinite bound (never a stored score) as `-inf`/`+inf`. */
-function exclusiveMin(min: number): `(${number}` | "-inf" | "+inf" {
+function exclusiveMin(min: number): string {
   if (min === -Infinity) return "-inf";
   if (min === Infinity) return "+inf";
   return `(${min}`;
 }
 
-/** `max` for Redis; infinities spelled out (JSON has no Infinity). */
-function inclusiveMax(max: number): number | "-inf" | "+inf" {
+/** `max` for Redis; infinities spelled out. */
+function inclusiveMax(max: number): string {
   if (max === -Infinity) return "-inf";
   if (max === Infinity) return "+inf";
-  return max;
+  return String(max);
+}
+
+/** The script's reply (a JSON string, see the module doc) as one result per op. */
+function decodeResults(ops: readonly WindowOp[], raw: unknown): WindowResult[] {
+  let values: unknown;
+  try {
+    values = typeof raw === "string" ? JSON.parse(raw) : undefined;
+  } catch {
+    // Reported below.
+  }
+  if (!Array.isArray(values)) throw storeError(`unexpected script reply ${preview(raw)}`);
+  const status: unknown = values[0];
+  if (status !== -1) {
+    const op = typeof status === "number" ? ops[status] : undefined;
+    if (op === undefined || typeof values[1] !== "string") {
+      throw storeError(`unexpected script reply ${preview(raw)}`);
+    }
+    throw storeError(`op ${status} (${op.op} ${JSON.stringify(op.key)}) failed: ${values[1]}`);
+  }
+  let at = 1;
+  const next = (): unknown => values[at++];
+  const results = ops.map((op) => readResult(op, next));
+  if (at !== values.length) {
+    throw storeError(`script reply has ${values.length - 1} values, read ${at - 1}`);
+  }
+  return results;
+}
+
+/** Reads op's result from the script's reply values, taking them with `next`. */
+function readResult(op: WindowOp, next: () => unknown): WindowResult {
+  switch (op.op) {
+    case "zadd":
+      return null;
+    case "zcount":
+      return readCount(next());
+    case "zrange":
+      return readScored(next);
+    case "zlast": {
+      const score = next();
+      if (score === false) return null;
+      if (typeof score !== "string") throw storeError(`unexpected zlast reply ${preview(score)}`);
+      return parseScore(score);
+    }
+    case "claim": {
+      const value = next();
+      if (typeof value !== "string") throw storeError(`unexpected claim reply ${preview(value)}`);
+      return value;
+    }
+  }
 }
 
 /** A Redis score (`"1.5"`, `"inf"`, `"-inf"`) as a number. */
@@ -253,34 +392,34 @@ function parseScore(text: string): number {
 }
 
 function readCount(raw: unknown): number {
-  const count = typeof raw === "string" ? Number(raw) : raw;
-  if (typeof count !== "number" || !Number.isSafeInteger(count)) {
-    throw storeError(`unexpected ZCOUNT reply ${JSON.stringify(raw)}`);
+  if (typeof raw !== "number" || !Number.isSafeInteger(raw) || raw < 0) {
+    throw storeError(`unexpected zcount reply ${preview(raw)}`);
   }
-  return count;
+  return raw;
 }
 
-/** `[member, score, member, score, …]` as scored members, in reply order. */
-function readScored(raw: unknown): Scored[] {
-  if (!Array.isArray(raw) || raw.length % 2 !== 0) {
-    throw storeError(`unexpected ZRANGE reply ${JSON.stringify(raw)}`);
-  }
+/** A zrange's `n, member, score, member, score, …` (lowest first) as scored members. */
+function readScored(next: () => unknown): Scored[] {
+  const n = readCount(next());
   const out: Scored[] = [];
-  for (let i = 0; i < raw.length; i += 2) {
-    const member: unknown = raw[i];
-    const score: unknown = raw[i + 1];
-    if (typeof member !== "string" || (typeof score !== "string" && typeof score !== "number")) {
-      throw storeError(`unexpected ZRANGE reply ${JSON.stringify(raw)}`);
+  for (let i = 0; i < n; i++) {
+    const member = next();
+    const score = next();
+    if (typeof member !== "string" || typeof score !== "string") {
+      throw storeError(`unexpected zrange reply ${preview([member, score])}`);
     }
-    out.push({ member, score: typeof score === "number" ? score : parseScore(score) });
+    out.push({ member, score: parseScore(score) });
   }
   return out;
 }
 
-/** The reply of `SET … NX GET`: the value held before, or null when there was none. */
-function readPrevious(raw: unknown): string | null {
-  if (raw === null || typeof raw === "string") return raw;
-  throw storeError(`unexpected SET reply ${JSON.stringify(raw)}`);
+/** `value` as JSON, clipped to {@link MAX_REASON} characters. */
+function preview(value: unknown): string {
+  return clip(JSON.stringify(value) ?? String(value));
+}
+
+function clip(text: string): string {
+  return text.length > MAX_REASON ? `${text.slice(0, MAX_REASON)}…` : text;
 }
 
 /** Errors worth another attempt: no answer, a timeout, or an answer that is not the API's JSON. */
@@ -294,8 +433,7 @@ function isTransportError(error: unknown): boolean {
 function reason(error: unknown, timeoutMs: number): string {
   if (!(error instanceof Error)) return String(error);
   if (error.name === "TimeoutError") return `no answer within ${timeoutMs} ms`;
-  const text = error.message.replace(/, command was: [\s\S]*$/, "");
-  return text.length > MAX_REASON ? `${text.slice(0, MAX_REASON)}…` : text;
+  return clip(error.message.replace(/, command was: [\s\S]*$/, ""));
 }
 
 function storeError(message: string, cause?: unknown): Error {
