@@ -23,7 +23,7 @@ function event(at: number): Envelope {
   const payload: Record<string, unknown> = type === "purchase"
     ? { amount: 20 + (seq % 300), currency: "USD", card_fingerprint: `card-${seq % 700}` }
     : type === "login"
-    ? { ip: `10.0.${seq % 50}.${seq % 200}`, country: seq % 97 === 0 ? "BR" : "DE" }
+    ? { ip: `172.16.${seq % 50}.${seq % 200}`, country: seq % 97 === 0 ? "BR" : "DE" }
     : type === "api_call"
     ? { endpoint: "/v1/orders", status_code: seq % 20 === 0 ? 503 : 200 }
     : { page: "/home" };

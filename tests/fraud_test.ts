@@ -14,15 +14,18 @@ import { readAlerts, readBronze } from "./lake_helpers.ts";
 
 const SUSPICIOUS = "[SUSPICIOUS] Fraud Detected";
 
+/** A random private IP, so per-IP windows of earlier runs (TTL 10 min) never count here. */
+const randomIp = () => `10.${Array.from(crypto.getRandomValues(new Uint8Array(3))).join(".")}`;
+
 /** The bot: 15 logins two seconds apart, then a purchase, all in the last minute. */
-function botAttack(user: string, endMs: number): Record<string, unknown>[] {
+function botAttack(user: string, endMs: number, ip: string): Record<string, unknown>[] {
   const at = (ms: number) => new Date(ms).toISOString();
   const logins = Array.from({ length: 15 }, (_, i) => ({
     event_id: crypto.randomUUID(),
     type: "login",
     user_id: user,
     occurred_at: at(endMs - 40_000 + i * 2000),
-    payload: { ip: "198.51.100.7", method: "password" },
+    payload: { ip, method: "password" },
   }));
   return [...logins, {
     event_id: crypto.randomUUID(),
@@ -34,9 +37,9 @@ function botAttack(user: string, endMs: number): Record<string, unknown>[] {
 }
 
 /** A normal session: a login, some browsing, one small purchase, a logout, minutes apart. */
-function normalSession(user: string, startMs: number): Record<string, unknown>[] {
+function normalSession(user: string, startMs: number, ip: string): Record<string, unknown>[] {
   const steps: [string, Record<string, unknown>][] = [
-    ["login", { ip: "192.0.2.10", country: "DE" }],
+    ["login", { ip, country: "DE" }],
     ["page_view", { page: "/" }],
     ["add_to_cart", { product_id: "p-1", quantity: 1, price: 19.9 }],
     ["purchase", { amount: 19.9, currency: "EUR" }],
@@ -56,11 +59,15 @@ const alertLines = (gw: GatewayProcess, user: string) =>
     l.user_id === user
   );
 
-async function deleteRedisKeys(users: string[]): Promise<void> {
+async function deleteRedisKeys(users: string[], ips: string[]): Promise<void> {
   const conn = await connectResp();
   try {
-    for (const u of users) {
-      const [reply] = await conn.send([["KEYS", `sg:u:${encodeURIComponent(u)}:*`]]);
+    const patterns = [
+      ...users.map((u) => `sg:u:${encodeURIComponent(u)}:*`),
+      ...ips.map((ip) => `sg:ip:${encodeURIComponent(ip)}:*`),
+    ];
+    for (const pattern of patterns) {
+      const [reply] = await conn.send([["KEYS", pattern]]);
       if (reply?.type === "array" && reply.value && reply.value.length > 0) {
         const keys = reply.value.flatMap((k) =>
           k.type === "bulk" && k.value !== null ? [k.value] : []
@@ -81,6 +88,7 @@ Deno.test("fraud e2e: a bot attack through Kafka raises one alert with the LLM's
   const run = crypto.randomUUID().slice(0, 8);
   const bot = `bot-${run}`, bot2 = `bot2-${run}`;
   const normal = Array.from({ length: 5 }, (_, i) => `shopper-${i}-${run}`);
+  const ips = [randomIp(), randomIp(), randomIp()];
   const gw = await startGateway({
     ...s.env,
     UPSTASH_REDIS_REST_URL: bridge.url,
@@ -93,8 +101,10 @@ Deno.test("fraud e2e: a bot attack through Kafka raises one alert with the LLM's
   let bridgeOpen = true;
   try {
     const now = Date.now();
-    const attack = botAttack(bot, now);
-    const traffic = normal.flatMap((u, i) => normalSession(u, now - 50 * 60_000 + i * 1000));
+    const attack = botAttack(bot, now, ips[0]!);
+    const traffic = normal.flatMap((u, i) =>
+      normalSession(u, now - 50 * 60_000 + i * 1000, ips[1]!)
+    );
     // Produced straight to the topic, as the seeds' traffic generator does; keyed by user so one
     // user's events stay in order.
     const all = [...traffic, ...attack];
@@ -181,7 +191,7 @@ Deno.test("fraud e2e: a bot attack through Kafka raises one alert with the LLM's
 
     // Ollama failing: the next bot's alert goes out on the rules, saying why.
     ollama.setMode({ kind: "error", status: 500, message: "model crashed" });
-    const res = await postEvents(gw.url, botAttack(bot2, Date.now()));
+    const res = await postEvents(gw.url, botAttack(bot2, Date.now(), ips[2]!));
     assert.equal(res.status, 202);
     assert.ok(await waitFor(() => Promise.resolve(alertLines(gw, bot2).length > 0), 60_000));
     const degraded = alertLines(gw, bot2)[0]!;
@@ -201,6 +211,6 @@ Deno.test("fraud e2e: a bot attack through Kafka raises one alert with the LLM's
     if (bridgeOpen) await bridge.close();
     await ollama.close();
     await teardown(s);
-    await deleteRedisKeys([bot, bot2, ...normal]);
+    await deleteRedisKeys([bot, bot2, ...normal], ips);
   }
 });
