@@ -305,7 +305,7 @@ cmd_wait() {
   local limit="${KAFKA_WAIT_SECONDS:-90}" t0 deadline tool gtool out="" stage=metadata
   t0="$(now_ms)"
   deadline=$((t0 + limit * 1000))
-  have_libs || die "Kafka $VERSION is not fetched ($LIBS_DIR); run: $0 start"
+  have_libs || cmd_fetch # a broker started elsewhere: fetch the tools to talk to it
   tool="$(topic_tool)"
   gtool="$(group_tool)"
   [[ -f "$ADMIN_CONF" ]] || write_config
@@ -343,7 +343,7 @@ cmd_wait() {
 }
 
 cmd_topics() {
-  have_libs || die "Kafka $VERSION is not fetched ($LIBS_DIR); run: $0 start"
+  have_libs || cmd_fetch # a broker started elsewhere: fetch the tools to talk to it
   [[ -f "$ADMIN_CONF" ]] || write_config
   local tool existing spec name parts specs=(
     "${KAFKA_TOPIC_EVENTS:-events}:3"
