@@ -11,11 +11,12 @@
 /// <reference lib="deno.worker" />
 import * as duckdb from "@duckdb/duckdb-wasm/dist/duckdb-node-blocking.cjs";
 import * as arrow from "apache-arrow";
-import type { Column, EngineRequest, EngineResponse } from "./engine_protocol.ts";
+import type { Column, ColumnarResult, EngineRequest, EngineResponse } from "./engine_protocol.ts";
+import { castRow, type FieldKind } from "./silver_cast.ts";
 
 const WASM = new URL(import.meta.resolve("@duckdb/duckdb-wasm/dist/duckdb-eh.wasm"));
 
-async function open(): Promise<duckdb.DuckDBConnection> {
+async function open(): Promise<{ db: duckdb.DuckDBBindings; conn: duckdb.DuckDBConnection }> {
   const bundles = {
     mvp: { mainModule: WASM.pathname, mainWorker: "" },
     eh: { mainModule: WASM.pathname, mainWorker: "" },
@@ -25,15 +26,94 @@ async function open(): Promise<duckdb.DuckDBConnection> {
   db.open({});
   const conn = db.connect();
   conn.query("SET memory_limit = '1GB'");
-  return conn;
+  return { db, conn };
 }
 
 const ready = open();
 
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** A validity bitmap (Arrow: LSB first, 1 = valid) for `n` values, all valid. */
+function validBitmap(n: number): Uint8Array {
+  return new Uint8Array((n + 7) >> 3).fill(0xff);
+}
+
+/**
+ * A Utf8 vector built by hand: one `encodeInto` per string into a growing buffer. Arrow's own
+ * builder (`vectorFromArray`) costs ~8 µs per string, which made Parquet writes CPU-bound.
+ */
+function utf8Vector(values: readonly (string | null | undefined)[]): arrow.Vector {
+  const n = values.length;
+  const offsets = new Int32Array(n + 1);
+  let size = 0;
+  for (let i = 0; i < n; i++) size += values[i]?.length ?? 0;
+  let buf = new Uint8Array(Math.max(64, Math.ceil(size * 1.1)));
+  let pos = 0, nulls = 0;
+  let bitmap: Uint8Array | undefined;
+  for (let i = 0; i < n; i++) {
+    const v = values[i];
+    if (v === null || v === undefined) {
+      bitmap ??= validBitmap(n);
+      bitmap[i >> 3]! &= ~(1 << (i & 7));
+      nulls++;
+    } else if (v.length > 0) {
+      if (pos + v.length * 3 > buf.length) {
+        const next = new Uint8Array(Math.max(buf.length * 2, pos + v.length * 3));
+        next.set(buf.subarray(0, pos));
+        buf = next;
+      }
+      pos += encoder.encodeInto(v, buf.subarray(pos)).written;
+    }
+    offsets[i + 1] = pos;
+  }
+  return arrow.makeVector(arrow.makeData({
+    type: new arrow.Utf8(),
+    length: n,
+    nullCount: nulls,
+    ...(bitmap ? { nullBitmap: bitmap } : {}),
+    valueOffsets: offsets,
+    data: buf.subarray(0, pos),
+  }));
+}
+
+/** A nullable numeric vector: values in a typed array, nulls in the bitmap. */
+function nullableVector<T extends arrow.Float64 | arrow.Int32 | arrow.Int64>(
+  values: readonly (number | null)[],
+  type: T,
+): arrow.Vector {
+  const n = values.length;
+  const data = type instanceof arrow.Float64
+    ? new Float64Array(n)
+    : type instanceof arrow.Int32
+    ? new Int32Array(n)
+    : new BigInt64Array(n);
+  let nulls = 0;
+  let bitmap: Uint8Array | undefined;
+  for (let i = 0; i < n; i++) {
+    const v = values[i];
+    if (v === null || v === undefined) {
+      bitmap ??= validBitmap(n);
+      bitmap[i >> 3]! &= ~(1 << (i & 7));
+      nulls++;
+    } else if (data instanceof BigInt64Array) data[i] = BigInt(v);
+    else data[i] = v;
+  }
+  return arrow.makeVector(
+    arrow.makeData({
+      type,
+      length: n,
+      nullCount: nulls,
+      ...(bitmap ? { nullBitmap: bitmap } : {}),
+      data,
+    } as never),
+  );
+}
+
 function toVector(col: Column): arrow.Vector {
   switch (col.kind) {
     case "utf8":
-      return arrow.vectorFromArray(col.values, new arrow.Utf8());
+      return utf8Vector(col.values);
     case "timestamp_us": {
       const data = BigInt64Array.from(col.values, (v) => BigInt(Math.round(v)));
       return arrow.makeVector(
@@ -49,8 +129,139 @@ function toVector(col: Column): arrow.Vector {
     case "float64":
       return arrow.makeVector(Float64Array.from(col.values));
     case "float64_nullable":
-      return arrow.vectorFromArray(col.values, new arrow.Float64());
+      return nullableVector(col.values, new arrow.Float64());
+    case "int32_nullable":
+      return nullableVector(col.values, new arrow.Int32());
+    case "int64_nullable":
+      return nullableVector(col.values, new arrow.Int64());
   }
+}
+
+/** The strings of a Utf8 vector, decoded chunk by chunk (Arrow's iterator is ~10x slower). */
+function decodeUtf8(vector: arrow.Vector): (string | null)[] {
+  const out: (string | null)[] = new Array(vector.length);
+  let k = 0;
+  for (const d of vector.data) {
+    const offsets = d.valueOffsets as Int32Array | undefined;
+    const bytes = d.values as Uint8Array | undefined;
+    if (!offsets || !bytes || d.offset !== 0) {
+      for (let i = 0; i < d.length; i++, k++) out[k] = vector.get(k) as string | null;
+      continue;
+    }
+    const bitmap = d.nullCount > 0 ? d.nullBitmap : undefined;
+    for (let i = 0; i < d.length; i++, k++) {
+      out[k] = bitmap && !(bitmap[i >> 3]! & (1 << (i & 7)))
+        ? null
+        : decoder.decode(bytes.subarray(offsets[i]!, offsets[i + 1]!));
+    }
+  }
+  return out;
+}
+
+/** An Arrow table as plain column arrays (see {@link ColumnarResult}). */
+function toColumnar(table: arrow.Table): ColumnarResult {
+  const columns: ColumnarResult["columns"] = {};
+  for (const field of table.schema.fields) {
+    const vector = table.getChild(field.name)!;
+    if (arrow.DataType.isUtf8(field.type)) {
+      columns[field.name] = decodeUtf8(vector);
+      continue;
+    }
+    const values = vector.toArray() as unknown;
+    if (vector.nullCount > 0) {
+      columns[field.name] = Array.from(vector, (v) => typeof v === "bigint" ? Number(v) : v);
+    } else if (values instanceof BigInt64Array) {
+      columns[field.name] = Float64Array.from(values, Number);
+    } else if (values instanceof Float64Array || values instanceof Int32Array) {
+      columns[field.name] = values;
+    } else {
+      columns[field.name] = Array.from(vector, (v) => typeof v === "bigint" ? Number(v) : v);
+    }
+  }
+  return { rows: table.numRows, columns };
+}
+
+/** Loads columns into a new table `name` (replacing one of that name). */
+function loadTable(conn: duckdb.DuckDBConnection, name: string, columns: Record<string, Column>) {
+  const table = new arrow.Table(
+    Object.fromEntries(Object.entries(columns).map(([k, c]) => [k, toVector(c)])),
+  );
+  conn.query(`DROP TABLE IF EXISTS "${name}"`);
+  conn.insertArrowFromIPCStream(arrow.tableToIPC(table, "stream"), {
+    name,
+    schema: "main",
+    create: true,
+  });
+  return table.numRows;
+}
+
+/** Column of one cast field, by kind. */
+function fieldColumn(kind: FieldKind, values: (string | number | null)[]): Column {
+  switch (kind) {
+    case "string":
+      return { kind: "utf8", values: values as (string | null)[] };
+    case "double":
+      return { kind: "float64_nullable", values: values as (number | null)[] };
+    case "int32":
+      return { kind: "int32_nullable", values: values as (number | null)[] };
+    case "int64":
+      return { kind: "int64_nullable", values: values as (number | null)[] };
+  }
+}
+
+/** The `castJson` operation: see {@link EngineRequest}. */
+function castJson(
+  conn: duckdb.DuckDBConnection,
+  req: Extract<EngineRequest, { op: "castJson" }>,
+): Record<string, number> {
+  const { spec, prefix } = req;
+  const names = [...spec.domains.map((d) => `${prefix}_${d.name}`), `${prefix}__rejects`];
+  for (const n of names) conn.query(`DROP TABLE IF EXISTS "${n}"`);
+  const table = conn.query(req.sql);
+  const ridVec = table.getChild("rid")!.toArray() as unknown;
+  const rid = ridVec instanceof BigInt64Array
+    ? Float64Array.from(ridVec, Number)
+    : Float64Array.from(ridVec as ArrayLike<number>);
+  const types = decodeUtf8(table.getChild("type")!);
+  const eventTypes = decodeUtf8(table.getChild("event_type")!);
+  const payloads = decodeUtf8(table.getChild("payload")!);
+
+  const out = spec.domains.map((d) => ({
+    rid: [] as number[],
+    fields: d.fields.map(() => [] as (string | number | null)[]),
+    extra: [] as (string | null)[],
+  }));
+  const rejects = { rid: [] as number[], reason: [] as string[] };
+  for (let i = 0; i < table.numRows; i++) {
+    const r = castRow(spec, types[i] ?? "", eventTypes[i] ?? "", payloads[i] ?? "");
+    if (r.ok) {
+      const o = out[r.domain]!;
+      o.rid.push(rid[i]!);
+      for (let f = 0; f < r.values.length; f++) o.fields[f]!.push(r.values[f]!);
+      o.extra.push(r.extra);
+    } else {
+      rejects.rid.push(rid[i]!);
+      rejects.reason.push(r.reason);
+    }
+  }
+  const counts: Record<string, number> = {};
+  spec.domains.forEach((d, i) => {
+    const o = out[i]!;
+    if (o.rid.length === 0) return;
+    const columns: Record<string, Column> = {
+      rid: { kind: "int64", values: Float64Array.from(o.rid) },
+    };
+    d.fields.forEach((f, j) => columns[f.name] = fieldColumn(f.kind, o.fields[j]!));
+    columns.extra = { kind: "utf8", values: o.extra };
+    counts[`${prefix}_${d.name}`] = loadTable(conn, `${prefix}_${d.name}`, columns);
+  });
+  if (rejects.rid.length > 0) {
+    counts[`${prefix}__rejects`] = loadTable(conn, `${prefix}__rejects`, {
+      rid: { kind: "int64", values: Float64Array.from(rejects.rid) },
+      reason: { kind: "utf8", values: rejects.reason },
+    });
+  }
+  return counts;
 }
 
 /** Quotes a string as an SQL literal. Only ever called on paths the lake module built itself. */
@@ -61,7 +272,19 @@ function literal(s: string): string {
 let tableSeq = 0;
 
 async function handle(req: EngineRequest): Promise<unknown> {
-  const conn = await ready;
+  const { db, conn } = await ready;
+  try {
+    return run(conn, req);
+  } finally {
+    // duckdb-wasm keeps every file it opened registered, with its descriptor open: a file renamed
+    // over (silver and gold replace partitions that way) would be read from the old inode for
+    // ever, and a name it wrote once cannot be a partitioned COPY target again. Forget them all
+    // after each call; the next call opens what is on disk now.
+    db.dropFiles();
+  }
+}
+
+function run(conn: duckdb.DuckDBConnection, req: EngineRequest): unknown {
   switch (req.op) {
     case "writeParquet": {
       const name = `load_${++tableSeq}`;
@@ -89,6 +312,18 @@ async function handle(req: EngineRequest): Promise<unknown> {
         stmt.close();
       }
     }
+    case "queryColumns": {
+      const stmt = conn.prepare(req.sql);
+      try {
+        return toColumnar(stmt.query(...req.params));
+      } finally {
+        stmt.close();
+      }
+    }
+    case "exec":
+      return conn.query(req.sql).toArray().map((row) => row.toJSON());
+    case "castJson":
+      return castJson(conn, req);
   }
 }
 
@@ -98,7 +333,15 @@ self.onmessage = async (e: MessageEvent<EngineRequest>) => {
   try {
     reply = { id: req.id, ok: true, value: await handle(req) };
   } catch (err) {
-    reply = { id: req.id, ok: false, error: err instanceof Error ? err.message : String(err) };
+    // A trap inside the WebAssembly module (out-of-bounds access, stack overflow, …) leaves
+    // DuckDB's memory in an unknown state: the main thread replaces this worker.
+    const fatal = err instanceof WebAssembly.RuntimeError;
+    reply = {
+      id: req.id,
+      ok: false,
+      error: err instanceof Error ? err.message : String(err),
+      ...(fatal ? { fatal } : {}),
+    };
   }
   self.postMessage(reply);
 };

@@ -1,13 +1,15 @@
 /**
- * The lake's SQL engine as seen from the main thread: DuckDB-wasm in a Web Worker behind two calls.
- * Calls are queued by the worker and run one at a time; each has a timeout, and a worker that dies
- * is replaced on the next call.
+ * The lake's SQL engine as seen from the main thread: DuckDB-wasm in a Web Worker behind a few
+ * calls. Calls are queued by the worker and run one at a time; each has a timeout, and a worker
+ * that dies, hangs or traps inside WebAssembly is replaced on the next call. After each call the
+ * worker forgets the files DuckDB opened, so a file replaced on disk is read anew.
  *
  * @module
  */
-import type { Column, EngineRequest, EngineResponse } from "./engine_protocol.ts";
+import type { Column, ColumnarResult, EngineRequest, EngineResponse } from "./engine_protocol.ts";
+import type { CastSpec } from "./silver_cast.ts";
 
-export type { Column } from "./engine_protocol.ts";
+export type { Column, ColumnarResult } from "./engine_protocol.ts";
 
 /** A parameter bound to a query; values are never spliced into SQL text. */
 export type Param = string | number | boolean | null;
@@ -48,6 +50,41 @@ export class LakeEngine {
     return await this.#call({ op: "query", sql, params }) as T[];
   }
 
+  /**
+   * Like {@link query}, but answers column arrays (see {@link ColumnarResult}): much cheaper than
+   * row objects for large results.
+   */
+  async queryColumns(sql: string, params: Param[] = []): Promise<ColumnarResult> {
+    return await this.#call({ op: "queryColumns", sql, params }) as ColumnarResult;
+  }
+
+  /**
+   * Runs statements without parameters (`COPY (SELECT …) TO '…'`, temporary tables, several
+   * statements separated by `;`) and returns the rows of the last one. Only for SQL the lake code
+   * built itself: literals in it must come from lake listings (see `layout.ts`), never requests.
+   */
+  async exec<T = Record<string, unknown>>(sql: string): Promise<T[]> {
+    return await this.#call({ op: "exec", sql }) as T[];
+  }
+
+  /**
+   * Parses and casts JSON payloads inside the worker into per-domain tables (silver's cast; see
+   * `castJson` in `engine_protocol.ts`). Resolves with the row count of each table created.
+   */
+  async castJson(sql: string, spec: CastSpec, prefix: string): Promise<Record<string, number>> {
+    return await this.#call({ op: "castJson", sql, spec, prefix }) as Record<string, number>;
+  }
+
+  /**
+   * Terminates the worker now (calls in flight fail); the next call starts a fresh one.
+   * WebAssembly memory never shrinks, so a long-lived process recycles an engine after a big job
+   * to give the memory back.
+   */
+  recycle(): void {
+    if (this.#closed) return;
+    this.#restart(new Error("The lake engine was recycled"));
+  }
+
   /** Terminates the worker. Safe to call twice. */
   close(): void {
     this.#closed = true;
@@ -80,7 +117,12 @@ export class LakeEngine {
       this.#pending.delete(e.data.id);
       clearTimeout(p.timer);
       if (e.data.ok) p.resolve(e.data.value);
-      else p.reject(new Error(e.data.error));
+      else {
+        p.reject(new Error(e.data.error));
+        if (e.data.fatal && this.#worker === worker) {
+          this.#restart(new Error(`The lake engine was restarted after a crash: ${e.data.error}`));
+        }
+      }
     };
     worker.onerror = (e) => {
       e.preventDefault();

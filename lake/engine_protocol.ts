@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { CastSpec } from "./silver_cast.ts";
 
 /** One column of a table to write. */
 export type Column =
@@ -12,7 +13,19 @@ export type Column =
   | { kind: "int64"; values: Float64Array }
   | { kind: "int32"; values: Int32Array }
   | { kind: "float64"; values: Float64Array }
-  | { kind: "float64_nullable"; values: (number | null)[] };
+  | { kind: "float64_nullable"; values: (number | null)[] }
+  | { kind: "int32_nullable"; values: (number | null)[] }
+  | { kind: "int64_nullable"; values: (number | null)[] };
+
+/**
+ * A query result as columns: numbers as `Float64Array` (BIGINT included, converted to double, so
+ * keep them below 2^53) or `Int32Array`, everything else as an array with `null`s. Columns with
+ * nulls are always plain arrays.
+ */
+export interface ColumnarResult {
+  rows: number;
+  columns: Record<string, Float64Array | Int32Array | unknown[]>;
+}
 
 export type EngineRequest =
   | {
@@ -22,8 +35,28 @@ export type EngineRequest =
     /** The Parquet file to create. */
     path: string;
   }
-  | { id: number; op: "query"; sql: string; params: (string | number | boolean | null)[] };
+  | { id: number; op: "query"; sql: string; params: (string | number | boolean | null)[] }
+  | {
+    id: number;
+    op: "queryColumns";
+    sql: string;
+    params: (string | number | boolean | null)[];
+  }
+  /**
+   * One or more statements separated by `;`, without parameters (COPY, CREATE TEMP TABLE, …).
+   * Answers with the rows of the last statement.
+   */
+  | { id: number; op: "exec"; sql: string }
+  /**
+   * Silver's cast, run next to the data: `sql` yields `rid`, `type` (the bronze partition),
+   * `event_type` and `payload`; each payload is parsed and cast (`silver_cast.ts`) into new tables
+   * `<prefix>_<domain>` (`rid`, the domain's fields, `extra`) and `<prefix>__rejects` (`rid`,
+   * `reason`), replacing older ones. Answers the row count of each table created (empty ones are
+   * not created).
+   */
+  | { id: number; op: "castJson"; sql: string; spec: CastSpec; prefix: string };
 
 export type EngineResponse =
   | { id: number; ok: true; value: unknown }
-  | { id: number; ok: false; error: string };
+  /** `fatal`: DuckDB crashed (a WebAssembly trap); the worker must be replaced. */
+  | { id: number; ok: false; error: string; fatal?: boolean };

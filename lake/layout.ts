@@ -126,3 +126,119 @@ export function sqlFileList(paths: readonly string[]): string {
 export function addDays(dt: string, days: number): string {
   return new Date(Date.parse(`${dt}T00:00:00Z`) + days * 86_400_000).toISOString().slice(0, 10);
 }
+
+/**
+ * A DuckDB string literal of one file path (`COPY … TO '…'`, `read_parquet('…')`). Same rule as
+ * {@link sqlFileList}: only for paths this module built or listed.
+ */
+export function sqlPath(path: string): string {
+  return `'${path.replaceAll("'", "''")}'`;
+}
+
+/** The partition file of a replace-whole table when it exists, else `undefined`. */
+export async function existingPartitionFile(
+  lakeDir: string,
+  table: string,
+  dt: string,
+): Promise<string | undefined> {
+  const path = partitionFile(lakeDir, table, dt);
+  try {
+    return (await Deno.stat(path)).isFile ? path : undefined;
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return undefined;
+    throw err;
+  }
+}
+
+const ALERT_NAME = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.parquet$/;
+
+/** One alerts-table file, with what a change detector needs. */
+export interface AlertFile {
+  path: string;
+  name: string;
+  size: number;
+  mtimeMs: number;
+}
+
+/** The files of one `dt=` partition of the alerts table (only `<uuid>.parquet` names), sorted. */
+export async function listAlertFiles(lakeDir: string, dt: string): Promise<AlertFile[]> {
+  if (!DATE.test(dt)) throw new Error(`Invalid partition date "${dt}"`);
+  const dir = join(lakeDir, TABLES.alerts, `dt=${dt}`);
+  const out: AlertFile[] = [];
+  try {
+    for await (const e of Deno.readDir(dir)) {
+      if (!e.isFile || !ALERT_NAME.test(e.name)) continue;
+      const path = join(dir, e.name);
+      try {
+        const st = await Deno.stat(path);
+        out.push({ path, name: e.name, size: st.size, mtimeMs: st.mtime?.getTime() ?? 0 });
+      } catch (err) {
+        if (!(err instanceof Deno.errors.NotFound)) throw err;
+      }
+    }
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return [];
+    throw err;
+  }
+  return out.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+}
+
+const TOPIC = /^[A-Za-z0-9._-]{1,249}$/;
+
+/** The bronze writer's progress file of one log partition (`{"next_offset": N, …}`). */
+export function bronzeProgressFile(lakeDir: string, topic: string, partition: number): string {
+  if (!TOPIC.test(topic) || !Number.isSafeInteger(partition) || partition < 0) {
+    throw new Error(`Invalid log partition ${topic}+${partition}`);
+  }
+  return join(lakeDir, "_progress", "bronze", `${topic}+${partition}.json`);
+}
+
+/** Job state files: `_progress/silver.json`, `_progress/gold.json`, `_progress/jobs.lock`. */
+export const JOB_FILES = {
+  silverProgress: join("_progress", "silver.json"),
+  goldProgress: join("_progress", "gold.json"),
+  lock: join("_progress", "jobs.lock"),
+} as const;
+
+/** Where a job stages files before renaming them into place (same filesystem as the tables). */
+export function jobStagingDir(lakeDir: string, job: "silver" | "gold"): string {
+  return join(lakeDir, "_staging", job);
+}
+
+/** The UTC date (`YYYY-MM-DD`) of a time in µs since the epoch. */
+export function microsToDate(us: number): string {
+  return new Date(Math.floor(us / 1000)).toISOString().slice(0, 10);
+}
+
+/** Days since 1970-01-01 of a `YYYY-MM-DD` date (what `epoch_us(ts) // 86400000000` gives). */
+export function dateToDay(dt: string): number {
+  if (!DATE.test(dt)) throw new Error(`Invalid date "${dt}"`);
+  return Math.floor(Date.parse(`${dt}T00:00:00Z`) / 86_400_000);
+}
+
+/** The `YYYY-MM-DD` date of a day number (days since 1970-01-01). */
+export function dayToDate(day: number): string {
+  return new Date(day * 86_400_000).toISOString().slice(0, 10);
+}
+
+/**
+ * `read_parquet([...])` over lake files (see {@link sqlFileList}): columns matched by name, so
+ * files written before a column was added still read (as NULL), and no hive columns taken from
+ * the path (duckdb 0.9 adds `dt` on its own when a path has `dt=`).
+ */
+export function sqlReadParquet(paths: readonly string[]): string {
+  return `read_parquet(${sqlFileList(paths)}, union_by_name = true, hive_partitioning = false)`;
+}
+
+/**
+ * Most files one `read_parquet` takes. duckdb-wasm 1.28 crashes ("memory access out of bounds")
+ * when one scan opens somewhere between 600 and 1000 files; readers split longer lists.
+ */
+export const MAX_FILES_PER_READ = 200;
+
+/** Splits a list into chunks of at most `size` items. */
+export function chunked<T>(items: readonly T[], size = MAX_FILES_PER_READ): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
