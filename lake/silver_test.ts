@@ -1,0 +1,629 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { testEvent } from "../tests/lake_helpers.ts";
+import type { Envelope } from "../pipeline/schemas.ts";
+import { isoToMicros } from "../pipeline/validate.ts";
+import { BronzeWriter, writeFileDurably } from "./bronze.ts";
+import { LakeEngine } from "./engine.ts";
+import {
+  bronzeProgressFile,
+  type Domain,
+  JOB_FILES,
+  listDates,
+  partitionFile,
+  SILVER_DOMAINS,
+  sqlFileList,
+  TABLES,
+} from "./layout.ts";
+import {
+  castPayload,
+  readSilverProgress,
+  runSilver,
+  SILVER_SPECS,
+  type SilverStats,
+} from "./silver.ts";
+
+async function withLake(fn: (lake: string, engine: LakeEngine) => Promise<void>): Promise<void> {
+  const lake = await Deno.makeTempDir({ prefix: "silver_test_" });
+  const engine = new LakeEngine();
+  try {
+    await fn(lake, engine);
+  } finally {
+    engine.close();
+    await Deno.remove(lake, { recursive: true });
+  }
+}
+
+/** Writes events as one bronze batch of `wal+0` starting at `first`; returns the next offset. */
+async function bronze(lake: string, engine: LakeEngine, first: number, events: Envelope[]) {
+  await new BronzeWriter(engine, lake).write({
+    topic: "wal",
+    partition: 0,
+    firstOffset: first,
+    lastOffset: first + events.length - 1,
+    rows: events.map((event, i) => ({ offset: first + i, event })),
+  });
+  return first + events.length;
+}
+
+type Row = Record<string, unknown> & {
+  event_id: string;
+  occurred_us: number;
+  received_us: number;
+  log_offset: number;
+  dt: string;
+};
+
+/** Every row of a silver table, with its dt, ordered by event_id then offset. */
+async function rows(engine: LakeEngine, lake: string, table: string): Promise<Row[]> {
+  const files = (await listDates(lake, table)).map((dt) => partitionFile(lake, table, dt));
+  if (files.length === 0) return [];
+  const out = await engine.query(
+    `SELECT *, epoch_us(occurred_at) AS occurred_us, epoch_us(received_at) AS received_us,
+            CAST(dt AS VARCHAR) AS dt
+       FROM read_parquet(${sqlFileList(files)}, union_by_name = true, hive_partitioning = 1)
+      ORDER BY event_id, log_offset`,
+  );
+  return out.map((r) =>
+    ({
+      ...r,
+      occurred_us: Number(r.occurred_us),
+      received_us: Number(r.received_us),
+      log_offset: Number(r.log_offset),
+      log_partition: Number(r.log_partition),
+    }) as unknown as Row
+  );
+}
+
+async function allSilver(engine: LakeEngine, lake: string): Promise<Row[]> {
+  const out: Row[] = [];
+  for (const d of SILVER_DOMAINS) out.push(...await rows(engine, lake, TABLES.silver(d)));
+  return out.sort((a, b) => a.event_id < b.event_id ? -1 : 1);
+}
+
+/** Every file under silver/, with its bytes, for byte-for-byte comparisons. */
+async function snapshot(lake: string): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  async function walk(d: string) {
+    let entries: Deno.DirEntry[];
+    try {
+      entries = await Array.fromAsync(Deno.readDir(d));
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) return;
+      throw err;
+    }
+    for (const e of entries) {
+      const p = join(d, e.name);
+      if (e.isDirectory) await walk(p);
+      else {
+        const bytes = await Deno.readFile(p);
+        const h = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+        out.set(p, Array.from(h, (b) => b.toString(16).padStart(2, "0")).join(""));
+      }
+    }
+  }
+  await walk(join(lake, "silver"));
+  return out;
+}
+
+const total = (s: SilverStats) => Object.values(s.rows_new).reduce((a, b) => a + b, 0);
+
+const ev = (over: Partial<Envelope> & { type: Envelope["type"] }): Envelope =>
+  testEvent({ event_type: over.type, ...over });
+
+Deno.test("domain specs: typed columns derived from the payload schemas", () => {
+  const cols = (d: Domain) =>
+    Object.fromEntries(SILVER_SPECS[d].columns.map((c) => [c.name, c.sql]));
+  for (const d of SILVER_DOMAINS) {
+    const names = SILVER_SPECS[d].columns.map((c) => c.name);
+    assert.deepEqual(names.slice(0, 9), [
+      "event_id",
+      "event_type",
+      "user_id",
+      "occurred_at",
+      "received_at",
+      "source",
+      "log_topic",
+      "log_partition",
+      "log_offset",
+    ]);
+    assert.equal(names.at(-1), "extra");
+    assert.equal(new Set(names).size, names.length, `${d}: column names are unique`);
+  }
+  assert.equal(cols("commerce").amount, "DOUBLE");
+  assert.equal(cols("commerce").items, "INTEGER");
+  assert.equal(cols("commerce").quantity, "INTEGER");
+  assert.equal(cols("commerce").currency, "VARCHAR");
+  assert.equal(cols("usage").status_code, "INTEGER");
+  assert.equal(cols("usage").latency_ms, "DOUBLE");
+  assert.equal(cols("usage").bytes, "INTEGER");
+  assert.equal(cols("media").duration_s, "DOUBLE");
+  assert.equal(cols("sales").unit_price, "DOUBLE");
+  assert.equal(cols("auth").ip, "VARCHAR");
+  assert.equal(cols("auth").occurred_at, "TIMESTAMPTZ");
+  assert.equal(cols("auth").log_offset, "BIGINT");
+  assert.equal(cols("sales").ip, undefined, "sale takes no origin fields");
+});
+
+Deno.test("castPayload(): own fields typed, other fields to extra, reasons for the rest", () => {
+  const ok = castPayload("login", "login", '{"ip":"10.0.0.1","method":"sso","reason":5,"x":[1]}');
+  assert.ok(ok.ok);
+  const auth = SILVER_SPECS.auth.fields.map((f) => f.name);
+  assert.equal(ok.values[auth.indexOf("ip")], "10.0.0.1");
+  assert.equal(ok.values[auth.indexOf("method")], "sso");
+  // `reason` is a column of auth (login_failed), but not a field of login: it stays in extra.
+  assert.equal(ok.values[auth.indexOf("reason")], null);
+  assert.deepEqual(JSON.parse(ok.extra!), { reason: 5, x: [1] });
+
+  const plain = castPayload("purchase", "purchase", '{"amount":12,"currency":"USD"}');
+  assert.ok(plain.ok);
+  assert.equal(plain.extra, null);
+
+  const bad = (r: ReturnType<typeof castPayload>) => (assert.ok(!r.ok), r.reason);
+  assert.match(bad(castPayload("other", "custom", "{}")), /^unknown_type/);
+  assert.match(bad(castPayload("login", "logout", "{}")), /^type_mismatch/);
+  assert.equal(bad(castPayload("login", "login", "{")), "payload_invalid_json");
+  assert.equal(bad(castPayload("login", "login", "[1]")), "payload_not_object");
+  assert.equal(bad(castPayload("login", "login", "null")), "payload_not_object");
+  assert.match(bad(castPayload("purchase", "purchase", '{"amount":"12"}')), /payload\.amount/);
+  assert.match(bad(castPayload("purchase", "purchase", '{"amount":1,"items":1.5}')), /items/);
+  assert.match(
+    bad(castPayload("api_call", "api_call", '{"endpoint":"/","status_code":1e10}')),
+    /status_code/,
+  );
+});
+
+Deno.test("engine: text with nulls, empty and non-ASCII strings and nullable ints round-trip", async () => {
+  await withLake(async (lake, engine) => {
+    const path = join(lake, "t.parquet");
+    await engine.writeParquet({
+      s: { kind: "utf8", values: ["a", null, "", "ünïcødé ✓ 𝄞", "x".repeat(3000)] },
+      i: { kind: "int32_nullable", values: [1, null, -5, 2147483647, null] },
+      b: { kind: "int64_nullable", values: [null, 2 ** 40, 0, -1, 7] },
+      f: { kind: "float64_nullable", values: [1.5, null, 0, -2, null] },
+    }, path);
+    const got = await engine.query(`SELECT s, i, b, f FROM read_parquet('${path}')`);
+    assert.deepEqual(got.map((r) => r.s), ["a", null, "", "ünïcødé ✓ 𝄞", "x".repeat(3000)]);
+    assert.deepEqual(got.map((r) => r.i), [1, null, -5, 2147483647, null]);
+    assert.deepEqual(got.map((r) => r.b === null ? null : Number(r.b)), [null, 2 ** 40, 0, -1, 7]);
+    assert.deepEqual(got.map((r) => r.f), [1.5, null, 0, -2, null]);
+    const cols = await engine.queryColumns(`SELECT s, i FROM read_parquet('${path}')`);
+    assert.equal(cols.rows, 5);
+    assert.deepEqual(cols.columns.s, ["a", null, "", "ünïcødé ✓ 𝄞", "x".repeat(3000)]);
+    assert.deepEqual(cols.columns.i, [1, null, -5, 2147483647, null]);
+  });
+});
+
+Deno.test("silver: typed columns, values, extra, partitions by occurred date", async () => {
+  await withLake(async (lake, engine) => {
+    const purchase = ev({
+      type: "purchase",
+      user_id: "u-1",
+      occurred_at: "2026-11-20T23:59:59.999999Z",
+      received_at: "2026-11-21T00:00:02.000001Z",
+      payload: {
+        ip: "10.0.0.9",
+        country: "DE",
+        amount: 12.5,
+        currency: "EUR",
+        items: 3,
+        coupon: { code: "X" },
+      },
+    });
+    const api = ev({
+      type: "api_call",
+      payload: { endpoint: "/v1/x", status_code: 503, latency_ms: 12.25, method: "GET" },
+    });
+    const sale = ev({
+      type: "sale",
+      payload: { product_id: "p", quantity: 2, unit_price: 1.25, amount: 2.5, currency: "USD" },
+    });
+    const tv = ev({ type: "tv_play", payload: { channel_id: "c", duration_s: 61.5 } });
+    await bronze(lake, engine, 0, [purchase, api, sale, tv]);
+    const stats = await runSilver(engine, lake);
+    assert.equal(stats.rows_in, 4);
+    assert.equal(stats.rows_new.commerce, 1);
+    assert.equal(stats.rows_new.usage, 1);
+    assert.equal(stats.rows_new.sales, 1);
+    assert.equal(stats.rows_new.media, 1);
+    assert.deepEqual(stats.dates, ["2026-11-20", "2026-11-23"]);
+
+    // One file per (domain, date), typed as the spec says.
+    for (const d of SILVER_DOMAINS) {
+      for (const dt of await listDates(lake, TABLES.silver(d))) {
+        const described = await engine.query<{ column_name: string; column_type: string }>(
+          `DESCRIBE SELECT * FROM read_parquet('${
+            partitionFile(lake, TABLES.silver(d), dt)
+          }', hive_partitioning = false)`,
+        );
+        assert.deepEqual(
+          described.map((
+            c,
+          ) => [c.column_name, c.column_type.replace("TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ")]),
+          SILVER_SPECS[d].columns.map((c) => [c.name, c.sql]),
+        );
+      }
+    }
+    const [p] = await rows(engine, lake, TABLES.silver("commerce"));
+    assert.equal(p!.dt, "2026-11-20", "partitioned by the occurred date, not the received one");
+    assert.equal(p!.event_id, purchase.event_id);
+    assert.equal(p!.occurred_us, isoToMicros(purchase.occurred_at));
+    assert.equal(p!.received_us, isoToMicros(purchase.received_at));
+    assert.equal(p!.amount, 12.5);
+    assert.equal(p!.items, 3);
+    assert.equal(p!.currency, "EUR");
+    assert.equal(p!.ip, "10.0.0.9");
+    assert.equal(p!.quantity, null);
+    assert.equal(p!.log_topic, "wal");
+    assert.equal(p!.log_offset, 0);
+    assert.deepEqual(JSON.parse(p!.extra as string), { coupon: { code: "X" } });
+    const [a] = await rows(engine, lake, TABLES.silver("usage"));
+    assert.equal(a!.status_code, 503);
+    assert.equal(a!.latency_ms, 12.25);
+    assert.equal(a!.method, "GET");
+    assert.equal(a!.extra, null);
+    const [s] = await rows(engine, lake, TABLES.silver("sales"));
+    assert.equal(s!.quantity, 2);
+    assert.equal(s!.unit_price, 1.25);
+    const [t] = await rows(engine, lake, TABLES.silver("media"));
+    assert.equal(t!.duration_s, 61.5);
+    assert.equal(t!.station_id, null);
+  });
+});
+
+Deno.test("silver: deduplicates by event_id across files, bronze days and runs", async () => {
+  await withLake(async (lake, engine) => {
+    const first = ev({
+      type: "login",
+      occurred_at: "2026-11-20T10:00:00Z",
+      received_at: "2026-11-20T10:00:01Z",
+      payload: { ip: "10.0.0.1" },
+    });
+    const other = ev({ type: "click", occurred_at: "2026-11-20T11:00:00Z" });
+    let next = await bronze(lake, engine, 0, [first, other]);
+    // A retry received the next day (another bronze dt), in the same run.
+    next = await bronze(lake, engine, next, [{
+      ...first,
+      received_at: "2026-11-21T08:00:00Z",
+      payload: { ip: "10.0.0.2" },
+    }]);
+    const s1 = await runSilver(engine, lake);
+    assert.equal(s1.rows_in, 3);
+    assert.equal(s1.duplicates, 1);
+    let auth = await rows(engine, lake, TABLES.silver("auth"));
+    assert.equal(auth.length, 1);
+    assert.equal(auth[0]!.ip, "10.0.0.1", "the earliest received copy wins");
+
+    // Another retry in a later run: still one row.
+    next = await bronze(lake, engine, next, [{ ...first, received_at: "2026-11-22T08:00:00Z" }]);
+    const s2 = await runSilver(engine, lake);
+    assert.equal(s2.rows_in, 1);
+    assert.equal(s2.duplicates, 1);
+    assert.equal(total(s2), 0);
+    auth = await rows(engine, lake, TABLES.silver("auth"));
+    assert.equal(auth.length, 1);
+    assert.equal(auth[0]!.log_offset, 0);
+
+    // A copy that reached the log later but was received earlier (another producer) wins.
+    await bronze(lake, engine, next, [{
+      ...first,
+      received_at: "2026-11-20T10:00:00.5Z",
+      payload: { ip: "10.0.0.3" },
+    }]);
+    await runSilver(engine, lake);
+    auth = await rows(engine, lake, TABLES.silver("auth"));
+    assert.equal(auth.length, 1);
+    assert.equal(auth[0]!.ip, "10.0.0.3");
+    assert.equal(auth[0]!.log_offset, next);
+  });
+});
+
+Deno.test("silver: one event_id under two dates or domains in one run keeps one row", async () => {
+  await withLake(async (lake, engine) => {
+    const a = ev({
+      type: "login",
+      occurred_at: "2026-11-20T10:00:00Z",
+      received_at: "2026-11-20T10:00:01Z",
+    });
+    const sameIdOtherDay = {
+      ...a,
+      occurred_at: "2026-11-19T10:00:00Z",
+      received_at: "2026-11-20T10:00:02Z",
+    };
+    const sameIdOtherDomain = {
+      ...a,
+      type: "click" as const,
+      event_type: "click",
+      received_at: "2026-11-20T10:00:03Z",
+    };
+    await bronze(lake, engine, 0, [sameIdOtherDomain, sameIdOtherDay, a]);
+    const s = await runSilver(engine, lake);
+    assert.equal(s.duplicates, 2);
+    const all = await allSilver(engine, lake);
+    assert.equal(all.length, 1);
+    assert.equal(all[0]!.dt, "2026-11-20");
+    assert.equal(all[0]!.event_type, "login");
+  });
+});
+
+Deno.test("silver: a rerun does nothing; files, bytes and progress stay the same", async () => {
+  await withLake(async (lake, engine) => {
+    const events = Array.from({ length: 30 }, (_, i) =>
+      ev({
+        type: (["login", "purchase", "page_view", "radio_play", "sale"] as const)[i % 5]!,
+        user_id: `u${i % 4}`,
+        occurred_at: `2026-11-${20 + (i % 3)}T10:00:00Z`,
+        payload: i % 5 === 1
+          ? { amount: i }
+          : i % 5 === 2
+          ? { page: "/" }
+          : i % 5 === 3
+          ? { station_id: "s" }
+          : i % 5 === 4
+          ? { product_id: "p", quantity: 1, unit_price: 1, amount: 1 }
+          : {},
+      }));
+    await bronze(lake, engine, 0, events);
+    const first = await runSilver(engine, lake);
+    assert.equal(total(first), 30);
+    const before = await snapshot(lake);
+    const progress = await Deno.readTextFile(join(lake, JOB_FILES.silverProgress));
+    const again = await runSilver(engine, lake);
+    assert.equal(again.files_read, 0);
+    assert.equal(again.rows_in, 0);
+    assert.equal(again.partitions_rewritten, 0);
+    assert.deepEqual(again.dates, []);
+    assert.deepEqual(await snapshot(lake), before);
+    assert.equal(await Deno.readTextFile(join(lake, JOB_FILES.silverProgress)), progress);
+  });
+});
+
+Deno.test("silver: a crash before progress is written, then a rerun, gives the same rows", async () => {
+  await withLake(async (lake, engine) => {
+    const events = Array.from({ length: 20 }, (_, i) =>
+      ev({
+        type: i % 2 ? "login" : "click",
+        user_id: `u${i}`,
+        occurred_at: `2026-11-2${i % 3}T10:00:00Z`,
+      }));
+    const next = await bronze(lake, engine, 0, events.slice(0, 10));
+    await runSilver(engine, lake);
+    const progress = await readSilverProgress(lake);
+    await bronze(lake, engine, next, [...events.slice(10), events[0]!, events[11]!]);
+    // Leftovers of an earlier crash are cleared.
+    await Deno.mkdir(join(lake, "_staging", "silver", "in", "auth", "99"), { recursive: true });
+    await assert.rejects(
+      runSilver(engine, lake, {
+        beforeProgress: () => {
+          throw new Error("crash");
+        },
+      }),
+      /crash/,
+    );
+    assert.deepEqual(await readSilverProgress(lake), progress, "progress is written last");
+    const crashed = await allSilver(engine, lake);
+    assert.equal(crashed.length, 20, "partitions were already replaced whole");
+
+    const rerun = await runSilver(engine, lake);
+    assert.equal(rerun.rows_in, 12, "the same batch is read again");
+    assert.equal(total(rerun), 0, "and adds nothing");
+    const after = await allSilver(engine, lake);
+    assert.deepEqual(after, crashed);
+    assert.equal(new Set(after.map((r) => r.event_id)).size, 20);
+    assert.equal((await readSilverProgress(lake)).watermarks["wal+0"], 22);
+    await assert.rejects(Deno.stat(join(lake, "_staging", "silver")), Deno.errors.NotFound);
+  });
+});
+
+Deno.test("silver: a late event lands in its occurred-date partition on the next run", async () => {
+  await withLake(async (lake, engine) => {
+    const next = await bronze(lake, engine, 0, [
+      ev({
+        type: "login",
+        occurred_at: "2026-11-18T09:00:00Z",
+        received_at: "2026-11-18T09:00:01Z",
+      }),
+      ev({
+        type: "login",
+        occurred_at: "2026-11-23T09:00:00Z",
+        received_at: "2026-11-23T09:00:01Z",
+      }),
+    ]);
+    await runSilver(engine, lake);
+    const old = partitionFile(lake, TABLES.silver("auth"), "2026-11-18");
+    const today = await Deno.readFile(partitionFile(lake, TABLES.silver("auth"), "2026-11-23"));
+    const late = ev({
+      type: "logout",
+      occurred_at: "2026-11-18T22:00:00Z",
+      received_at: "2026-11-23T12:00:00Z",
+    });
+    await bronze(lake, engine, next, [late]);
+    const s = await runSilver(engine, lake);
+    assert.deepEqual(s.dates, ["2026-11-18"]);
+    assert.equal(s.partitions_rewritten, 1);
+    const auth = await rows(engine, lake, TABLES.silver("auth"));
+    const got = auth.find((r) => r.event_id === late.event_id)!;
+    assert.equal(got.dt, "2026-11-18");
+    assert.equal(
+      (await rows(engine, lake, TABLES.silver("auth"))).filter((r) => r.dt === "2026-11-18").length,
+      2,
+    );
+    assert.deepEqual(
+      await Deno.readFile(partitionFile(lake, TABLES.silver("auth"), "2026-11-23")),
+      today,
+      "the untouched partition was not rewritten",
+    );
+    // Sorted by occurred_at inside the partition.
+    const order = await engine.query(
+      `SELECT epoch_us(occurred_at) AS t FROM read_parquet('${old}')`,
+    );
+    const ts = order.map((r) => Number(r.t));
+    assert.deepEqual(ts, [...ts].sort((a, b) => a - b));
+    const progress = await readSilverProgress(lake);
+    assert.equal(progress.dates["2026-11-18"], 2);
+    assert.equal(progress.dates["2026-11-23"], 1);
+  });
+});
+
+Deno.test("silver: compaction keeps every row (rows in = silver + rejects + duplicates)", async () => {
+  await withLake(async (lake, engine) => {
+    const types = ["login", "purchase", "page_view", "api_call", "tv_play", "sale"] as const;
+    const payload = (t: (typeof types)[number], i: number): Record<string, unknown> =>
+      ({
+        login: { ip: `10.0.0.${i % 7}` },
+        purchase: { amount: i },
+        page_view: { page: `/p${i}` },
+        api_call: { endpoint: "/e", status_code: 200 + i },
+        tv_play: { channel_id: "c" },
+        sale: { product_id: "p", quantity: 1, unit_price: 2, amount: 2 },
+      })[t];
+    let next = 0, written = 0;
+    const seen: Envelope[] = [];
+    for (let b = 0; b < 6; b++) {
+      const batch: Envelope[] = [];
+      for (let i = 0; i < 25; i++) {
+        const t = types[(b + i) % types.length]!;
+        batch.push(ev({
+          type: t,
+          user_id: `u${i % 5}`,
+          occurred_at: `2026-11-${String(18 + ((b + i) % 4)).padStart(2, "0")}T${
+            String(i % 24).padStart(2, "0")
+          }:00:00Z`,
+          received_at: `2026-11-${18 + b}T12:00:00Z`,
+          payload: payload(t, i),
+        }));
+      }
+      if (b > 0) batch.push({ ...seen[b * 3]!, received_at: `2026-11-${18 + b}T13:00:00Z` });
+      batch.push(ev({ type: "other", event_type: "custom", payload: { a: 1 } }));
+      seen.push(...batch);
+      written += batch.length;
+      next = await bronze(lake, engine, next, batch);
+    }
+    const s = await runSilver(engine, lake);
+    assert.equal(s.rows_in, written);
+    assert.equal(s.duplicates, 5);
+    assert.equal(s.rejects_new, 6);
+    assert.equal(total(s) + s.rejects_new + s.duplicates, s.rows_in);
+    const silver = await allSilver(engine, lake);
+    assert.equal(silver.length, total(s));
+    assert.equal(new Set(silver.map((r) => r.event_id)).size, silver.length);
+    // One file per partition directory, nothing else.
+    for (const d of [...SILVER_DOMAINS.map((d) => TABLES.silver(d)), TABLES.silverRejects]) {
+      for (const dt of await listDates(lake, d)) {
+        const names = (await Array.fromAsync(Deno.readDir(join(lake, d, `dt=${dt}`)))).map((e) =>
+          e.name
+        );
+        assert.deepEqual(names, ["data.parquet"]);
+      }
+    }
+    for (const r of silver) {
+      assert.equal(r.dt, new Date(r.occurred_us / 1000).toISOString().slice(0, 10));
+    }
+  });
+});
+
+Deno.test("silver: rejects carry a reason and the raw payload", async () => {
+  await withLake(async (lake, engine) => {
+    const other = ev({ type: "other", event_type: "thing_happened", payload: { a: 1 } });
+    const wrong = ev({ type: "purchase", payload: { amount: "12" } });
+    const notObject = {
+      ...ev({ type: "login" }),
+      payload: [1, 2] as unknown as Record<string, unknown>,
+    };
+    const good = ev({ type: "login" });
+    await bronze(lake, engine, 0, [other, wrong, notObject, good]);
+    const s = await runSilver(engine, lake);
+    assert.equal(s.rejects_new, 3);
+    assert.equal(total(s), 1);
+    const rejects = await rows(engine, lake, TABLES.silverRejects);
+    const reasons = Object.fromEntries(rejects.map((r) => [r.event_id, r.reason]));
+    assert.match(reasons[other.event_id] as string, /^unknown_type: "thing_happened"/);
+    assert.match(reasons[wrong.event_id] as string, /^field_type: payload\.amount/);
+    assert.equal(reasons[notObject.event_id], "payload_not_object");
+    const r = rejects.find((r) => r.event_id === other.event_id)!;
+    assert.equal(r.bronze_type, "other");
+    assert.equal(r.event_type, "thing_happened");
+    assert.deepEqual(JSON.parse(r.payload as string), { a: 1 });
+    // A rerun of the same bronze (crash replay) does not duplicate rejects.
+    await Deno.remove(join(lake, JOB_FILES.silverProgress));
+    const again = await runSilver(engine, lake);
+    assert.equal(again.rejects_new, 0);
+    assert.equal((await rows(engine, lake, TABLES.silverRejects)).length, 3);
+  });
+});
+
+Deno.test("silver: uncommitted bronze batches (at or beyond next_offset) are not read", async () => {
+  await withLake(async (lake, engine) => {
+    const a = ev({ type: "login" }), b = ev({ type: "login" });
+    const next = await bronze(lake, engine, 0, [a]);
+    await bronze(lake, engine, next, [b]);
+    // Batch 2's files exist, but bronze has not recorded it yet (a crash mid-write).
+    const progressFile = bronzeProgressFile(lake, "wal", 0);
+    await writeFileDurably(
+      progressFile,
+      JSON.stringify({ next_offset: next, pending: { first: next, last: next, files: [] } }),
+    );
+    const s1 = await runSilver(engine, lake);
+    assert.equal(s1.rows_in, 1);
+    assert.deepEqual((await allSilver(engine, lake)).map((r) => r.event_id), [a.event_id]);
+    assert.equal((await readSilverProgress(lake)).watermarks["wal+0"], next);
+    await writeFileDurably(progressFile, JSON.stringify({ next_offset: next + 1 }));
+    const s2 = await runSilver(engine, lake);
+    assert.equal(s2.rows_in, 1);
+    assert.equal((await allSilver(engine, lake)).length, 2);
+  });
+});
+
+Deno.test("silver: a run reads whole batches up to its budget; the next run the rest", async () => {
+  await withLake(async (lake, engine) => {
+    let next = 0;
+    for (let b = 0; b < 4; b++) {
+      next = await bronze(
+        lake,
+        engine,
+        next,
+        Array.from({ length: 10 }, () => ev({ type: "click" })),
+      );
+    }
+    const s1 = await runSilver(engine, lake, { maxRowsPerRun: 25, readRows: 10 });
+    assert.equal(s1.batches_read, 2);
+    assert.equal(s1.rows_in, 20);
+    assert.equal(s1.more, true);
+    const s2 = await runSilver(engine, lake, { maxRowsPerRun: 25 });
+    assert.equal(s2.rows_in, 20);
+    assert.equal(s2.more, false);
+    assert.equal((await allSilver(engine, lake)).length, 40);
+    assert.equal((await runSilver(engine, lake)).rows_in, 0);
+  });
+});
+
+Deno.test("silver: small scans (file caps, chunked merges) give the same tables", async () => {
+  await withLake(async (lake, engine) => {
+    let next = 0;
+    const all: Envelope[] = [];
+    for (let b = 0; b < 5; b++) {
+      const batch = Array.from({ length: 12 }, (_, i) =>
+        ev({
+          type: (["login", "click", "radio_play", "purchase"] as const)[(b + i) % 4]!,
+          user_id: `u${i % 3}`,
+          occurred_at: `2026-11-2${i % 3}T0${b}:00:00Z`,
+          payload: (b + i) % 4 === 3 ? { amount: i } : (b + i) % 4 === 2 ? { station_id: "s" } : {},
+        }));
+      if (b > 0) batch.push({ ...all[b]!, received_at: "2026-11-23T23:00:00Z" });
+      all.push(...batch);
+      next = await bronze(lake, engine, next, batch);
+    }
+    // Two runs (the second merges into existing partitions), at most 2 files per scan.
+    const small = { maxFilesPerRead: 2, readRows: 7 };
+    await runSilver(engine, lake, { ...small, maxRowsPerRun: 30 });
+    const s2 = await runSilver(engine, lake, small);
+    assert.equal(s2.more, false);
+    const got = await allSilver(engine, lake);
+    assert.equal(got.length, 60);
+
+    await Deno.remove(join(lake, "silver"), { recursive: true });
+    await Deno.remove(join(lake, JOB_FILES.silverProgress));
+    await runSilver(engine, lake);
+    assert.deepEqual(await allSilver(engine, lake), got);
+  });
+});

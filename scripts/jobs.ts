@@ -1,0 +1,48 @@
+/**
+ * Runs one lake job once and prints its report as JSON on stdout (logs go to stderr).
+ *
+ * ```sh
+ * deno run -A scripts/jobs.ts [silver|gold|all] [--lake DIR]
+ * ```
+ *
+ * The lake defaults to `LAKE_DIR`, else `./data/lake`. Exit code: 0 done, 1 failed, 3 skipped
+ * (another run holds the jobs lock), 2 bad arguments. Safe next to a running gateway: the jobs
+ * lock keeps runs apart, and silver reads committed bronze batches only.
+ *
+ * @module
+ */
+import { LakeEngine } from "../lake/engine.ts";
+import { isJobName, JOBS, LakeJobs } from "../lake/jobs.ts";
+import { createLogger, type Level } from "../pipeline/logger.ts";
+
+function usage(message: string): never {
+  console.error(`${message}\nUsage: deno run -A scripts/jobs.ts [${JOBS.join("|")}] [--lake DIR]`);
+  Deno.exit(2);
+}
+
+const args = [...Deno.args];
+let lakeDir = Deno.env.get("LAKE_DIR") || "./data/lake";
+const li = args.indexOf("--lake");
+if (li >= 0) {
+  const v = args[li + 1];
+  if (!v) usage("--lake needs a directory");
+  lakeDir = v;
+  args.splice(li, 2);
+}
+const job = args[0] ?? "all";
+if (args.length > 1) usage(`Unexpected arguments: ${args.slice(1).join(" ")}`);
+if (!isJobName(job)) usage(`Unknown job "${job}"`);
+
+const level = (Deno.env.get("LOG_LEVEL") || "info") as Level;
+const logger = createLogger({ level, write: (_level, line) => console.error(line) }, {
+  component: "jobs",
+});
+const engine = new LakeEngine({ timeoutMs: 30 * 60_000 });
+const jobs = new LakeJobs(engine, lakeDir, logger, { recycleEngine: false });
+try {
+  const report = await jobs.run(job);
+  console.log(JSON.stringify(report, null, 2));
+  Deno.exitCode = report.status === "ok" ? 0 : report.status === "skipped" ? 3 : 1;
+} finally {
+  engine.close();
+}
