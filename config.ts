@@ -224,6 +224,40 @@ export const SETTINGS = {
     "unusual_time_activity: applies to users active on >= N distinct days",
     "7",
   ),
+  ROLE: setting(
+    z.enum(["all", "gateway", "worker"]),
+    "`gateway`: HTTP → Kafka only (no disk); `worker`: Kafka → lake, scoring, jobs, query API; " +
+      "`all`: both (needed in embedded mode)",
+    "all",
+  ),
+  JOBS_CRON: setting(
+    z.string().trim().regex(
+      /^(off|[\d*,/-]+(\s+[\d*,/-]+){4})$/,
+      "must be a 5-field cron expression (UTC) or `off`",
+    ),
+    "When the silver and gold jobs run (`Deno.cron`, UTC); `off` = only on demand",
+    "*/15 * * * *",
+  ),
+  JOBS_TIMEOUT_MS: setting(
+    int(1000, 86_400_000),
+    "Longest one silver/gold DuckDB call may take before the job fails",
+    "1800000",
+  ),
+  SILVER_MAX_ROWS_PER_RUN: setting(
+    int(1000, 100_000_000),
+    "Bronze rows one silver run takes on (the rest waits for the next run); bounds job memory",
+    "2000000",
+  ),
+  ADMIN_TOKEN: setting(
+    z.string().min(16, "must be at least 16 characters"),
+    "Bearer token for POST /admin/jobs/:name and GET /admin/jobs. Unset = admin routes off",
+  ),
+  QUERY_MAX_LIMIT: setting(int(1, 100_000), "Largest `limit` of GET /events and /alerts", "1000"),
+  QUERY_MAX_RANGE_DAYS: setting(
+    int(1, 3660),
+    "Longest from–to range of a query, in days",
+    "31",
+  ),
   SHUTDOWN_TIMEOUT_MS: setting(int(100, 600_000), "Graceful shutdown budget before exit", "15000"),
   LOG_LEVEL: setting(z.enum(["debug", "info", "warn", "error"]), "Log level", "info"),
 } as const;
@@ -271,6 +305,12 @@ export function loadConfig(env: Record<string, string | undefined> = Deno.env.to
     throw new ConfigError(
       "Cannot start with this configuration: UPSTASH_REDIS_REST_TOKEN must be set when " +
         "UPSTASH_REDIS_REST_URL is",
+    );
+  }
+  if (config.ROLE !== "all" && !config.KAFKA_BROKERS) {
+    throw new ConfigError(
+      `Cannot start with this configuration: ROLE ${config.ROLE} needs KAFKA_BROKERS (the ` +
+        "embedded mode runs gateway and worker in one process: ROLE all)",
     );
   }
   return { ...config, mode: config.KAFKA_BROKERS ? "kafka" : "embedded" };

@@ -116,6 +116,32 @@ Deno.test("loadConfig() names the variable and quotes the bad value", async (t) 
   });
 });
 
+Deno.test("loadConfig() checks roles, schedules and the admin token", async (t) => {
+  await t.step("a worker without Kafka", () => {
+    assertConfigError({ ROLE: "worker" }, /ROLE worker needs KAFKA_BROKERS/);
+  });
+  await t.step("a gateway without Kafka", () => {
+    assertConfigError({ ROLE: "gateway" }, /ROLE gateway needs KAFKA_BROKERS/);
+  });
+  await t.step("a gateway with Kafka", () => {
+    assert.equal(loadConfig({ ROLE: "gateway", KAFKA_BROKERS: "k:9092" }).ROLE, "gateway");
+  });
+  await t.step("an unknown role", () => assertConfigError({ ROLE: "edge" }, "ROLE", '"edge"'));
+  await t.step("a cron expression with 4 fields", () => {
+    assertConfigError({ JOBS_CRON: "* * * *" }, /JOBS_CRON must be a 5-field cron/, '"* * * *"');
+  });
+  await t.step("a cron expression with shell text", () => {
+    assertConfigError({ JOBS_CRON: "* * * * *; rm" }, "JOBS_CRON");
+  });
+  await t.step("cron off and a schedule", () => {
+    assert.equal(loadConfig({ JOBS_CRON: "off" }).JOBS_CRON, "off");
+    assert.equal(loadConfig({ JOBS_CRON: "0 */2 * * 1-5" }).JOBS_CRON, "0 */2 * * 1-5");
+  });
+  await t.step("a short admin token", () => {
+    assertConfigError({ ADMIN_TOKEN: "secret" }, /ADMIN_TOKEN must be at least 16/);
+  });
+});
+
 Deno.test("loadConfig() reports every bad variable in one message", () => {
   assertConfigError(
     { PORT: "abc", KAFKA_TOPIC_EVENTS: "a b", KAFKA_BROKERS: "nope", MAX_JSON_DEPTH: "1" },

@@ -3,12 +3,19 @@
  * serves, consumes or schedules. Nothing imports it; tests build the parts directly or run this
  * file as a process.
  *
+ * Roles (`ROLE`): `gateway` takes events over HTTP into Kafka and needs no disk; `worker` consumes
+ * Kafka into the lake, scores fraud, runs the lake jobs and answers queries; `all` is both (the
+ * only role of the embedded mode, where the log is a local WAL instead of Kafka).
+ *
  * @module
  */
 import { type Config, ConfigError, consumedTopics, fraudThresholds, loadConfig } from "./config.ts";
 import { LakeAlertSink } from "./lake/alerts.ts";
 import { BronzeWriter } from "./lake/bronze.ts";
+import { probeLakeDisk } from "./lake/disk.ts";
 import { LakeEngine } from "./lake/engine.ts";
+import { LakeJobs } from "./lake/jobs.ts";
+import { LakeQuery } from "./lake/query.ts";
 import { FileDeadLetterSink } from "./pipeline/dead_letter_file.ts";
 import { Ingestor } from "./pipeline/ingest.ts";
 import {
@@ -47,6 +54,8 @@ function configOrExit(): Config {
 }
 const config = configOrExit();
 const logger = createLogger({ level: config.LOG_LEVEL });
+const ingests = config.ROLE !== "worker"; // POST /events
+const works = config.ROLE !== "gateway"; // log → lake, scoring, jobs, queries
 
 const validation: ValidationOptions = {
   unknownTypes: config.UNKNOWN_TYPES,
@@ -54,14 +63,20 @@ const validation: ValidationOptions = {
   maxFutureMs: config.EVENT_MAX_FUTURE_SECONDS * 1000,
 };
 
-const engine = new LakeEngine();
-const bronze = new BronzeWriter(engine, config.LAKE_DIR);
 const checks: ReadinessCheck[] = [];
-let log: EventLog, deadLetters: DeadLetterSink, input: LogInput;
-const alertSinks: AlertSink[] = [
-  new LogAlertSink(logger),
-  new LakeAlertSink(engine, config.LAKE_DIR),
-];
+
+// The lake: one DuckDB engine for bronze and alert writes, one per job runner and query API, so
+// a long merge or scan never holds up a flush (a DuckDB-wasm worker runs one call at a time).
+const engine = works ? new LakeEngine() : undefined;
+const bronze = engine && new BronzeWriter(engine, config.LAKE_DIR);
+if (works) {
+  checks.push({ name: "lake disk", critical: true, probe: () => probeLakeDisk(config.LAKE_DIR) });
+}
+
+// The durable log and the dead-letter destination: Kafka, or the local WAL and NDJSON files.
+let log: EventLog | undefined, deadLetters: DeadLetterSink, input: LogInput | undefined;
+const alertSinks: AlertSink[] = [new LogAlertSink(logger)];
+if (engine) alertSinks.push(new LakeAlertSink(engine, config.LAKE_DIR));
 let drainInput: (timeoutMs: number) => Promise<unknown> = () => Promise.resolve();
 
 if (config.mode === "embedded") {
@@ -69,7 +84,7 @@ if (config.mode === "embedded") {
     maxBatch: config.GROUP_COMMIT_MAX_EVENTS,
     maxPending: config.INGEST_MAX_PENDING_EVENTS,
   });
-  const walInput = new WalInput(wal, await bronze.committedOffset(WAL_TOPIC, 0), {
+  const walInput = new WalInput(wal, await bronze!.committedOffset(WAL_TOPIC, 0), {
     onError: (err) => logger.error("Reading the WAL failed; retrying", { err }),
   });
   log = new WalEventLog(wal, () => walInput.committed, {
@@ -89,39 +104,47 @@ if (config.mode === "embedded") {
     connectionTimeoutMs: config.KAFKA_CONNECT_TIMEOUT_MS,
     logger,
   });
-  log = await KafkaEventLog.connect(kafka, {
-    topic: config.KAFKA_TOPIC_EVENTS,
-    maxBatch: config.GROUP_COMMIT_MAX_EVENTS,
-    maxPending: config.INGEST_MAX_PENDING_EVENTS,
-  });
+  if (ingests) {
+    log = await KafkaEventLog.connect(kafka, {
+      topic: config.KAFKA_TOPIC_EVENTS,
+      maxBatch: config.GROUP_COMMIT_MAX_EVENTS,
+      maxPending: config.INGEST_MAX_PENDING_EVENTS,
+    });
+  }
   deadLetters = await KafkaDeadLetterSink.connect(kafka, config.KAFKA_TOPIC_DEAD_LETTER);
-  if (config.FRAUD_SCORING) {
+  if (works && config.FRAUD_SCORING) {
     alertSinks.push(await KafkaAlertSink.connect(kafka, config.KAFKA_TOPIC_ALERTS));
   }
-  input = new KafkaInput(kafka, {
-    groupId: config.KAFKA_GROUP_ID,
-    topics: consumedTopics(config),
-    fromBeginning: config.KAFKA_FROM_BEGINNING,
-    sessionTimeoutMs: config.KAFKA_SESSION_TIMEOUT_MS,
-  });
-  logger.info("Kafka mode: HTTP → Kafka → lake", {
+  if (works) {
+    input = new KafkaInput(kafka, {
+      groupId: config.KAFKA_GROUP_ID,
+      topics: consumedTopics(config),
+      fromBeginning: config.KAFKA_FROM_BEGINNING,
+      sessionTimeoutMs: config.KAFKA_SESSION_TIMEOUT_MS,
+    });
+  }
+  logger.info(`Kafka mode, role ${config.ROLE}`, {
     brokers: config.KAFKA_BROKERS,
-    topics: consumedTopics(config),
+    ...(ingests ? { produces_to: config.KAFKA_TOPIC_EVENTS } : {}),
+    ...(works ? { consumes: consumedTopics(config) } : {}),
   });
 }
 
 // Fraud scoring: windows in Upstash/Redis or in memory, rules, and an LLM verdict when configured.
+// Workers score every event; a gateway only answers POST /score, and only with shared windows
+// (its own in-memory windows would see a fraction of the traffic).
+const scores = config.FRAUD_SCORING && (works || config.UPSTASH_REDIS_REST_URL !== undefined);
 let windows: WindowStore | undefined, detector: FraudDetector | undefined;
 let judge: LlmJudge | undefined, alerts: AlertPipeline | undefined;
-if (config.FRAUD_SCORING) {
-  windows = config.UPSTASH_REDIS_REST_URL
+if (scores) {
+  const store: WindowStore = config.UPSTASH_REDIS_REST_URL
     ? new UpstashWindowStore({
       url: config.UPSTASH_REDIS_REST_URL,
       token: config.UPSTASH_REDIS_REST_TOKEN!,
       timeoutMs: config.WINDOW_TIMEOUT_MS,
     })
     : new MemoryWindowStore({ maxKeys: config.WINDOW_MEMORY_MAX_KEYS });
-  const store = windows;
+  windows = store;
   checks.push({
     name: `windows (${store.kind})`,
     critical: false,
@@ -131,7 +154,7 @@ if (config.FRAUD_SCORING) {
     thresholds: fraudThresholds(config),
     cooldownMs: config.FRAUD_COOLDOWN_MS,
   });
-  if (config.OLLAMA_HOST) {
+  if (works && config.OLLAMA_HOST) {
     const llm = new LlmJudge({
       host: config.OLLAMA_HOST,
       model: config.OLLAMA_MODEL,
@@ -149,20 +172,22 @@ if (config.FRAUD_SCORING) {
           : (await llm.ping(), { state: "ok" }),
     });
   }
-  alerts = new AlertPipeline(judge, alertSinks, logger);
+  if (works) alerts = new AlertPipeline(judge, alertSinks, logger);
   logger.info("Fraud scoring on", {
     windows: store.kind,
-    llm: config.OLLAMA_HOST ? config.OLLAMA_MODEL : "off (rules only)",
+    scores: works ? "every event" : "POST /score only",
+    llm: judge ? config.OLLAMA_MODEL : "off (rules only)",
   });
 }
 
-const loader = new LakeLoader(bronze, deadLetters, {
+// Log → lake: validate, score, write bronze, then commit the log offsets.
+const loader = bronze && new LakeLoader(bronze, deadLetters, {
   validation,
   ...(detector && alerts ? { processor: new FraudProcessor(detector, alerts) } : {}),
   flushRows: config.LAKE_FLUSH_ROWS,
   flushBytes: config.LAKE_FLUSH_BYTES,
   flushIntervalMs: config.LAKE_FLUSH_INTERVAL_MS,
-  commit: (topic, partition, next) => input.commit(topic, partition, next),
+  commit: (topic, partition, next) => input!.commit(topic, partition, next),
   onError: (err) => logger.error("Lake flush failed; will retry", { err }),
   onFlush: (batch, result, ms) =>
     logger.debug("Bronze batch written", {
@@ -176,14 +201,37 @@ const loader = new LakeLoader(bronze, deadLetters, {
       ms: Math.round(ms),
     }),
 });
-await input.start(loader);
+if (input && loader) await input.start(loader);
 
-const ingestor = new Ingestor(log, deadLetters, {
+// Silver and gold on a schedule, and the query API, each on an engine of its own.
+let jobs: LakeJobs | undefined, query: LakeQuery | undefined;
+const jobsEngine = works ? new LakeEngine({ timeoutMs: config.JOBS_TIMEOUT_MS }) : undefined;
+const queryEngine = works ? new LakeEngine() : undefined;
+if (jobsEngine && queryEngine) {
+  const runner = new LakeJobs(jobsEngine, config.LAKE_DIR, logger.child({ component: "jobs" }), {
+    silver: { maxRowsPerRun: config.SILVER_MAX_ROWS_PER_RUN },
+  });
+  jobs = runner;
+  query = new LakeQuery(queryEngine, config.LAKE_DIR, {
+    maxLimit: config.QUERY_MAX_LIMIT,
+    maxRangeDays: config.QUERY_MAX_RANGE_DAYS,
+    maxPastDays: config.EVENT_MAX_PAST_DAYS,
+    maxFutureSeconds: config.EVENT_MAX_FUTURE_SECONDS,
+  });
+  if (config.JOBS_CRON !== "off") {
+    // Every worker schedules the jobs; the lake's job lock lets one run at a time.
+    Deno.cron("lake jobs", config.JOBS_CRON, async () => {
+      if (!stopping) await runner.run("all");
+    });
+    logger.info("Lake jobs scheduled", { cron: config.JOBS_CRON });
+  }
+}
+
+const ingestor = log && new Ingestor(log, deadLetters, {
   validation,
   timeoutMs: config.INGEST_TIMEOUT_MS,
 });
 const app = createApp({
-  ingestor,
   logger,
   limits: {
     maxBytes: config.MAX_BODY_BYTES,
@@ -191,7 +239,10 @@ const app = createApp({
     maxDepth: config.MAX_JSON_DEPTH,
   },
   readiness: checks,
+  ...(ingestor ? { ingestor } : {}),
   ...(detector ? { score: { detector, validation } } : {}),
+  ...(query ? { query } : {}),
+  ...(jobs ? { admin: { jobs, token: config.ADMIN_TOKEN } } : {}),
 });
 
 // Listen for signals before announcing the port: a supervisor may stop us the moment we listen.
@@ -201,7 +252,8 @@ Deno.addSignalListener("SIGINT", () => void shutdown("SIGINT"));
 const server = Deno.serve({
   port: config.PORT,
   hostname: config.HOSTNAME,
-  onListen: ({ hostname, port }) => logger.info("Listening", { hostname, port, mode: config.mode }),
+  onListen: ({ hostname, port }) =>
+    logger.info("Listening", { hostname, port, mode: config.mode, role: config.ROLE }),
 }, app.fetch);
 
 let stopping = false;
@@ -215,18 +267,20 @@ async function shutdown(signal: string): Promise<void> {
   }, config.SHUTDOWN_TIMEOUT_MS);
   try {
     await server.shutdown(); // stop accepting; in-flight requests finish
-    await log.close(); // every acknowledged event is durable in the log
+    await log?.close(); // every acknowledged event is durable in the log
     await drainInput(Math.max(0, config.SHUTDOWN_TIMEOUT_MS - 2000));
-    await input.stop();
-    await loader.close(); // flush buffers to bronze, commit offsets
-    await input.close();
+    await input?.stop();
+    await loader?.close(); // flush buffers to bronze, commit offsets
+    await input?.close(); // leave the consumer group
     await deadLetters.close();
-    await judge?.close();
+    await judge?.close(); // in-flight verdicts give up: their alerts go out on rules
     await alerts?.close();
     await windows?.close();
-    engine.close();
+    engine?.close();
+    jobsEngine?.close(); // a job killed here leaves no half table: partitions swap by rename
+    queryEngine?.close();
     clearTimeout(deadline);
-    logger.info("Stopped", { ...loader.stats });
+    logger.info("Stopped", { ...loader?.stats });
     Deno.exit(0);
   } catch (err) {
     logger.error("Shutdown failed", { err });

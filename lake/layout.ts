@@ -193,6 +193,9 @@ export function bronzeProgressFile(lakeDir: string, topic: string, partition: nu
   return join(lakeDir, "_progress", "bronze", `${topic}+${partition}.json`);
 }
 
+/** Directory of the lake's own state (offsets loaded, job progress, locks); never a table. */
+export const PROGRESS_DIR = "_progress";
+
 /** Job state files: `_progress/silver.json`, `_progress/gold.json`, `_progress/jobs.lock`. */
 export const JOB_FILES = {
   silverProgress: join("_progress", "silver.json"),

@@ -1,29 +1,40 @@
 /**
  * The HTTP application: every route group mounted on one Hono app, with request ids and the error
  * mapping. Built from already-connected parts, so tests call it in-process with `app.request()`.
+ * Which groups exist depends on the role: a `gateway` has no lake to query, a `worker` takes no
+ * events over HTTP.
  *
  * @module
  */
 import { Hono } from "hono";
 import { requestId } from "hono/request-id";
+import type { LakeJobs } from "../lake/jobs.ts";
+import type { LakeQuery } from "../lake/query.ts";
 import type { BodyLimits } from "../pipeline/body.ts";
 import type { Ingestor } from "../pipeline/ingest.ts";
 import type { Logger } from "../pipeline/logger.ts";
+import { adminRoutes } from "./admin.ts";
 import { errorHandler } from "./errors.ts";
 import { eventRoutes } from "./events.ts";
 import { healthRoutes, type ReadinessCheck } from "./health.ts";
+import { queryRoutes } from "./query.ts";
 import { scoreRoutes, type ScoreRoutesOptions } from "./score.ts";
 
 /** What the app is built from. */
 export interface AppDeps {
-  ingestor: Ingestor;
   limits: BodyLimits;
   logger: Logger;
+  /** Enables `POST /events` (the ingest roles: `gateway`, `all`). */
+  ingestor?: Ingestor;
   /** Checks behind `GET /ready`. */
   readiness?: ReadinessCheck[];
   onAccepted?: Parameters<typeof eventRoutes>[0]["onAccepted"];
   /** Enables `POST /score` (absent when fraud scoring is off). */
   score?: Omit<ScoreRoutesOptions, "limits">;
+  /** Enables `GET /events`, `/alerts`, `/users/:id`, `/stats` (roles with the lake). */
+  query?: LakeQuery;
+  /** Enables `/admin/jobs` when a token is set too. */
+  admin?: { jobs: LakeJobs; token: string | undefined };
 }
 
 /** Builds the gateway's HTTP app. */
@@ -38,9 +49,21 @@ export function createApp(deps: AppDeps): Hono<{ Variables: { requestId: string 
     )
   );
   const { ingestor, limits, logger, onAccepted } = deps;
-  const events = eventRoutes({ ingestor, limits, logger, ...(onAccepted ? { onAccepted } : {}) });
-  app.route("/", events);
+  if (ingestor) {
+    app.route(
+      "/",
+      eventRoutes({ ingestor, limits, logger, ...(onAccepted ? { onAccepted } : {}) }),
+    );
+  }
   if (deps.score) app.route("/", scoreRoutes({ ...deps.score, limits }));
-  app.route("/", healthRoutes({ ingestor: deps.ingestor, checks: deps.readiness ?? [] }));
+  if (deps.query) app.route("/", queryRoutes({ query: deps.query }));
+  if (deps.admin) app.route("/", adminRoutes(deps.admin));
+  app.route(
+    "/",
+    healthRoutes({
+      checks: deps.readiness ?? [],
+      ...(ingestor ? { overloaded: () => ingestor.overloaded() } : {}),
+    }),
+  );
   return app;
 }

@@ -4,7 +4,6 @@
  * @module
  */
 import { Hono } from "hono";
-import type { Ingestor } from "../pipeline/ingest.ts";
 
 /** State of one dependency. */
 export type DependencyState = "ok" | "degraded" | "down";
@@ -19,7 +18,11 @@ export interface ReadinessCheck {
 
 /** The health routes. */
 export function healthRoutes(
-  { ingestor, checks }: { ingestor: Ingestor; checks: ReadinessCheck[] },
+  { overloaded, checks }: {
+    /** Why events are refused right now (ingest roles only). */
+    overloaded?: () => string | undefined;
+    checks: ReadinessCheck[];
+  },
 ) {
   const app = new Hono();
   app.get("/health", (c) => c.json({ status: "ok" }));
@@ -36,9 +39,11 @@ export function healthRoutes(
       results[check.name] = r;
       if (check.critical && r.state === "down") ready = false;
     }));
-    const busy = ingestor.overloaded();
-    results.ingest = busy ? { state: "down", detail: busy } : { state: "ok" };
-    if (busy) ready = false;
+    if (overloaded) {
+      const busy = overloaded();
+      results.ingest = busy ? { state: "down", detail: busy } : { state: "ok" };
+      if (busy) ready = false;
+    }
     return c.json(
       { status: ready ? "ready" : "unavailable", dependencies: results },
       ready ? 200 : 503,
