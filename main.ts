@@ -121,6 +121,12 @@ if (config.mode === "embedded") {
       topics: consumedTopics(config),
       fromBeginning: config.KAFKA_FROM_BEGINNING,
       sessionTimeoutMs: config.KAFKA_SESSION_TIMEOUT_MS,
+      onJoin: (partitions, memberId) =>
+        logger.info("Joined the consumer group", {
+          group: config.KAFKA_GROUP_ID,
+          member_id: memberId,
+          partitions,
+        }),
     });
   }
   logger.info(`Kafka mode, role ${config.ROLE}`, {

@@ -240,6 +240,8 @@ export interface KafkaInputOptions {
   concurrency?: number;
   /** How long a crashed member keeps its partitions; heartbeats go every tenth of it. */
   sessionTimeoutMs?: number;
+  /** Called after each (re)join of the group with the partitions now held (`topic/partition`). */
+  onJoin?: (assigned: string[], memberId: string) => void;
 }
 
 const EMPTY = new Uint8Array(0);
@@ -275,6 +277,7 @@ export class KafkaInput implements LogInput {
         for (const p of partitions) assigned.add(`${topic}/${p}`);
       }
       this.#assigned = assigned;
+      options.onJoin?.([...assigned].sort(), e.payload.memberId);
     });
   }
 

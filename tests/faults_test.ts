@@ -1,0 +1,275 @@
+/**
+ * Integration: faults the gateway must survive without losing or duplicating an acknowledged
+ * event — the broker going away and coming back, the lake becoming unwritable, a second worker
+ * joining the consumer group mid-stream, and an LLM that never answers.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { startFakeOllama } from "./fixtures/fake_ollama.ts";
+import { alertLines, botAttack, randomIp } from "./fraud_helpers.ts";
+import {
+  clientEvent,
+  type GatewayProcess,
+  postEvents,
+  startGateway,
+  waitFor,
+} from "./gateway_process.ts";
+import { produce, removeDir, setup, teardown } from "./kafka_helpers.ts";
+import { type BronzeReadRow, readBronze } from "./lake_helpers.ts";
+import { startPrivateBroker } from "./private_broker.ts";
+import { LakeEngine } from "../lake/engine.ts";
+
+/** Clients posting batches of 20 until stopped; records what was acknowledged and refused. */
+function startClients(target: () => string, count = 2) {
+  const acked = new Set<string>();
+  const statuses = new Map<number, number>();
+  let retryAfter = 0, running = true, n = 0;
+  const loops = Array.from({ length: count }, async () => {
+    while (running) {
+      const batch = Array.from({ length: 20 }, (_, i) => clientEvent(n + i));
+      n += batch.length;
+      let status = 0;
+      try {
+        const res = await fetch(`${target()}/events`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify(batch),
+        });
+        status = res.status;
+        if (res.headers.get("retry-after")) retryAfter++;
+        await res.body?.cancel();
+      } catch {
+        status = -1; // connection refused or reset: not acknowledged
+      }
+      statuses.set(status, (statuses.get(status) ?? 0) + 1);
+      if (status === 202) { for (const e of batch) acked.add(e.event_id as string); }
+      else await new Promise((r) => setTimeout(r, 100));
+    }
+  });
+  return {
+    acked,
+    statuses,
+    get retryAfter() {
+      return retryAfter;
+    },
+    async stop() {
+      running = false;
+      await Promise.all(loops);
+    },
+  };
+}
+
+/** Asserts every acknowledged id is in bronze, and no event or log position is there twice. */
+function assertExactlyOnce(rows: BronzeReadRow[], acked: Set<string>): void {
+  const ids = new Set(rows.map((r) => r.event_id));
+  const missing = [...acked].filter((id) => !ids.has(id));
+  assert.equal(missing.length, 0, `${missing.length} of ${acked.size} acknowledged events lost`);
+  assert.equal(ids.size, rows.length, "an event is in bronze twice");
+  const positions = new Set(rows.map((r) => `${r.log_topic}/${r.log_partition}/${r.log_offset}`));
+  assert.equal(positions.size, rows.length, "a log position is in bronze twice");
+}
+
+const ok = (gw: GatewayProcess) => async () => (await fetch(`${gw.url}/health`)).ok;
+
+Deno.test("faults: the broker stopped and restarted mid-stream → 503 with Retry-After, then resumes; nothing lost", async () => {
+  const broker = await startPrivateBroker();
+  const root = await Deno.makeTempDir({ prefix: "fault_broker_" });
+  const engine = new LakeEngine();
+  const lake = join(root, "lake");
+  const gw = await startGateway({
+    KAFKA_BROKERS: broker.brokers,
+    KAFKA_GROUP_ID: "fault-broker",
+    KAFKA_SESSION_TIMEOUT_MS: "6000",
+    LAKE_DIR: lake,
+    LAKE_FLUSH_INTERVAL_MS: "300",
+    INGEST_TIMEOUT_MS: "2000",
+  });
+  const clients = startClients(() => gw.url);
+  try {
+    await waitFor(() => Promise.resolve(clients.acked.size >= 1000), 20_000, 50);
+    await broker.stop();
+    const ackedWhileUp = clients.acked.size;
+    // With the broker gone, requests are refused with a Retry-After instead of piling up.
+    assert.ok(
+      await waitFor(() => Promise.resolve(clients.retryAfter > 0), 20_000, 100),
+      `no 503 with Retry-After while the broker was down: ${JSON.stringify([...clients.statuses])}`,
+    );
+    assert.ok(await ok(gw)(), "the process stays up while the broker is down");
+    await broker.start();
+    assert.ok(
+      await waitFor(() => Promise.resolve(clients.acked.size > ackedWhileUp + 500), 60_000, 100),
+      "ingest did not resume after the broker came back",
+    );
+    await clients.stop();
+    assert.ok(
+      await waitFor(
+        async () => (await readBronze(engine, lake)).length >= clients.acked.size,
+        60_000,
+      ),
+      "acknowledged events did not reach bronze",
+    );
+    assertExactlyOnce(await readBronze(engine, lake), clients.acked);
+    console.log(
+      `broker outage: ${clients.acked.size} events acknowledged, statuses ${
+        JSON.stringify(Object.fromEntries(clients.statuses))
+      }, 0 lost, 0 duplicated`,
+    );
+  } finally {
+    await clients.stop();
+    assert.equal(await gw.stop("SIGTERM"), 0);
+    engine.close();
+    await broker.remove();
+    await removeDir(root);
+  }
+});
+
+Deno.test("faults: an unwritable lake → 503, /ready down, no commit; recovers when writable", async () => {
+  const root = await Deno.makeTempDir({ prefix: "fault_disk_" });
+  const engine = new LakeEngine();
+  const lake = join(root, "lake");
+  const gw = await startGateway({
+    LAKE_DIR: lake,
+    WAL_DIR: join(root, "wal"),
+    DEAD_LETTER_DIR: join(root, "dlq"),
+    LAKE_FLUSH_INTERVAL_MS: "200",
+    INGEST_MAX_LAG_EVENTS: "500",
+  });
+  const clients = startClients(() => gw.url, 1);
+  const progress = join(lake, "_progress", "bronze", "wal+0.json");
+  try {
+    await waitFor(async () => (await readBronze(engine, lake)).length >= 200, 20_000);
+    // The lake directory turns into something no write can go through (root ignores chmod).
+    await Deno.rename(lake, `${lake}.away`);
+    await Deno.writeTextFile(lake, "not a directory");
+    const committed = JSON.parse(
+      await Deno.readTextFile(join(`${lake}.away`, "_progress", "bronze", "wal+0.json")),
+    );
+
+    assert.ok(
+      await waitFor(() => Promise.resolve(clients.retryAfter > 0), 20_000, 100),
+      `no 503 with Retry-After while the lake was unwritable: ${
+        JSON.stringify([...clients.statuses])
+      }`,
+    );
+    const ready = await fetch(`${gw.url}/ready`);
+    const body = await ready.json();
+    assert.equal(ready.status, 503);
+    assert.equal(body.dependencies["lake disk"].state, "down");
+    assert.ok(await ok(gw)());
+
+    await Deno.remove(lake);
+    const stillCommitted = JSON.parse(
+      await Deno.readTextFile(join(`${lake}.away`, "_progress", "bronze", "wal+0.json")),
+    );
+    assert.equal(
+      stillCommitted.next_offset,
+      committed.next_offset,
+      "an offset moved while the lake was unwritable",
+    );
+    await Deno.rename(`${lake}.away`, lake);
+
+    assert.ok(
+      await waitFor(async () => (await fetch(`${gw.url}/ready`)).status === 200, 30_000),
+      "/ready did not recover",
+    );
+    const before = clients.acked.size;
+    assert.ok(await waitFor(() => Promise.resolve(clients.acked.size > before + 200), 30_000, 100));
+    await clients.stop();
+    assert.ok(
+      await waitFor(
+        async () => (await readBronze(engine, lake)).length >= clients.acked.size,
+        30_000,
+      ),
+    );
+    assertExactlyOnce(await readBronze(engine, lake), clients.acked);
+  } finally {
+    await clients.stop();
+    assert.equal(await gw.stop("SIGTERM"), 0);
+    engine.close();
+    await removeDir(root);
+  }
+});
+
+Deno.test("faults: a second worker joins and the first leaves mid-stream → exactly once in bronze", async () => {
+  const s = await setup("rebalance", 6);
+  const ids: string[] = [];
+  const events = Array.from({ length: 30_000 }, (_, i) => {
+    const e = clientEvent(i);
+    ids.push(e.event_id as string);
+    return JSON.stringify(e);
+  });
+  const env = { ...s.env, ROLE: "worker", LAKE_FLUSH_ROWS: "2000" };
+  const a = await startGateway(env);
+  let b: GatewayProcess | undefined;
+  try {
+    const producing = produce(s.events, events);
+    await waitFor(async () => (await readBronze(s.engine, s.env.LAKE_DIR!)).length >= 3000, 30_000);
+    b = await startGateway(env); // rebalance: partitions move to b mid-stream
+    await waitFor(
+      () => Promise.resolve(b!.logs.some((l) => /^Joined the consumer group$/.test(String(l.msg)))),
+      30_000,
+    );
+    await producing;
+    const joinedB = b.logs.filter((l) => l.msg === "Joined the consumer group");
+    assert.ok(
+      joinedB.some((l) => (l.partitions as string[]).length > 0),
+      "the second worker never got a partition",
+    );
+    assert.equal(await a.stop("SIGTERM"), 0); // rebalance again: b takes everything
+    assert.ok(
+      await waitFor(
+        async () => (await readBronze(s.engine, s.env.LAKE_DIR!)).length >= ids.length,
+        90_000,
+      ),
+      "not every produced event reached bronze",
+    );
+    const rows = await readBronze(s.engine, s.env.LAKE_DIR!);
+    assertExactlyOnce(rows, new Set(ids));
+    assert.equal(rows.length, ids.length);
+  } finally {
+    await a.stop("SIGTERM");
+    if (b) assert.equal(await b.stop("SIGTERM"), 0);
+    await teardown(s);
+  }
+});
+
+Deno.test("faults: an LLM that never answers → alerts on rules, no consumer rebalance", async () => {
+  const s = await setup("llmhang");
+  const ollama = await startFakeOllama();
+  ollama.setMode({ kind: "hang" });
+  const gw = await startGateway({
+    ...s.env,
+    OLLAMA_HOST: ollama.url,
+    // Each LLM attempt outlasts the 6 s session timeout: only heartbeats keep the member alive.
+    OLLAMA_TIMEOUT_MS: "7000",
+  });
+  try {
+    const bot = `hang-bot-${crypto.randomUUID().slice(0, 8)}`;
+    const attack = botAttack(bot, Date.now(), randomIp());
+    await produce(s.events, attack.map((e) => JSON.stringify(e)), () => bot);
+    assert.ok(
+      await waitFor(() => Promise.resolve(alertLines(gw, bot).length > 0), 90_000),
+      "no alert while the LLM hung",
+    );
+    const line = alertLines(gw, bot)[0]!;
+    assert.equal((line.llm as { status: string }).status, "unavailable");
+    assert.equal(line.fraud_score, 0.9, "the rules' score stands in for the LLM's");
+    assert.ok(
+      await waitFor(
+        async () => (await readBronze(s.engine, s.env.LAKE_DIR!)).length >= attack.length,
+        30_000,
+      ),
+    );
+    const joins = gw.logs.filter((l) => /^Joined the consumer group$/.test(String(l.msg)));
+    assert.equal(
+      joins.length,
+      1,
+      `the member rejoined ${joins.length - 1} times: a rebalance loop`,
+    );
+    assert.ok(ollama.requests.length >= 1);
+  } finally {
+    await ollama.close();
+    assert.equal(await gw.stop("SIGTERM"), 0);
+    await teardown(s);
+  }
+});
