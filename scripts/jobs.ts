@@ -5,12 +5,14 @@
  * deno run -A scripts/jobs.ts [silver|gold|all] [--lake DIR]
  * ```
  *
- * The lake defaults to `LAKE_DIR`, else `./data/lake`. Exit code: 0 done, 1 failed, 3 skipped
+ * The lake defaults to `LAKE_DIR`, else `./data/lake`; `JOBS_TIMEOUT_MS` and
+ * `SILVER_MAX_ROWS_PER_RUN` apply as in the gateway. Exit code: 0 done, 1 failed, 3 skipped
  * (another run holds the jobs lock), 2 bad arguments. Safe next to a running gateway: the jobs
  * lock keeps runs apart, and silver reads committed bronze batches only.
  *
  * @module
  */
+import { ConfigError, loadConfig } from "../config.ts";
 import { LakeEngine } from "../lake/engine.ts";
 import { isJobName, JOBS, LakeJobs } from "../lake/jobs.ts";
 import { createLogger, type Level } from "../pipeline/logger.ts";
@@ -37,8 +39,19 @@ const level = (Deno.env.get("LOG_LEVEL") || "info") as Level;
 const logger = createLogger({ level, write: (_level, line) => console.error(line) }, {
   component: "jobs",
 });
-const engine = new LakeEngine({ timeoutMs: 30 * 60_000 });
-const jobs = new LakeJobs(engine, lakeDir, logger, { recycleEngine: false });
+// The same JOBS_TIMEOUT_MS and SILVER_MAX_ROWS_PER_RUN the gateway's scheduled runs use.
+let config;
+try {
+  config = loadConfig();
+} catch (err) {
+  if (!(err instanceof ConfigError)) throw err;
+  usage(err.message);
+}
+const engine = new LakeEngine({ timeoutMs: config.JOBS_TIMEOUT_MS });
+const jobs = new LakeJobs(engine, lakeDir, logger, {
+  recycleEngine: false,
+  silver: { maxRowsPerRun: config.SILVER_MAX_ROWS_PER_RUN },
+});
 try {
   const report = await jobs.run(job);
   console.log(JSON.stringify(report, null, 2));
