@@ -273,3 +273,42 @@ Deno.test("faults: an LLM that never answers → alerts on rules, no consumer re
     await teardown(s);
   }
 });
+
+Deno.test("faults: SIGKILL three times while ingesting over HTTP and from Kafka → exactly once", async () => {
+  const s = await setup("killhttp");
+  const env = { ...s.env, LAKE_FLUSH_ROWS: "500", LAKE_FLUSH_INTERVAL_MS: "300" };
+  const produced = Array.from({ length: 20_000 }, (_, i) => clientEvent(i));
+  let gw = await startGateway(env);
+  const clients = startClients(() => gw.url);
+  try {
+    const producing = produce(s.events, produced.map((e) => JSON.stringify(e)));
+    for (let round = 0; round < 3; round++) {
+      const before = clients.acked.size;
+      await waitFor(() => Promise.resolve(clients.acked.size >= before + 400), 30_000, 20);
+      await gw.stop("SIGKILL");
+      gw = await startGateway(env);
+    }
+    await producing;
+    await new Promise((r) => setTimeout(r, 500));
+    await clients.stop();
+    const expected = new Set([...clients.acked, ...produced.map((e) => e.event_id as string)]);
+    assert.ok(
+      await waitFor(
+        async () => (await readBronze(s.engine, s.env.LAKE_DIR!)).length >= expected.size,
+        120_000,
+        500,
+      ),
+      "bronze did not catch up",
+    );
+    const rows = await readBronze(s.engine, s.env.LAKE_DIR!);
+    assertExactlyOnce(rows, expected);
+    console.log(
+      `SIGKILL x3: ${clients.acked.size} HTTP-acknowledged + ${produced.length} produced events, ` +
+        `${rows.length} bronze rows, 0 lost, 0 duplicated`,
+    );
+  } finally {
+    await clients.stop();
+    assert.equal(await gw.stop("SIGTERM"), 0);
+    await teardown(s);
+  }
+});
