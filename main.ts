@@ -34,10 +34,12 @@ import {
   KafkaDeadLetterSink,
   KafkaEventLog,
   KafkaInput,
+  KafkaLag,
 } from "./pipeline/kafka.ts";
 import { LakeLoader } from "./pipeline/lake_loader.ts";
 import type { DeadLetterSink, EventLog, LogInput } from "./pipeline/log.ts";
 import { createLogger } from "./pipeline/logger.ts";
+import { instrumentLakeJobs, type LagProbe, Metrics, walLagProbe } from "./pipeline/metrics.ts";
 import type { ValidationOptions } from "./pipeline/validate.ts";
 import { Wal, WAL_TOPIC, WalEventLog, WalInput } from "./pipeline/wal.ts";
 import { createApp } from "./routes/app.ts";
@@ -64,6 +66,8 @@ const validation: ValidationOptions = {
 };
 
 const checks: ReadinessCheck[] = [];
+const metrics = new Metrics();
+let lagProbe: LagProbe | undefined, kafkaLag: KafkaLag | undefined;
 
 // The lake: one DuckDB engine for bronze and alert writes, one per job runner and query API, so
 // a long merge or scan never holds up a flush (a DuckDB-wasm worker runs one call at a time).
@@ -92,6 +96,7 @@ if (config.mode === "embedded") {
   });
   deadLetters = new FileDeadLetterSink(config.DEAD_LETTER_DIR);
   input = walInput;
+  lagProbe = walLagProbe(wal, walInput);
   drainInput = (ms) => walInput.drain(ms);
   logger.info("Embedded mode: HTTP → WAL → lake", {
     wal: config.WAL_DIR,
@@ -128,6 +133,12 @@ if (config.mode === "embedded") {
           partitions,
         }),
     });
+    const lag = new KafkaLag(kafka, {
+      groupId: config.KAFKA_GROUP_ID,
+      topics: consumedTopics(config),
+    });
+    kafkaLag = lag;
+    lagProbe = () => lag.read();
   }
   logger.info(`Kafka mode, role ${config.ROLE}`, {
     brokers: config.KAFKA_BROKERS,
@@ -159,6 +170,7 @@ if (scores) {
   detector = new FraudDetector(store, {
     thresholds: fraudThresholds(config),
     cooldownMs: config.FRAUD_COOLDOWN_MS,
+    metrics,
   });
   if (works && config.OLLAMA_HOST) {
     const llm = new LlmJudge({
@@ -167,6 +179,7 @@ if (scores) {
       timeoutMs: config.OLLAMA_TIMEOUT_MS,
       concurrency: config.OLLAMA_CONCURRENCY,
       cooldownMs: config.FRAUD_COOLDOWN_MS,
+      metrics,
     });
     judge = llm;
     checks.push({
@@ -178,7 +191,7 @@ if (scores) {
           : (await llm.ping(), { state: "ok" }),
     });
   }
-  if (works) alerts = new AlertPipeline(judge, alertSinks, logger);
+  if (works) alerts = new AlertPipeline(judge, alertSinks, logger, { metrics });
   logger.info("Fraud scoring on", {
     windows: store.kind,
     scores: works ? "every event" : "POST /score only",
@@ -193,6 +206,7 @@ const loader = bronze && new LakeLoader(bronze, deadLetters, {
   flushRows: config.LAKE_FLUSH_ROWS,
   flushBytes: config.LAKE_FLUSH_BYTES,
   flushIntervalMs: config.LAKE_FLUSH_INTERVAL_MS,
+  metrics,
   commit: (topic, partition, next) => input!.commit(topic, partition, next),
   onError: (err) => logger.error("Lake flush failed; will retry", { err }),
   onFlush: (batch, result, ms) =>
@@ -218,6 +232,7 @@ if (jobsEngine && queryEngine) {
     silver: { maxRowsPerRun: config.SILVER_MAX_ROWS_PER_RUN },
   });
   jobs = runner;
+  instrumentLakeJobs(runner, metrics); // cron and admin runs alike
   query = new LakeQuery(queryEngine, config.LAKE_DIR, {
     maxLimit: config.QUERY_MAX_LIMIT,
     maxRangeDays: config.QUERY_MAX_RANGE_DAYS,
@@ -236,6 +251,7 @@ if (jobsEngine && queryEngine) {
 const ingestor = log && new Ingestor(log, deadLetters, {
   validation,
   timeoutMs: config.INGEST_TIMEOUT_MS,
+  metrics,
 });
 const app = createApp({
   logger,
@@ -245,6 +261,11 @@ const app = createApp({
     maxDepth: config.MAX_JSON_DEPTH,
   },
   readiness: checks,
+  metrics: {
+    metrics,
+    ...(lagProbe ? { lagProbe } : {}),
+    lag: { onError: (err) => logger.warn("Reading consumer lag failed", { err }) },
+  },
   ...(ingestor ? { ingestor } : {}),
   ...(detector ? { score: { detector, validation } } : {}),
   ...(query ? { query } : {}),
@@ -278,6 +299,7 @@ async function shutdown(signal: string): Promise<void> {
     await input?.stop();
     await loader?.close(); // flush buffers to bronze, commit offsets
     await input?.close(); // leave the consumer group
+    await kafkaLag?.close();
     await deadLetters.close();
     await judge?.close(); // in-flight verdicts give up: their alerts go out on rules
     await alerts?.close();

@@ -8,6 +8,7 @@
 import type { BodyItem } from "./body.ts";
 import { OverloadedError } from "./errors.ts";
 import type { DeadLetter, DeadLetterSink, EventLog } from "./log.ts";
+import { type Metrics, typeOf } from "./metrics.ts";
 import type { Envelope } from "./schemas.ts";
 import { type Issue, validateEvent, type ValidationOptions } from "./validate.ts";
 
@@ -33,6 +34,8 @@ export interface IngestorOptions {
   timeoutMs: number;
   /** The clock; tests pass a fixed one. */
   now?: () => number;
+  /** Counts events (`source="http"`), dead letters and the events waiting for the log. */
+  metrics?: Metrics;
 }
 
 /** HTTP events → validation → durable log + dead letters. */
@@ -68,6 +71,8 @@ export class Ingestor {
     const events: Envelope[] = [];
     const rejected: Rejection[] = [];
     const letters: DeadLetter[] = [];
+    const types: unknown[] = [];
+    const rejectedTypes: unknown[] = [];
     const ctx = {
       receivedAtMs,
       trustReceivedAt: false,
@@ -76,6 +81,8 @@ export class Ingestor {
     };
     items.forEach((item, index) => {
       let issues: Issue[];
+      const type = item.ok ? typeOf(item.value) : undefined;
+      types.push(type);
       if (item.ok) {
         const result = validateEvent(item.value, ctx, this.#opts.validation);
         if (result.ok) {
@@ -86,6 +93,7 @@ export class Ingestor {
       } else {
         issues = [{ path: "", code: "invalid_json", message: item.message }];
       }
+      rejectedTypes.push(type);
       const id = (item.ok && typeof item.value === "object" && item.value !== null)
         ? (item.value as { event_id?: unknown }).event_id
         : undefined;
@@ -104,10 +112,19 @@ export class Ingestor {
       });
     });
 
-    await withTimeout(
-      Promise.all([this.#log.append(events), this.#deadLetters.send(letters)]),
-      this.#opts.timeoutMs,
-    );
+    const metrics = this.#opts.metrics;
+    metrics?.events("received", "http", types);
+    const appended = this.#log.append(events);
+    let sent = this.#deadLetters.send(letters);
+    if (metrics) {
+      metrics.ingestPending(events.length);
+      const done = () => metrics.ingestPending(-events.length);
+      appended.then(done, done);
+      sent = sent.then(() => metrics.deadLetters(letters));
+    }
+    await withTimeout(Promise.all([appended, sent]), this.#opts.timeoutMs);
+    metrics?.events("accepted", "http", events.map((e) => e.type));
+    metrics?.events("rejected", "http", rejectedTypes);
     return { accepted: events.length, rejected, events };
   }
 }

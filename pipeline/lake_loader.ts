@@ -9,6 +9,7 @@
 import type { BronzeBatch, BronzeRow, BronzeWriteResult } from "../lake/bronze.ts";
 import type { EventProcessor } from "./fraud/alerts.ts";
 import type { DeadLetter, DeadLetterSink, LogRecord, RecordHandler } from "./log.ts";
+import { type Metrics, typeOf } from "./metrics.ts";
 import { recordEventId, validateEvent, type ValidationOptions } from "./validate.ts";
 import { WAL_TOPIC } from "./wal.ts";
 
@@ -34,6 +35,11 @@ export interface LakeLoaderOptions {
   onFlush?: (batch: BronzeBatch, result: BronzeWriteResult, ms: number) => void;
   /** Sees every accepted batch (fraud scoring); the offset commit waits for its side effects. */
   processor?: EventProcessor;
+  /**
+   * Counts Kafka records (`source="kafka"`), dead letters and bronze writes. Records read back
+   * from the embedded WAL are not counted as events again: `POST /events` counted them.
+   */
+  metrics?: Metrics;
 }
 
 interface Buffer {
@@ -108,9 +114,10 @@ export class LakeLoader implements RecordHandler {
     return this.#locked(buf, async () => {
       const letters: DeadLetter[] = [];
       const accepted: BronzeRow[] = [];
+      const types = { received: [] as unknown[], rejected: [] as unknown[] };
       let bytes = 0;
       for (const rec of records) {
-        const row = this.#process(rec, letters);
+        const row = this.#process(rec, letters, types);
         if (row) {
           accepted.push(row);
           bytes += rec.value.byteLength;
@@ -119,7 +126,16 @@ export class LakeLoader implements RecordHandler {
       this.stats.records += records.length;
       this.stats.accepted += accepted.length;
       this.stats.rejected += letters.length;
-      if (letters.length > 0) await this.#deadLetters.send(letters);
+      const metrics = this.#opts.metrics;
+      if (metrics && topic !== WAL_TOPIC) {
+        metrics.events("received", "kafka", types.received);
+        metrics.events("accepted", "kafka", accepted.map((r) => r.event.type));
+        metrics.events("rejected", "kafka", types.rejected);
+      }
+      if (letters.length > 0) {
+        await this.#deadLetters.send(letters);
+        metrics?.deadLetters(letters);
+      }
       if (this.#opts.processor && accepted.length > 0) {
         const { settled } = await this.#opts.processor.process(accepted.map((r) => r.event));
         buf.settling.push(settled);
@@ -146,13 +162,20 @@ export class LakeLoader implements RecordHandler {
     });
   }
 
-  #process(rec: LogRecord, letters: DeadLetter[]): BronzeRow | undefined {
+  /** Validates one record, noting its `type` field in `types.received` (and `.rejected` on failure). */
+  #process(
+    rec: LogRecord,
+    letters: DeadLetter[],
+    types: { received: unknown[]; rejected: unknown[] },
+  ): BronzeRow | undefined {
     const receivedAt = new Date(rec.timestampMs).toISOString();
     let value: unknown;
     try {
       value = JSON.parse(decoder.decode(rec.value));
     } catch (err) {
       const what = err instanceof SyntaxError ? "not valid JSON" : "not valid UTF-8";
+      types.received.push(undefined);
+      types.rejected.push(undefined);
       letters.push(
         this.#letter(rec, receivedAt, [{
           path: "",
@@ -162,6 +185,7 @@ export class LakeLoader implements RecordHandler {
       );
       return undefined;
     }
+    types.received.push(typeOf(value));
     const result = validateEvent(value, {
       receivedAtMs: rec.timestampMs,
       trustReceivedAt: true,
@@ -169,6 +193,7 @@ export class LakeLoader implements RecordHandler {
       eventId: () => recordEventId(rec.topic, rec.partition, rec.offset),
     }, this.#opts.validation);
     if (result.ok) return { offset: rec.offset, event: result.event };
+    types.rejected.push(typeOf(value));
     letters.push(this.#letter(rec, receivedAt, result.issues));
     return undefined;
   }
@@ -238,7 +263,9 @@ export class LakeLoader implements RecordHandler {
     this.stats.rowsWritten += result.rows;
     this.stats.filesWritten += result.files.length;
     this.stats.bytesWritten += result.bytes;
-    this.#opts.onFlush?.(batch, result, performance.now() - t0);
+    const ms = performance.now() - t0;
+    this.#opts.metrics?.lakeFlushed(result, ms);
+    this.#opts.onFlush?.(batch, result, ms);
     buf.rows = [];
     buf.bytes = 0;
     buf.first = -1;

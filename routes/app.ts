@@ -17,6 +17,7 @@ import { adminRoutes } from "./admin.ts";
 import { errorHandler } from "./errors.ts";
 import { eventRoutes } from "./events.ts";
 import { healthRoutes, type ReadinessCheck } from "./health.ts";
+import { httpMetrics, metricsRoutes, type MetricsRoutesOptions } from "./metrics.ts";
 import { queryRoutes } from "./query.ts";
 import { scoreRoutes, type ScoreRoutesOptions } from "./score.ts";
 
@@ -35,11 +36,14 @@ export interface AppDeps {
   query?: LakeQuery;
   /** Enables `/admin/jobs` when a token is set too. */
   admin?: { jobs: LakeJobs; token: string | undefined };
+  /** Enables `GET /metrics` and request timing. */
+  metrics?: MetricsRoutesOptions;
 }
 
 /** Builds the gateway's HTTP app. */
 export function createApp(deps: AppDeps): Hono<{ Variables: { requestId: string } }> {
   const app = new Hono<{ Variables: { requestId: string } }>();
+  if (deps.metrics) app.use(httpMetrics(deps.metrics.metrics)); // first: times the whole chain
   app.use(requestId({ limitLength: 64 }));
   app.onError(errorHandler(deps.logger));
   app.notFound((c) =>
@@ -58,6 +62,7 @@ export function createApp(deps: AppDeps): Hono<{ Variables: { requestId: string 
   if (deps.score) app.route("/", scoreRoutes({ ...deps.score, limits }));
   if (deps.query) app.route("/", queryRoutes({ query: deps.query }));
   if (deps.admin) app.route("/", adminRoutes(deps.admin));
+  if (deps.metrics) app.route("/", metricsRoutes(deps.metrics));
   app.route(
     "/",
     healthRoutes({

@@ -11,6 +11,7 @@
  *
  * @module
  */
+import type { Metrics } from "../metrics.ts";
 import type { Envelope } from "../schemas.ts";
 import type { Logger } from "../logger.ts";
 import type { AlertCandidate, FraudDetector, ScoredEvent, WindowEvent } from "./detector.ts";
@@ -113,6 +114,8 @@ export interface AlertPipelineOptions {
   sinkAttempts?: number;
   /** Base backoff between sink attempts. */
   sinkBackoffMs?: number;
+  /** Counts raised alerts per rule and severity (`streamgate_fraud_alerts_total`). */
+  metrics?: Metrics;
 }
 
 /** Counters, for metrics. */
@@ -157,7 +160,8 @@ export class AlertPipeline {
   readonly #judge: Judge | undefined;
   readonly #sinks: AlertSink[];
   readonly #logger: Logger;
-  readonly #opts: Required<AlertPipelineOptions>;
+  readonly #opts: Required<Omit<AlertPipelineOptions, "metrics">>;
+  readonly #metrics: Metrics | undefined;
   #pending = 0;
   readonly stats: AlertStats = { raised: 0, withLlm: 0, withoutLlm: 0, sinkFailures: 0 };
 
@@ -170,7 +174,9 @@ export class AlertPipeline {
     this.#judge = judge;
     this.#sinks = sinks;
     this.#logger = logger;
-    this.#opts = { maxPending: 256, sinkAttempts: 5, sinkBackoffMs: 200, ...options };
+    const { metrics, ...opts } = options;
+    this.#opts = { maxPending: 256, sinkAttempts: 5, sinkBackoffMs: 200, ...opts };
+    this.#metrics = metrics;
   }
 
   /** Alerts between flag and sinks now. */
@@ -187,6 +193,7 @@ export class AlertPipeline {
       this.stats.raised++;
       if (llm.status === "ok") this.stats.withLlm++;
       else this.stats.withoutLlm++;
+      this.#metrics?.fraudAlert(alert.rules);
       await Promise.all(this.#sinks.map((s) => this.#deliver(s, alert)));
       return alert;
     } finally {

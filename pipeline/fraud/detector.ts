@@ -10,6 +10,7 @@
  *
  * @module
  */
+import type { Metrics } from "../metrics.ts";
 import type { Envelope } from "../schemas.ts";
 import { nameUuid } from "../validate.ts";
 import { evaluate, type Facts, isApiFailure, type RuleDecision, type Thresholds } from "./rules.ts";
@@ -53,6 +54,8 @@ export interface DetectorOptions {
   cooldownMs: number;
   /** Events per window round trip; a larger batch is split. */
   maxBatch?: number;
+  /** Counts events scored without their windows (`streamgate_fraud_scoring_degraded_total`). */
+  metrics?: Metrics;
 }
 
 /** Counters, for metrics. */
@@ -224,7 +227,8 @@ export const alertIdOf = (e: Envelope) => nameUuid(`alert/${e.user_id}/${e.event
 /** Scores batches of events against the window store. */
 export class FraudDetector {
   readonly #store: WindowStore;
-  readonly #opts: Required<DetectorOptions>;
+  readonly #opts: Required<Omit<DetectorOptions, "metrics">>;
+  readonly #metrics: Metrics | undefined;
   readonly stats: DetectorStats = {
     scored: 0,
     flagged: 0,
@@ -236,7 +240,9 @@ export class FraudDetector {
 
   constructor(store: WindowStore, options: DetectorOptions) {
     this.#store = store;
-    this.#opts = { maxBatch: 1000, ...options };
+    const { metrics, ...opts } = options;
+    this.#opts = { maxBatch: 1000, ...opts };
+    this.#metrics = metrics;
   }
 
   get thresholds(): Thresholds {
@@ -267,6 +273,7 @@ export class FraudDetector {
       results = await this.#run(ops);
     } catch (err) {
       degraded = `window store unavailable: ${(err as Error).message}`;
+      this.#metrics?.fraudScoringDegraded(events.length);
     }
     return events.map((event, i) => {
       const facts: Facts = {};

@@ -25,6 +25,7 @@
 
 import { Ollama } from "ollama";
 import { z } from "zod";
+import type { LlmOutcome, Metrics } from "../metrics.ts";
 import type { WindowEvent } from "./detector.ts";
 
 export type { WindowEvent };
@@ -84,6 +85,8 @@ export interface LlmJudgeOptions {
   now?: () => number;
   /** `fetch` handed to the ollama client (tests may wrap it). Default the global `fetch`. */
   fetch?: typeof fetch;
+  /** Counts requests by outcome and times the calls that reach the model. */
+  metrics?: Metrics;
 }
 
 /** A snapshot of the judge's state, for metrics and `/ready`. */
@@ -397,6 +400,22 @@ function unavailable(reason: string): VerdictOutcome {
   return { status: "unavailable", reason };
 }
 
+/** Outcome kinds by the start of the reason this module gives them; anything else is "error". */
+const REASON_KINDS: readonly [prefix: string, kind: LlmOutcome][] = [
+  ["timeout", "timeout"],
+  ["invalid reply", "invalid_reply"],
+  ["circuit", "circuit_open"],
+  ["queue full", "queue_full"],
+  ["cooldown", "cooldown"],
+  ["shutting down", "shutdown"],
+];
+
+/** The metrics label of an outcome: `ok`, `timeout`, `circuit_open`, … (see {@link LlmOutcome}). */
+export function outcomeKind(outcome: VerdictOutcome): LlmOutcome {
+  if (outcome.status === "ok") return "ok";
+  return REASON_KINDS.find(([prefix]) => outcome.reason.startsWith(prefix))?.[1] ?? "error";
+}
+
 /**
  * Asks an Ollama model for fraud verdicts, with deadlines, retries, a concurrency limit, a
  * circuit breaker and a per-user cooldown. See the module doc.
@@ -421,6 +440,7 @@ export class LlmJudge {
   readonly #breakerResetMs: number;
   readonly #now: () => number;
   readonly #fetch: typeof fetch;
+  readonly #metrics: Metrics | undefined;
 
   readonly #closing = new AbortController();
   readonly #running = new Set<Promise<VerdictOutcome>>();
@@ -453,6 +473,7 @@ export class LlmJudge {
     this.#breakerResetMs = positive(options.breakerResetMs, 30_000);
     this.#now = options.now ?? Date.now;
     this.#fetch = options.fetch ?? globalThis.fetch;
+    this.#metrics = options.metrics;
   }
 
   /** A snapshot of the breaker, the slots and the counters. */
@@ -474,18 +495,36 @@ export class LlmJudge {
    * user with another (or no) key get "cooldown".
    */
   async judge(req: VerdictRequest, key?: string): Promise<VerdictOutcome> {
+    const reuse = { cached: false };
+    const outcome = await this.#judge(req, key, reuse);
+    this.#metrics?.llmCall(reuse.cached ? "cached" : outcomeKind(outcome));
+    return outcome;
+  }
+
+  /** {@link judge}; sets `reuse.cached` when the outcome is an earlier one for the same key. */
+  async #judge(
+    req: VerdictRequest,
+    key: string | undefined,
+    reuse: { cached: boolean },
+  ): Promise<VerdictOutcome> {
     try {
       if (this.#closing.signal.aborted) return SHUTTING_DOWN;
       const userId = req.userId;
 
       const pending = this.#pending.get(userId);
       if (pending !== undefined) {
-        if (key !== undefined && pending.key === key) return await pending.promise;
+        if (key !== undefined && pending.key === key) {
+          reuse.cached = true;
+          return await pending.promise;
+        }
         return unavailable("cooldown: a verdict for this user is in progress");
       }
       const cached = this.#cachedFor(userId);
       if (cached !== undefined) {
-        if (key !== undefined && cached.key === key) return cached.outcome;
+        if (key !== undefined && cached.key === key) {
+          reuse.cached = true;
+          return cached.outcome;
+        }
         const until = new Date(cached.at + this.#cooldownMs).toISOString();
         return unavailable(`cooldown until ${until}`);
       }
@@ -654,7 +693,9 @@ export class LlmJudge {
         trial = admission.trial;
       }
       this.#calls++;
+      const started = performance.now();
       const outcome = await this.#callWithRetries(req);
+      if (outcome !== SHUTTING_DOWN) this.#metrics?.llmCallDuration(performance.now() - started);
       if (outcome.status === "ok") {
         this.#recordSuccess();
         this.#remember(req.userId, key, outcome);
