@@ -171,6 +171,13 @@ if (scores) {
     thresholds: fraudThresholds(config),
     cooldownMs: config.FRAUD_COOLDOWN_MS,
     metrics,
+    onStoreChange: (down) =>
+      down
+        ? logger.warn("Fraud scoring degraded: stateless rules only until the windows answer", {
+          windows: store.kind,
+          reason: down,
+        })
+        : logger.info("Fraud scoring windows answer again", { windows: store.kind }),
   });
   if (works && config.OLLAMA_HOST) {
     const llm = new LlmJudge({

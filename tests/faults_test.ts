@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { startFakeOllama } from "./fixtures/fake_ollama.ts";
+import { startUpstashBridge } from "./fixtures/upstash_bridge.ts";
 import { alertLines, botAttack, randomIp } from "./fraud_helpers.ts";
 import {
   clientEvent,
@@ -16,6 +17,7 @@ import {
 } from "./gateway_process.ts";
 import { produce, removeDir, setup, teardown } from "./kafka_helpers.ts";
 import { type BronzeReadRow, readBronze } from "./lake_helpers.ts";
+import { sampleValue } from "./metrics_helpers.ts";
 import { startPrivateBroker } from "./private_broker.ts";
 import { LakeEngine } from "../lake/engine.ts";
 
@@ -310,5 +312,53 @@ Deno.test("faults: SIGKILL three times while ingesting over HTTP and from Kafka 
     await clients.stop();
     assert.equal(await gw.stop("SIGTERM"), 0);
     await teardown(s);
+  }
+});
+
+Deno.test("faults: the Upstash bridge down → scoring degrades with a metric and a log line; ingest goes on", async () => {
+  const root = await Deno.makeTempDir({ prefix: "fault_redis_" });
+  const token = crypto.randomUUID();
+  const bridge = await startUpstashBridge({ token });
+  const gw = await startGateway({
+    LAKE_DIR: join(root, "lake"),
+    WAL_DIR: join(root, "wal"),
+    DEAD_LETTER_DIR: join(root, "dlq"),
+    LAKE_FLUSH_INTERVAL_MS: "200",
+    UPSTASH_REDIS_REST_URL: bridge.url,
+    UPSTASH_REDIS_REST_TOKEN: token,
+    WINDOW_TIMEOUT_MS: "500",
+  });
+  const degradedCount = async () =>
+    sampleValue(
+      await (await fetch(`${gw.url}/metrics`)).text(),
+      "streamgate_fraud_scoring_degraded_total",
+    ) ?? 0;
+  try {
+    const batch = () => Array.from({ length: 20 }, (_, i) => clientEvent(i));
+    assert.equal((await postEvents(gw.url, batch())).status, 202);
+    await new Promise((r) => setTimeout(r, 600)); // scored with windows
+    assert.equal(await degradedCount(), 0);
+
+    await bridge.close();
+    const bot = `redis-down-bot-${crypto.randomUUID().slice(0, 8)}`;
+    const res = await postEvents(gw.url, [...batch(), ...botAttack(bot, Date.now(), randomIp())]);
+    assert.equal(res.status, 202, "ingest must not depend on the window store");
+    assert.ok(
+      await waitFor(async () => (await degradedCount()) >= 36, 15_000),
+      "no degraded metric",
+    );
+    assert.ok(
+      gw.logs.some((l) =>
+        l.msg === "Fraud scoring degraded: stateless rules only until the windows answer"
+      ),
+      "no log line saying scoring degraded",
+    );
+    const ready = await (await fetch(`${gw.url}/ready`)).json();
+    assert.equal(ready.dependencies["windows (upstash)"].state, "down");
+    assert.equal(ready.status, "ready", "a window store outage does not stop ingest");
+  } finally {
+    await bridge.close().catch(() => {});
+    assert.equal(await gw.stop("SIGTERM"), 0);
+    await removeDir(root);
   }
 });

@@ -56,6 +56,11 @@ export interface DetectorOptions {
   maxBatch?: number;
   /** Counts events scored without their windows (`streamgate_fraud_scoring_degraded_total`). */
   metrics?: Metrics;
+  /**
+   * Called when the window store stops answering (with the reason) and when it answers again
+   * (`undefined`): once per change, so a log line does not repeat for every batch.
+   */
+  onStoreChange?: (down: string | undefined) => void;
 }
 
 /** Counters, for metrics. */
@@ -227,8 +232,10 @@ export const alertIdOf = (e: Envelope) => nameUuid(`alert/${e.user_id}/${e.event
 /** Scores batches of events against the window store. */
 export class FraudDetector {
   readonly #store: WindowStore;
-  readonly #opts: Required<Omit<DetectorOptions, "metrics">>;
+  readonly #opts: Required<Omit<DetectorOptions, "metrics" | "onStoreChange">>;
   readonly #metrics: Metrics | undefined;
+  readonly #onStoreChange: ((down: string | undefined) => void) | undefined;
+  #storeDown = false;
   readonly stats: DetectorStats = {
     scored: 0,
     flagged: 0,
@@ -240,9 +247,10 @@ export class FraudDetector {
 
   constructor(store: WindowStore, options: DetectorOptions) {
     this.#store = store;
-    const { metrics, ...opts } = options;
+    const { metrics, onStoreChange, ...opts } = options;
     this.#opts = { maxBatch: 1000, ...opts };
     this.#metrics = metrics;
+    this.#onStoreChange = onStoreChange;
   }
 
   get thresholds(): Thresholds {
@@ -289,9 +297,17 @@ export class FraudDetector {
       const results = await this.#store.run(ops);
       this.stats.roundTrips++;
       this.stats.lastRoundTripMs = performance.now() - t0;
+      if (this.#storeDown) {
+        this.#storeDown = false;
+        this.#onStoreChange?.(undefined);
+      }
       return results;
     } catch (err) {
       this.stats.windowErrors++;
+      if (!this.#storeDown) {
+        this.#storeDown = true;
+        this.#onStoreChange?.(`window store unavailable: ${(err as Error).message}`);
+      }
       throw err;
     }
   }
