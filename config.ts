@@ -6,6 +6,7 @@
  */
 import { z } from "zod";
 import type { Thresholds } from "./pipeline/fraud/rules.ts";
+import { parseApiKeys } from "./routes/auth.ts";
 
 /** Kafka's own rule for topic names; it also makes a topic safe inside a file name. */
 const TOPIC_NAME = /^[A-Za-z0-9._-]{1,249}$/;
@@ -31,10 +32,13 @@ interface Setting<T extends z.ZodType> {
   schema: T;
   default?: string;
   doc: string;
+  /** Its value is never echoed in an error message. */
+  secret?: boolean;
 }
 function setting<T extends z.ZodType>(schema: T, doc: string, dflt?: string): Setting<T> {
   return dflt === undefined ? { schema, doc } : { schema, doc, default: dflt };
 }
+const secret = <T extends z.ZodType>(s: Setting<T>): Setting<T> => ({ ...s, secret: true });
 
 /** Every environment variable the gateway reads: schema, default and a one-line description. */
 export const SETTINGS = {
@@ -154,10 +158,10 @@ export const SETTINGS = {
     httpUrl,
     "Upstash (or serverless-redis-http) REST URL for the fraud windows. Unset = in-memory windows",
   ),
-  UPSTASH_REDIS_REST_TOKEN: setting(
+  UPSTASH_REDIS_REST_TOKEN: secret(setting(
     z.string().min(1),
     "Bearer token for UPSTASH_REDIS_REST_URL (required with it)",
-  ),
+  )),
   WINDOW_TIMEOUT_MS: setting(
     int(50, 60_000),
     "Per-request timeout of the Redis window store",
@@ -248,9 +252,53 @@ export const SETTINGS = {
     "Bronze rows one silver run takes on (the rest waits for the next run); bounds job memory",
     "2000000",
   ),
-  ADMIN_TOKEN: setting(
+  ADMIN_TOKEN: secret(setting(
     z.string().min(16, "must be at least 16 characters"),
     "Bearer token for POST /admin/jobs/:name and GET /admin/jobs. Unset = admin routes off",
+  )),
+  API_KEYS: secret(setting(
+    z.string().transform((v, ctx) => {
+      try {
+        return parseApiKeys(v);
+      } catch (err) {
+        ctx.issues.push({ code: "custom", message: (err as Error).message, input: "" });
+        return z.NEVER;
+      }
+    }),
+    "Comma-separated `name:secret` API keys (secrets ≥ 16 chars) for POST /events, /score and, " +
+      "with QUERY_AUTH=private, the query routes. Unset = no auth (a warning at start)",
+  )),
+  API_HMAC: setting(
+    z.enum(["off", "optional", "required"]),
+    "Signed ingest bodies: `X-Signature: t=<unix s>,v1=<hex HMAC-SHA256(secret, t.body)>`",
+    "off",
+  ),
+  API_HMAC_TOLERANCE_S: setting(
+    int(1, 3600),
+    "Largest distance between a signature's t and the clock, in seconds",
+    "300",
+  ),
+  QUERY_AUTH: setting(
+    z.enum(["public", "private"]),
+    "With API_KEYS set: `private` = the query routes need a key too",
+    "private",
+  ),
+  RATE_LIMIT_PER_KEY: setting(
+    int(0, 1_000_000),
+    "Requests per RATE_LIMIT_WINDOW_S per API key (per client address without auth); 0 = off",
+    "0",
+  ),
+  RATE_LIMIT_WINDOW_S: setting(int(1, 3600), "Sliding window of RATE_LIMIT_PER_KEY", "10"),
+  RATE_LIMIT_FAIL: setting(
+    z.enum(["open", "closed"]),
+    "When the limit store (Redis) is down: `open` lets requests through, `closed` answers 503",
+    "open",
+  ),
+  RATE_LIMIT_TIMEOUT_MS: setting(int(50, 10_000), "Timeout of one Redis rate-limit check", "500"),
+  TRUST_PROXY: setting(
+    bool,
+    "Without auth, rate-limit by the last X-Forwarded-For entry instead of the peer address",
+    "false",
   ),
   QUERY_MAX_LIMIT: setting(int(1, 100_000), "Largest `limit` of GET /events and /alerts", "1000"),
   QUERY_MAX_RANGE_DAYS: setting(
@@ -294,7 +342,7 @@ export function loadConfig(env: Record<string, string | undefined> = Deno.env.to
     if (result.success) out[name] = result.data;
     else {
       const why = result.error.issues.map((i) => i.message).join("; ");
-      problems.push(`${name} ${why}, got ${JSON.stringify(raw)}`);
+      problems.push(`${name} ${why}${spec.secret ? "" : `, got ${JSON.stringify(raw)}`}`);
     }
   }
   if (problems.length > 0) {

@@ -40,6 +40,8 @@ import { LakeLoader } from "./pipeline/lake_loader.ts";
 import type { DeadLetterSink, EventLog, LogInput } from "./pipeline/log.ts";
 import { createLogger } from "./pipeline/logger.ts";
 import { instrumentLakeJobs, type LagProbe, Metrics, walLagProbe } from "./pipeline/metrics.ts";
+import { MemoryRateLimiter, type RateLimiter, RateLimitGuard } from "./pipeline/ratelimit.ts";
+import { UpstashRateLimiter } from "./pipeline/upstash_ratelimit.ts";
 import type { ValidationOptions } from "./pipeline/validate.ts";
 import { Wal, WAL_TOPIC, WalEventLog, WalInput } from "./pipeline/wal.ts";
 import { createApp } from "./routes/app.ts";
@@ -255,6 +257,34 @@ if (jobsEngine && queryEngine) {
   }
 }
 
+// Access: API keys (optionally with signed bodies) and per-key request limits.
+if (!config.API_KEYS) {
+  logger.warn(
+    "API_KEYS is not set: ingest and query routes are open to anyone; set API_KEYS=name:secret,… " +
+      "before exposing the gateway",
+  );
+}
+let rateLimitGuard: RateLimitGuard | undefined;
+if (config.RATE_LIMIT_PER_KEY > 0) {
+  const policy = { limit: config.RATE_LIMIT_PER_KEY, windowMs: config.RATE_LIMIT_WINDOW_S * 1000 };
+  const limiter: RateLimiter = config.UPSTASH_REDIS_REST_URL
+    ? new UpstashRateLimiter({
+      url: config.UPSTASH_REDIS_REST_URL,
+      token: config.UPSTASH_REDIS_REST_TOKEN!,
+      timeoutMs: config.RATE_LIMIT_TIMEOUT_MS,
+      ...policy,
+    })
+    : new MemoryRateLimiter(policy);
+  if (!config.UPSTASH_REDIS_REST_URL && config.mode === "kafka") {
+    logger.warn("Rate limits are per process: set UPSTASH_REDIS_REST_URL to share them");
+  }
+  rateLimitGuard = new RateLimitGuard(limiter, {
+    failure: config.RATE_LIMIT_FAIL,
+    logger: logger.child({ component: "ratelimit" }),
+    onDegraded: ({ policy }) => metrics.rateLimitUnchecked(policy),
+  });
+}
+
 const ingestor = log && new Ingestor(log, deadLetters, {
   validation,
   timeoutMs: config.INGEST_TIMEOUT_MS,
@@ -277,6 +307,19 @@ const app = createApp({
   ...(detector ? { score: { detector, validation } } : {}),
   ...(query ? { query } : {}),
   ...(jobs ? { admin: { jobs, token: config.ADMIN_TOKEN } } : {}),
+  ...(config.API_KEYS
+    ? {
+      access: {
+        keys: config.API_KEYS,
+        hmac: config.API_HMAC,
+        toleranceSeconds: config.API_HMAC_TOLERANCE_S,
+        privateQuery: config.QUERY_AUTH === "private",
+      },
+    }
+    : {}),
+  ...(rateLimitGuard
+    ? { rateLimit: { guard: rateLimitGuard, trustProxy: config.TRUST_PROXY } }
+    : {}),
 });
 
 // Listen for signals before announcing the port: a supervisor may stop us the moment we listen.
@@ -311,6 +354,7 @@ async function shutdown(signal: string): Promise<void> {
     await judge?.close(); // in-flight verdicts give up: their alerts go out on rules
     await alerts?.close();
     await windows?.close();
+    await rateLimitGuard?.limiter.close();
     engine?.close();
     jobsEngine?.close(); // a job killed here leaves no half table: partitions swap by rename
     queryEngine?.close();

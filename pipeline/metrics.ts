@@ -124,6 +124,7 @@ export class Metrics {
   readonly #lag: Gauge<"topic" | "partition">;
   readonly #alerts: Counter<"rule" | "severity">;
   readonly #degraded: Counter;
+  readonly #rateLimitUnchecked: Counter;
   readonly #llmCalls: Counter<"outcome">;
   readonly #llmSeconds: Histogram;
   readonly #http: Histogram<"method" | "route" | "status">;
@@ -188,6 +189,12 @@ export class Metrics {
     this.#degraded = new Counter({
       name: "streamgate_fraud_scoring_degraded_total",
       help: "Events scored with the stateless rules only because the window store was unavailable",
+      registers,
+    });
+    this.#rateLimitUnchecked = new Counter({
+      name: "streamgate_rate_limit_unchecked_total",
+      help: "Requests decided without the rate-limit store (it was down), by the failure policy",
+      labelNames: ["policy"],
       registers,
     });
     this.#llmCalls = new Counter({
@@ -299,6 +306,11 @@ export class Metrics {
   /** Counts events scored without their windows (the window store was unavailable). */
   fraudScoringDegraded(events: number): void {
     if (events > 0) this.#degraded.inc(events);
+  }
+
+  /** Counts a request let through (`open`) or refused (`closed`) with the limit store down. */
+  rateLimitUnchecked(policy: "open" | "closed"): void {
+    this.#rateLimitUnchecked.inc({ policy });
   }
 
   /** Counts one LLM judge request by outcome. */

@@ -6,14 +6,16 @@
  *
  * @module
  */
-import { Hono } from "hono";
+import { Hono, type MiddlewareHandler } from "hono";
 import { requestId } from "hono/request-id";
 import type { LakeJobs } from "../lake/jobs.ts";
 import type { LakeQuery } from "../lake/query.ts";
 import type { BodyLimits } from "../pipeline/body.ts";
 import type { Ingestor } from "../pipeline/ingest.ts";
 import type { Logger } from "../pipeline/logger.ts";
+import type { RateLimitGuard } from "../pipeline/ratelimit.ts";
 import { adminRoutes } from "./admin.ts";
+import { type ApiKey, apiKeyAuth, type AuthEnv, type HmacMode, rateLimit } from "./auth.ts";
 import { errorHandler } from "./errors.ts";
 import { eventRoutes } from "./events.ts";
 import { healthRoutes, type ReadinessCheck } from "./health.ts";
@@ -38,7 +40,14 @@ export interface AppDeps {
   admin?: { jobs: LakeJobs; token: string | undefined };
   /** Enables `GET /metrics` and request timing. */
   metrics?: MetricsRoutesOptions;
+  /** API keys for ingest (and the query routes when `privateQuery`). Absent = open. */
+  access?: { keys: ApiKey[]; hmac: HmacMode; toleranceSeconds: number; privateQuery: boolean };
+  /** Per-key (or per-address) request limits on ingest and query routes. */
+  rateLimit?: { guard: RateLimitGuard; trustProxy: boolean };
 }
+
+const INGEST_ROUTES = ["/events", "/score"];
+const QUERY_ROUTES = ["/events", "/alerts", "/users/:id", "/stats"];
 
 /** Builds the gateway's HTTP app. */
 export function createApp(deps: AppDeps): Hono<{ Variables: { requestId: string } }> {
@@ -52,7 +61,29 @@ export function createApp(deps: AppDeps): Hono<{ Variables: { requestId: string 
       404,
     )
   );
-  const { ingestor, limits, logger, onAccepted } = deps;
+  const { ingestor, limits, logger, onAccepted, access } = deps;
+  // Guards go before the routes: Hono runs handlers in the order they were registered. Health,
+  // readiness, metrics, schemas, docs and the dashboard stay public; admin has its own token, so a
+  // leaked ingest key cannot run jobs.
+  const limit = deps.rateLimit ? [rateLimit(deps.rateLimit)] : [];
+  const authLogger = logger.child({ component: "auth" });
+  const ingestGuard: MiddlewareHandler<AuthEnv>[] = access
+    ? [
+      apiKeyAuth({
+        keys: access.keys,
+        hmac: access.hmac,
+        toleranceSeconds: access.toleranceSeconds,
+        maxBodyBytes: limits.maxBytes,
+        logger: authLogger,
+      }),
+      ...limit,
+    ]
+    : limit;
+  const queryGuard: MiddlewareHandler<AuthEnv>[] = access?.privateQuery
+    ? [apiKeyAuth({ keys: access.keys, logger: authLogger }), ...limit]
+    : limit;
+  for (const mw of ingestGuard) app.on("POST", INGEST_ROUTES, mw as MiddlewareHandler);
+  for (const mw of queryGuard) app.on("GET", QUERY_ROUTES, mw as MiddlewareHandler);
   if (ingestor) {
     app.route(
       "/",

@@ -179,7 +179,7 @@ export class UpstashWindowStore implements WindowStore {
     }
     this.#timeoutMs = timeoutMs;
     this.#retries = retries;
-    this.#redis = createClient(url, token, timeoutMs);
+    this.#redis = createUpstashClient(url, token, timeoutMs);
   }
 
   /** Runs `ops` as one script in one `/pipeline` request; resolves to one result per op. */
@@ -253,8 +253,17 @@ export class UpstashWindowStore implements WindowStore {
   }
 }
 
-/** The Upstash client: raw strings, no auto-pipelining, no retries of its own, a timeout. */
-function createClient(url: string, token: string, timeoutMs: number): Redis {
+/**
+ * The Upstash client: raw strings, no auto-pipelining, no retries of its own, a timeout. Shared
+ * with the rate limiter (`pipeline/upstash_ratelimit.ts`), so this stays the one module that
+ * imports `@upstash/redis`.
+ */
+export function createUpstashClient(
+  url: string,
+  token: string,
+  timeoutMs: number,
+  what = "Upstash window store",
+): Redis {
   try {
     return new Redis({
       url,
@@ -270,7 +279,7 @@ function createClient(url: string, token: string, timeoutMs: number): Redis {
       signal: () => AbortSignal.timeout(timeoutMs),
     });
   } catch (error) {
-    throw new TypeError(`Upstash window store: ${reason(error, timeoutMs)}`, { cause: error });
+    throw new TypeError(`${what}: ${reason(error, timeoutMs)}`, { cause: error });
   }
 }
 
