@@ -16,6 +16,7 @@ import type { Logger } from "../pipeline/logger.ts";
 import type { RateLimitGuard } from "../pipeline/ratelimit.ts";
 import { adminRoutes } from "./admin.ts";
 import { type ApiKey, apiKeyAuth, type AuthEnv, type HmacMode, rateLimit } from "./auth.ts";
+import { dashboardRoutes } from "./dashboard.ts";
 import { errorHandler } from "./errors.ts";
 import { eventRoutes } from "./events.ts";
 import { healthRoutes, type ReadinessCheck } from "./health.ts";
@@ -94,6 +95,7 @@ export function createApp(deps: AppDeps): Hono<{ Variables: { requestId: string 
   if (deps.query) app.route("/", queryRoutes({ query: deps.query }));
   if (deps.admin) app.route("/", adminRoutes(deps.admin));
   if (deps.metrics) app.route("/", metricsRoutes(deps.metrics));
+  app.route("/", dashboardRoutes());
   app.route(
     "/",
     healthRoutes({

@@ -23,6 +23,17 @@ if ! redis_up; then
   redis_up || { echo "test.sh: Redis did not come up" >&2; exit 1; }
 fi
 
+# The dashboard test drives Debian's Chromium with playwright-core (it cannot download browsers
+# here). Without it that test fails under CI=true and is skipped otherwise.
+if [ -z "${CHROMIUM_PATH:-}" ] && [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "test.sh: installing chromium"
+    apt-get update -qq && apt-get install -y -qq chromium >/dev/null
+  else
+    echo "test.sh: /usr/bin/chromium is missing and cannot be installed (not root with apt-get)" >&2
+  fi
+fi
+
 started_kafka=0
 if ! bash scripts/kafka.sh status >/dev/null 2>&1; then
   bash scripts/kafka.sh start
