@@ -298,6 +298,7 @@ const app = createApp({
     maxDepth: config.MAX_JSON_DEPTH,
   },
   readiness: checks,
+  docs: { maxQueryLimit: config.QUERY_MAX_LIMIT },
   metrics: {
     metrics,
     ...(lagProbe ? { lagProbe } : {}),

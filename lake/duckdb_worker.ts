@@ -9,17 +9,23 @@
  * @module
  */
 /// <reference lib="deno.worker" />
+import { fileURLToPath } from "node:url";
 import * as duckdb from "@duckdb/duckdb-wasm/dist/duckdb-node-blocking.cjs";
 import * as arrow from "apache-arrow";
 import type { Column, ColumnarResult, EngineRequest, EngineResponse } from "./engine_protocol.ts";
 import { castRow, type FieldKind } from "./silver_cast.ts";
 
-const WASM = new URL(import.meta.resolve("@duckdb/duckdb-wasm/dist/duckdb-eh.wasm"));
+/**
+ * A path, not a URL: DuckDB reads it with `fs.readFileSync`. In a `deno compile` binary it lies in
+ * the embedded file system (see the `compile` task), which `node:fs` reads like any other.
+ * `fileURLToPath`, unlike `URL.pathname`, decodes `%20` and friends in a checkout's path.
+ */
+const WASM = fileURLToPath(import.meta.resolve("@duckdb/duckdb-wasm/dist/duckdb-eh.wasm"));
 
 async function open(): Promise<{ db: duckdb.DuckDBBindings; conn: duckdb.DuckDBConnection }> {
   const bundles = {
-    mvp: { mainModule: WASM.pathname, mainWorker: "" },
-    eh: { mainModule: WASM.pathname, mainWorker: "" },
+    mvp: { mainModule: WASM, mainWorker: "" },
+    eh: { mainModule: WASM, mainWorker: "" },
   };
   const db = await duckdb.createDuckDB(bundles, new duckdb.VoidLogger(), duckdb.NODE_RUNTIME);
   await db.instantiate();

@@ -113,7 +113,11 @@ function limit(max: number) {
   ]).pipe(z.number().int("must be a whole number").min(1).max(max));
 }
 
-function schemas(maxLimit: number) {
+/**
+ * The query API's input schemas, with `limit` capped at `maxLimit`: the routes validate with them
+ * and the OpenAPI document (`routes/openapi.ts`) describes its parameters from them.
+ */
+export function querySchemas(maxLimit: number) {
   return {
     events: z.strictObject({
       user_id: userId.optional(),
@@ -138,11 +142,11 @@ function schemas(maxLimit: number) {
 }
 
 /** Query parameters of {@link LakeQuery.events}, as given (strings from HTTP, or numbers). */
-export type EventsInput = z.input<ReturnType<typeof schemas>["events"]>;
+export type EventsInput = z.input<ReturnType<typeof querySchemas>["events"]>;
 /** Query parameters of {@link LakeQuery.alerts}. */
-export type AlertsInput = z.input<ReturnType<typeof schemas>["alerts"]>;
+export type AlertsInput = z.input<ReturnType<typeof querySchemas>["alerts"]>;
 /** Query parameters of {@link LakeQuery.stats}. */
-export type StatsInput = z.input<ReturnType<typeof schemas>["stats"]>;
+export type StatsInput = z.input<ReturnType<typeof querySchemas>["stats"]>;
 
 function parse<S extends z.ZodType>(schema: S, input: unknown): z.output<S> {
   const r = schema.safeParse(input);
@@ -256,7 +260,7 @@ export class LakeQuery {
   readonly #maxFutureUs: number;
   readonly #maxPending: number;
   readonly #now: () => number;
-  readonly #schemas: ReturnType<typeof schemas>;
+  readonly #schemas: ReturnType<typeof querySchemas>;
   readonly #listBudget: number;
   /** `occurred_at` min/max (µs) of bronze files, by path; see {@link #fileRanges}. */
   readonly #ranges = new Map<string, { min: number; max: number }>();
@@ -283,7 +287,7 @@ export class LakeQuery {
       1_000_000;
     this.#maxPending = int("maxPending", options.maxPending ?? 32, 1, 100_000);
     this.#now = options.now ?? Date.now;
-    this.#schemas = schemas(this.#maxLimit);
+    this.#schemas = querySchemas(this.#maxLimit);
     this.#listBudget = int("listBudget", options.listBudget ?? LIST_BUDGET, 256, LIST_BUDGET);
   }
 

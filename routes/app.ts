@@ -17,6 +17,7 @@ import type { RateLimitGuard } from "../pipeline/ratelimit.ts";
 import { adminRoutes } from "./admin.ts";
 import { type ApiKey, apiKeyAuth, type AuthEnv, type HmacMode, rateLimit } from "./auth.ts";
 import { dashboardRoutes } from "./dashboard.ts";
+import { docsRoutes } from "./docs.ts";
 import { errorHandler } from "./errors.ts";
 import { eventRoutes } from "./events.ts";
 import { healthRoutes, type ReadinessCheck } from "./health.ts";
@@ -43,6 +44,8 @@ export interface AppDeps {
   metrics?: MetricsRoutesOptions;
   /** API keys for ingest (and the query routes when `privateQuery`). Absent = open. */
   access?: { keys: ApiKey[]; hmac: HmacMode; toleranceSeconds: number; privateQuery: boolean };
+  /** `QUERY_MAX_LIMIT`, for the OpenAPI document. */
+  docs?: { maxQueryLimit: number };
   /** Per-key (or per-address) request limits on ingest and query routes. */
   rateLimit?: { guard: RateLimitGuard; trustProxy: boolean };
 }
@@ -96,6 +99,14 @@ export function createApp(deps: AppDeps): Hono<{ Variables: { requestId: string 
   if (deps.admin) app.route("/", adminRoutes(deps.admin));
   if (deps.metrics) app.route("/", metricsRoutes(deps.metrics));
   app.route("/", dashboardRoutes());
+  app.route(
+    "/",
+    docsRoutes({
+      ...(deps.docs ?? {}),
+      apiKeyGroups: access ? (access.privateQuery ? ["ingest", "query"] : ["ingest"]) : [],
+      signedBodies: access?.hmac ?? "off",
+    }),
+  );
   app.route(
     "/",
     healthRoutes({

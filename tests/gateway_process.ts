@@ -18,13 +18,23 @@ export interface GatewayProcess {
   stop(signal?: Deno.Signal): Promise<number>;
 }
 
+/** Options of {@link startGateway}. */
+export interface StartGatewayOptions {
+  /** The program to run instead of `deno run --allow-all main.ts`, e.g. a compiled binary. */
+  executable?: string;
+  /** Its working directory. @default this process's */
+  cwd?: string;
+}
+
 /** Starts `main.ts` with the given environment on an ephemeral port and waits until it listens. */
 export async function startGateway(
   env: Record<string, string>,
   timeoutMs = 60_000,
+  options: StartGatewayOptions = {},
 ): Promise<GatewayProcess> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", MAIN],
+  const child = new Deno.Command(options.executable ?? Deno.execPath(), {
+    args: options.executable ? [] : ["run", "--allow-all", MAIN],
+    ...(options.cwd ? { cwd: options.cwd } : {}),
     env: { PORT: "0", HOSTNAME: "127.0.0.1", LOG_LEVEL: "info", ...env },
     stdout: "piped",
     stderr: "piped",

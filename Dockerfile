@@ -1,0 +1,28 @@
+# The streamgate image: `deno task start` on the official Deno image, as its unprivileged `deno`
+# user. One image for every role: ROLE (gateway | worker | all) and the other settings come from
+# the environment (README, "Configuration"). compose.yaml builds it.
+FROM denoland/deno:2.9.6
+
+WORKDIR /app
+# /data holds the lake (and, in embedded mode, the WAL and dead letters). A named volume mounted
+# there starts with this ownership.
+RUN mkdir -p /data/lake /data/wal /data/dead_letter && chown -R deno:deno /app /data
+USER deno
+
+# Dependencies first, so that a code change does not download them again.
+COPY --chown=deno:deno deno.json deno.lock ./
+RUN deno install --frozen
+COPY --chown=deno:deno . .
+# Cache the entry point and the DuckDB worker (loaded at run time) so a container starts offline.
+RUN deno cache main.ts lake/duckdb_worker.ts
+
+ENV PORT=8080 \
+    HOSTNAME=0.0.0.0 \
+    LAKE_DIR=/data/lake \
+    WAL_DIR=/data/wal \
+    DEAD_LETTER_DIR=/data/dead_letter
+EXPOSE 8080
+# No curl in the image: Deno itself asks for /health.
+HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=5 \
+  CMD ["deno", "eval", "const r = await fetch(`http://127.0.0.1:${Deno.env.get('PORT')}/health`); Deno.exit(r.ok ? 0 : 1)"]
+CMD ["deno", "task", "start"]
