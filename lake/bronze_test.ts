@@ -10,6 +10,7 @@ import {
 } from "./bronze.ts";
 import { LakeEngine } from "./engine.ts";
 import { parquetFiles, readBronze, testEvent } from "../tests/lake_helpers.ts";
+import { withLake as withLakeIn } from "./testing.ts";
 
 function rows(
   from: number,
@@ -21,16 +22,8 @@ function rows(
   return out;
 }
 
-async function withLake(fn: (lake: string, engine: LakeEngine) => Promise<void>): Promise<void> {
-  const lake = await Deno.makeTempDir({ prefix: "bronze_test_" });
-  const engine = new LakeEngine();
-  try {
-    await fn(lake, engine);
-  } finally {
-    engine.close();
-    await Deno.remove(lake, { recursive: true });
-  }
-}
+const withLake = (fn: (lake: string, engine: LakeEngine) => Promise<void>) =>
+  withLakeIn("bronze_test_", fn);
 
 Deno.test("partitionDir() rejects anything but a date and a known type", async (t) => {
   for (
@@ -237,20 +230,23 @@ Deno.test("BronzeWriter.write() keeps exactly once when two writers race on one 
         lastOffset: 599,
         rows: all.slice(0, 600),
       }),
-      b.write({
-        topic: "events",
-        partition: 3,
-        firstOffset: 0,
-        lastOffset: 399,
-        rows: all.slice(0, 400),
-      }),
-      b.write({
-        topic: "events",
-        partition: 3,
-        firstOffset: 400,
-        lastOffset: 999,
-        rows: all.slice(400),
-      }),
+      // The new owner writes its batches in order, as its LakeLoader does.
+      (async () => {
+        await b.write({
+          topic: "events",
+          partition: 3,
+          firstOffset: 0,
+          lastOffset: 399,
+          rows: all.slice(0, 400),
+        });
+        await b.write({
+          topic: "events",
+          partition: 3,
+          firstOffset: 400,
+          lastOffset: 999,
+          rows: all.slice(400),
+        });
+      })(),
     ]);
     const back = await readBronze(engine, lake);
     assert.equal(back.length, 1000);

@@ -14,19 +14,12 @@ import {
 } from "./gold.ts";
 import { JOB_FILES, listDates, partitionFile, sqlFileList, TABLES } from "./layout.ts";
 import { runSilver } from "./silver.ts";
+import { withLake as withLakeIn } from "./testing.ts";
 
 const D1 = "2026-11-20", D2 = "2026-11-21";
 
-async function withLake(fn: (lake: string, engine: LakeEngine) => Promise<void>): Promise<void> {
-  const lake = await Deno.makeTempDir({ prefix: "gold_test_" });
-  const engine = new LakeEngine();
-  try {
-    await fn(lake, engine);
-  } finally {
-    engine.close();
-    await Deno.remove(lake, { recursive: true });
-  }
-}
+const withLake = (fn: (lake: string, engine: LakeEngine) => Promise<void>) =>
+  withLakeIn("gold_test_", fn);
 
 let offset = 0;
 async function bronze(lake: string, engine: LakeEngine, events: Envelope[]) {

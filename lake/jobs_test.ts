@@ -6,17 +6,10 @@ import { BronzeWriter } from "./bronze.ts";
 import { LakeEngine } from "./engine.ts";
 import { isJobName, JOBS, LakeJobs } from "./jobs.ts";
 import { JOB_FILES } from "./layout.ts";
+import { withLake as withLakeIn } from "./testing.ts";
 
-async function withLake(fn: (lake: string, engine: LakeEngine) => Promise<void>): Promise<void> {
-  const lake = await Deno.makeTempDir({ prefix: "jobs_test_" });
-  const engine = new LakeEngine();
-  try {
-    await fn(lake, engine);
-  } finally {
-    engine.close();
-    await Deno.remove(lake, { recursive: true });
-  }
-}
+const withLake = (fn: (lake: string, engine: LakeEngine) => Promise<void>) =>
+  withLakeIn("jobs_test_", fn);
 
 function capture() {
   const lines: Record<string, unknown>[] = [];

@@ -22,17 +22,10 @@ import {
   SILVER_SPECS,
   type SilverStats,
 } from "./silver.ts";
+import { withLake as withLakeIn } from "./testing.ts";
 
-async function withLake(fn: (lake: string, engine: LakeEngine) => Promise<void>): Promise<void> {
-  const lake = await Deno.makeTempDir({ prefix: "silver_test_" });
-  const engine = new LakeEngine();
-  try {
-    await fn(lake, engine);
-  } finally {
-    engine.close();
-    await Deno.remove(lake, { recursive: true });
-  }
-}
+const withLake = (fn: (lake: string, engine: LakeEngine) => Promise<void>) =>
+  withLakeIn("silver_test_", fn);
 
 /** Writes events as one bronze batch of `wal+0` starting at `first`; returns the next offset. */
 async function bronze(lake: string, engine: LakeEngine, first: number, events: Envelope[]) {

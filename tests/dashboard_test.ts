@@ -16,12 +16,11 @@ import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Hono } from "hono";
-import { type Browser, chromium, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { DASHBOARD_CSP, dashboardRoutes } from "../routes/dashboard.ts";
+import { launchBrowser, skipBrowser } from "./browser.ts";
 import { clientEvent, postEvents, startGateway } from "./gateway_process.ts";
 
-const CHROMIUM = Deno.env.get("CHROMIUM_PATH") ?? "/usr/bin/chromium";
-const IN_CI = Deno.env.get("CI") === "true";
 const ARTIFACTS = fileURLToPath(new URL("./artifacts/", import.meta.url));
 // The callbacks given to page.evaluate() and waitForFunction() run in the page, where the DOM is.
 // Deno type-checks without the DOM lib, and `/// <reference lib="dom" />` would apply to every
@@ -32,20 +31,7 @@ declare const document: any;
 /** A user id that runs script if anything inserts it as markup. */
 const XSS_USER = "<img src=x onerror=alert(1)>";
 
-function chromiumProblem(): string | undefined {
-  try {
-    if (Deno.statSync(CHROMIUM).isFile) return undefined;
-  } catch { /* reported below */ }
-  return `No Chromium at "${CHROMIUM}" (apt-get install -y chromium, or set CHROMIUM_PATH)`;
-}
-const NO_CHROMIUM = chromiumProblem();
-const SKIP_BROWSER = NO_CHROMIUM !== undefined && !IN_CI;
-if (SKIP_BROWSER) console.warn(`dashboard_test: skipping the browser tests: ${NO_CHROMIUM}`);
-
-async function launchBrowser(): Promise<Browser> {
-  if (NO_CHROMIUM) throw new Error(`${NO_CHROMIUM}; CI=true, so this fails instead of skipping`);
-  return await chromium.launch({ executablePath: CHROMIUM, headless: true });
-}
+const SKIP_BROWSER = skipBrowser("dashboard_test");
 
 /** A page with everything that would mean a broken or unsafe page recorded. */
 interface WatchedPage {

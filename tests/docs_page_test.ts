@@ -9,7 +9,8 @@
 import assert from "node:assert/strict";
 import { Hono } from "hono";
 import { requestId } from "hono/request-id";
-import { chromium, type Page } from "playwright-core";
+import type { Page } from "playwright-core";
+import { launchBrowser, skipBrowser } from "./browser.ts";
 import { Ingestor } from "../pipeline/ingest.ts";
 import type { DeadLetter, DeadLetterSink, EventLog } from "../pipeline/log.ts";
 import { silentLogger } from "../pipeline/logger.ts";
@@ -19,19 +20,7 @@ import { errorHandler } from "../routes/errors.ts";
 import { eventRoutes } from "../routes/events.ts";
 import { healthRoutes } from "../routes/health.ts";
 
-const CHROMIUM = Deno.env.get("CHROMIUM_PATH") ?? "/usr/bin/chromium";
-const IN_CI = Deno.env.get("CI") === "true";
-
-function chromiumProblem(): string | undefined {
-  try {
-    if (Deno.statSync(CHROMIUM).isFile) return undefined;
-  } catch { /* reported below */ }
-  return `No Chromium at "${CHROMIUM}" (apt-get install -y chromium, or set CHROMIUM_PATH)`;
-}
-const NO_CHROMIUM = chromiumProblem();
-if (NO_CHROMIUM && !IN_CI) {
-  console.warn(`docs_page_test: skipping the browser test: ${NO_CHROMIUM}`);
-}
+const SKIP_BROWSER = skipBrowser("docs_page_test");
 
 /** The gateway's ingest, health and docs routes over an in-memory log. */
 function testApp() {
@@ -71,12 +60,11 @@ async function sendAndWait(page: Page, op: string, status: string): Promise<stri
 
 Deno.test({
   name: "GET /docs in a browser lists every operation and sends valid requests",
-  ignore: NO_CHROMIUM !== undefined && !IN_CI,
+  ignore: SKIP_BROWSER,
   async fn() {
-    if (NO_CHROMIUM) throw new Error(`${NO_CHROMIUM}; CI=true, so this fails instead of skipping`);
     const { app, requests, letters } = testApp();
     const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen() {} }, app.fetch);
-    const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true });
+    const browser = await launchBrowser();
     try {
       const page = await browser.newPage({ viewport: { width: 1280, height: 1600 } });
       const problems: string[] = [];

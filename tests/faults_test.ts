@@ -137,7 +137,6 @@ Deno.test("faults: an unwritable lake → 503, /ready down, no commit; recovers 
     INGEST_MAX_LAG_EVENTS: "500",
   });
   const clients = startClients(() => gw.url, 1);
-  const progress = join(lake, "_progress", "bronze", "wal+0.json");
   try {
     await waitFor(async () => (await readBronze(engine, lake)).length >= 200, 20_000);
     // The lake directory turns into something no write can go through (root ignores chmod).
