@@ -56,7 +56,7 @@ export async function readBody(req: Request, maxBytes: number): Promise<Uint8Arr
   if (!req.body) return new Uint8Array(0);
   let stream: ReadableStream<Uint8Array> = req.body.pipeThrough(limitStream(maxBytes, ""));
   if (gzip) {
-    stream = stream.pipeThrough(
+    stream = stream.pipeThrough(pieces(INFLATE_PIECE_BYTES)).pipeThrough(
       new DecompressionStream("gzip") as TransformStream<Uint8Array, Uint8Array>,
     ).pipeThrough(limitStream(maxBytes, " after decompression"));
   }
@@ -85,6 +85,26 @@ export async function readBody(req: Request, maxBytes: number): Promise<Uint8Arr
     at += c.byteLength;
   }
   return out;
+}
+
+/**
+ * Largest piece of compressed input handed to the decompressor at once. Deno's DecompressionStream
+ * inflates each chunk it is given in one step, and deflate expands up to ~1032 times: a body that
+ * arrives as one 1 MB chunk of a gzip bomb became 1 GB in memory before the limit below saw any of
+ * it. In 8 KiB pieces, one step yields at most ~8.3 MB.
+ */
+const INFLATE_PIECE_BYTES = 8 * 1024;
+
+/** Splits chunks into views of at most `size` bytes (no copy). */
+function pieces(size: number): TransformStream<Uint8Array, Uint8Array> {
+  return new TransformStream({
+    transform(chunk, controller) {
+      if (chunk.byteLength <= size) return controller.enqueue(chunk);
+      for (let at = 0; at < chunk.byteLength; at += size) {
+        controller.enqueue(chunk.subarray(at, at + size));
+      }
+    },
+  });
 }
 
 function tooLarge(maxBytes: number, when: string): LimitExceededError {
@@ -140,6 +160,10 @@ export function parseBody(text: string, ndjson: boolean, limits: BodyLimits): Bo
     );
   }
   if (Array.isArray(value)) {
+    if (value.length === 0) {
+      // Like an empty body or NDJSON without a line: a 202 would claim an event was accepted.
+      throw new InvalidBodyError("Body is an empty array: send at least one event");
+    }
     if (value.length > limits.maxEvents) throw tooMany(value.length, limits.maxEvents);
     // Re-serialising keeps the dead-letter copy faithful without slicing the text by hand.
     return value.map((v) => ({ ok: true, value: v, raw: JSON.stringify(v) }));

@@ -13,6 +13,9 @@ import { type Metrics, typeOf } from "./metrics.ts";
 import { recordEventId, validateEvent, type ValidationOptions } from "./validate.ts";
 import { WAL_TOPIC } from "./wal.ts";
 
+/** The largest distance from the epoch a `Date` holds, in ms. */
+const MAX_DATE_MS = 8.64e15;
+
 /** Where batches go: the bronze writer, or a test double. */
 export interface BatchWriter {
   write(batch: BronzeBatch): Promise<BronzeWriteResult>;
@@ -168,7 +171,12 @@ export class LakeLoader implements RecordHandler {
     letters: DeadLetter[],
     types: { received: unknown[]; rejected: unknown[] },
   ): BronzeRow | undefined {
-    const receivedAt = new Date(rec.timestampMs).toISOString();
+    // A producer sets the record timestamp; one outside what a Date holds must not throw here
+    // (the record would block its partition forever): it counts as received now.
+    const ms = Number.isFinite(rec.timestampMs) && Math.abs(rec.timestampMs) <= MAX_DATE_MS
+      ? rec.timestampMs
+      : Date.now();
+    const receivedAt = new Date(ms).toISOString();
     let value: unknown;
     try {
       value = JSON.parse(decoder.decode(rec.value));
@@ -187,7 +195,7 @@ export class LakeLoader implements RecordHandler {
     }
     types.received.push(typeOf(value));
     const result = validateEvent(value, {
-      receivedAtMs: rec.timestampMs,
+      receivedAtMs: ms,
       trustReceivedAt: true,
       source: rec.topic === WAL_TOPIC ? "http" : `kafka:${rec.topic}`,
       eventId: () => recordEventId(rec.topic, rec.partition, rec.offset),

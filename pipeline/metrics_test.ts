@@ -189,6 +189,7 @@ Deno.test("Metrics: every contract metric is declared with its type", async () =
     streamgate_fraud_alerts_total: "counter",
     streamgate_fraud_scoring_degraded_total: "counter",
     streamgate_llm_calls_total: "counter",
+    streamgate_rate_limit_unchecked_total: "counter",
     streamgate_llm_call_seconds: "histogram",
     streamgate_http_request_duration_seconds: "histogram",
     streamgate_lake_job_runs_total: "counter",

@@ -52,6 +52,17 @@ export function validateEvent(raw: unknown, ctx: EventContext, opts: ValidationO
   const env = IncomingEnvelope.safeParse(raw);
   if (!env.success) return { ok: false, issues: toIssues(env.error, "") };
   const e = env.data;
+  const broken = illFormedString(e, "");
+  if (broken !== undefined) {
+    return {
+      ok: false,
+      issues: [{
+        path: broken,
+        code: "invalid_string",
+        message: "contains a lone UTF-16 surrogate (\\uD800-\\uDFFF without its pair)",
+      }],
+    };
+  }
   const issues: Issue[] = [];
 
   let type: PartitionType;
@@ -74,7 +85,22 @@ export function validateEvent(raw: unknown, ctx: EventContext, opts: ValidationO
     ? isoToMicros(e.received_at)
     : ctx.receivedAtMs * 1000;
   const occurredUs = isoToMicros(e.occurred_at);
-  if (occurredUs < receivedUs - opts.maxPastMs * 1000) {
+  // An offset can carry a valid "9999-12-31T23:59:59-23:59" into UTC year 10000, and a Kafka record
+  // can carry any received_at: the lake's `dt=YYYY-MM-DD` needs a four-digit UTC year, and an event
+  // it cannot partition would block its log partition forever.
+  if (!inLakeYears(receivedUs)) {
+    issues.push({
+      path: "received_at",
+      code: "out_of_range",
+      message: "received_at is outside the years 0000 to 9999 in UTC",
+    });
+  } else if (!inLakeYears(occurredUs)) {
+    issues.push({
+      path: "occurred_at",
+      code: "out_of_range",
+      message: `occurred_at "${e.occurred_at}" is outside the years 0000 to 9999 in UTC`,
+    });
+  } else if (occurredUs < receivedUs - opts.maxPastMs * 1000) {
     issues.push({
       path: "occurred_at",
       code: "too_old",
@@ -108,12 +134,37 @@ export function validateEvent(raw: unknown, ctx: EventContext, opts: ValidationO
   };
 }
 
+/** First and last+1 µs with a four-digit UTC year. */
+const MIN_LAKE_US = Date.parse("0000-01-01T00:00:00Z") * 1000;
+const END_LAKE_US = Date.parse("+010000-01-01T00:00:00Z") * 1000;
+
+function inLakeYears(us: number): boolean {
+  return us >= MIN_LAKE_US && us < END_LAKE_US;
+}
+
 function toIssues(error: z.ZodError, prefix: string): Issue[] {
   return error.issues.map((i) => ({
     path: [prefix, ...i.path.map(String)].filter(Boolean).join("."),
-    message: i.message,
+    message: i.code === "unrecognized_keys" ? unknownKeysMessage(i.keys) : i.message,
     code: i.code,
   }));
+}
+
+/** Most unknown keys an issue names, and their longest shown length. */
+const SHOWN_KEYS = 5, SHOWN_KEY_CHARS = 64;
+
+/**
+ * zod quotes every unknown key in full: a body of one huge key, or of 100 000 keys, would come back
+ * as a megabytes-long message in the response and the dead letter. The keys are cut down here.
+ */
+function unknownKeysMessage(keys: string[]): string {
+  const shown = keys.slice(0, SHOWN_KEYS).map((k) =>
+    JSON.stringify(k.length > SHOWN_KEY_CHARS ? `${k.slice(0, SHOWN_KEY_CHARS)}…` : k)
+  );
+  const more = keys.length - shown.length;
+  return `Unrecognized key${keys.length === 1 ? "" : "s"}: ${shown.join(", ")}${
+    more > 0 ? ` and ${more} more` : ""
+  }`;
 }
 
 /** Microseconds since the epoch of an ISO-8601 date-time with offset (already validated). */
@@ -150,4 +201,28 @@ export function nameUuid(name: string): string {
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${
     hex.slice(20)
   }`;
+}
+
+/**
+ * The path of the first string (value or key) that is not well-formed UTF-16, if any. A JSON
+ * escape like `"\ud800"` parses into a lone surrogate that Parquet stores as U+FFFD: two different
+ * user ids could merge into one in the lake, so such events are refused instead.
+ */
+function illFormedString(value: unknown, path: string): string | undefined {
+  if (typeof value === "string") return value.isWellFormed() ? undefined : path;
+  if (typeof value !== "object" || value === null) return undefined;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const bad = illFormedString(value[i], path ? `${path}.${i}` : String(i));
+      if (bad !== undefined) return bad;
+    }
+    return undefined;
+  }
+  for (const [k, v] of Object.entries(value)) {
+    const at = path ? `${path}.${k.isWellFormed() ? k : "?"}` : k.isWellFormed() ? k : "?";
+    if (!k.isWellFormed()) return at;
+    const bad = illFormedString(v, at);
+    if (bad !== undefined) return bad;
+  }
+  return undefined;
 }

@@ -393,3 +393,23 @@ Deno.test("allJsonSchemas() has one JSON Schema per type with payload and user_i
   assert.ok(!purchase.properties.payload.required?.includes("currency"), "currency has a default");
   assert.ok(purchase.properties.payload.properties.currency);
 });
+
+Deno.test("validateEvent() refuses strings with a lone surrogate, naming where", async (t) => {
+  for (
+    const [name, raw, path] of [
+      ["user_id", event({ user_id: "u\ud800" }), "user_id"],
+      ["a payload value", event({ payload: { ip: "1.2.3.4", note: "x\udfffy" } }), "payload.note"],
+      ["a payload key", event({ payload: { ["k\ud800"]: 1 } }), "payload.?"],
+      ["in an array", event({ payload: { tags: ["ok", "\ud83d"] } }), "payload.tags.1"],
+    ] as const
+  ) {
+    await t.step(name, () => {
+      const issues = rejected(validateEvent(raw, ctx(), OPTS));
+      assert.equal(issues[0]!.path, path);
+      assert.equal(issues[0]!.code, "invalid_string");
+    });
+  }
+  await t.step("a surrogate pair (an emoji) is fine", () => {
+    accepted(validateEvent(event({ user_id: "u-\u{1F600}" }), ctx(), OPTS));
+  });
+});
