@@ -21,6 +21,9 @@ import { sampleValue } from "./metrics_helpers.ts";
 import { startPrivateBroker } from "./private_broker.ts";
 import { LakeEngine } from "../lake/engine.ts";
 
+/** `deno task soak` sets SOAK=N: N times the kills and the traffic of the CI run. */
+const SOAK = Math.max(1, Number(Deno.env.get("SOAK") ?? 1));
+
 /** Clients posting batches of 20 until stopped; records what was acknowledged and refused. */
 function startClients(target: () => string, count = 2) {
   const acked = new Set<string>();
@@ -194,7 +197,7 @@ Deno.test("faults: an unwritable lake → 503, /ready down, no commit; recovers 
 Deno.test("faults: a second worker joins and the first leaves mid-stream → exactly once in bronze", async () => {
   const s = await setup("rebalance", 6);
   const ids: string[] = [];
-  const events = Array.from({ length: 30_000 }, (_, i) => {
+  const events = Array.from({ length: 30_000 * SOAK }, (_, i) => {
     const e = clientEvent(i);
     ids.push(e.event_id as string);
     return JSON.stringify(e);
@@ -275,15 +278,15 @@ Deno.test("faults: an LLM that never answers → alerts on rules, no consumer re
   }
 });
 
-Deno.test("faults: SIGKILL three times while ingesting over HTTP and from Kafka → exactly once", async () => {
+Deno.test(`faults: SIGKILL ${3 * SOAK} times while ingesting over HTTP and from Kafka → exactly once`, async () => {
   const s = await setup("killhttp");
   const env = { ...s.env, LAKE_FLUSH_ROWS: "500", LAKE_FLUSH_INTERVAL_MS: "300" };
-  const produced = Array.from({ length: 20_000 }, (_, i) => clientEvent(i));
+  const produced = Array.from({ length: 20_000 * SOAK }, (_, i) => clientEvent(i));
   let gw = await startGateway(env);
   const clients = startClients(() => gw.url);
   try {
     const producing = produce(s.events, produced.map((e) => JSON.stringify(e)));
-    for (let round = 0; round < 3; round++) {
+    for (let round = 0; round < 3 * SOAK; round++) {
       const before = clients.acked.size;
       await waitFor(() => Promise.resolve(clients.acked.size >= before + 400), 30_000, 20);
       await gw.stop("SIGKILL");
@@ -304,7 +307,9 @@ Deno.test("faults: SIGKILL three times while ingesting over HTTP and from Kafka 
     const rows = await readBronze(s.engine, s.env.LAKE_DIR!);
     assertExactlyOnce(rows, expected);
     console.log(
-      `SIGKILL x3: ${clients.acked.size} HTTP-acknowledged + ${produced.length} produced events, ` +
+      `SIGKILL x${
+        3 * SOAK
+      }: ${clients.acked.size} HTTP-acknowledged + ${produced.length} produced events, ` +
         `${rows.length} bronze rows, 0 lost, 0 duplicated`,
     );
   } finally {
