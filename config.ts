@@ -97,6 +97,11 @@ export const SETTINGS = {
     "5242880",
   ),
   MAX_EVENTS_PER_REQUEST: setting(int(1, 1_000_000), "Most events in one request", "10000"),
+  MAX_EVENT_BYTES: setting(
+    int(1024, 100_000_000),
+    "Largest single event (its JSON, UTF-8); keep it under the broker's message.max.bytes",
+    "900000",
+  ),
   MAX_JSON_DEPTH: setting(int(2, 512), "Deepest JSON nesting accepted in a body", "32"),
   UNKNOWN_TYPES: setting(
     z.enum(["reject", "other"]),

@@ -288,6 +288,7 @@ if (config.RATE_LIMIT_PER_KEY > 0) {
 const ingestor = log && new Ingestor(log, deadLetters, {
   validation,
   timeoutMs: config.INGEST_TIMEOUT_MS,
+  maxEventBytes: config.MAX_EVENT_BYTES,
   metrics,
 });
 const app = createApp({

@@ -80,8 +80,9 @@ export class LakeAlertSink implements AlertSink {
       const path = alertFile(this.#lakeDir, a);
       const staging = join(this.#lakeDir, "_staging", ALERTS_TABLE);
       await Deno.mkdir(staging, { recursive: true });
-      const tmp = join(staging, `${a.alert_id}.parquet`);
-      await removeIfExists(tmp);
+      // A name of its own per write: two sends of one alert (a retry racing a re-score) must not
+      // share a staging file, or one could rename the other's half-written file into place.
+      const tmp = join(staging, `${a.alert_id}.${crypto.randomUUID()}.parquet`);
       await this.#engine.writeParquet(columns(a), tmp);
       await makeDurable(tmp);
       const dir = join(path, "..");

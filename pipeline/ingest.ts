@@ -34,6 +34,12 @@ export interface IngestorOptions {
   timeoutMs: number;
   /** The clock; tests pass a fixed one. */
   now?: () => number;
+  /**
+   * Largest event, as the JSON text sent: one record must fit a Kafka produce request (the
+   * broker's message.max.bytes), or it would fail the group commit of every request sharing it.
+   * @default 900000
+   */
+  maxEventBytes?: number;
   /** Counts events (`source="http"`), dead letters and the events waiting for the log. */
   metrics?: Metrics;
 }
@@ -79,11 +85,19 @@ export class Ingestor {
       source: "http",
       eventId: () => crypto.randomUUID(),
     };
+    const maxBytes = this.#opts.maxEventBytes ?? 900_000;
     items.forEach((item, index) => {
       let issues: Issue[];
       const type = item.ok ? typeOf(item.value) : undefined;
       types.push(type);
-      if (item.ok) {
+      const size = utf8Bytes(item.raw, maxBytes);
+      if (item.ok && size > maxBytes) {
+        issues = [{
+          path: "",
+          code: "too_large",
+          message: `Event is ${size} bytes of JSON; the limit is ${maxBytes}`,
+        }];
+      } else if (item.ok) {
         const result = validateEvent(item.value, ctx, this.#opts.validation);
         if (result.ok) {
           events.push(result.event);
@@ -102,9 +116,18 @@ export class Ingestor {
         ...(typeof id === "string" ? { event_id: id.slice(0, 64) } : {}),
         issues,
       });
+      // The dead-letter destination has the same record size limit as the log.
+      const cut = size > maxBytes;
       letters.push({
-        raw: item.raw,
-        reasons: issues,
+        // A third of the limit in characters is at most the limit in UTF-8 bytes.
+        raw: cut ? item.raw.slice(0, Math.floor(maxBytes / 3)) : item.raw,
+        reasons: cut
+          ? [...issues, {
+            path: "",
+            code: "raw_truncated",
+            message: `raw holds the start of an event of ${size} bytes`,
+          }]
+          : issues,
         source: "http",
         received_at: receivedAt,
         request_id: requestId,
@@ -147,4 +170,9 @@ async function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** UTF-8 length of `text`, computed only when it could exceed `max` (3 bytes a UTF-16 unit). */
+function utf8Bytes(text: string, max: number): number {
+  return text.length * 3 <= max ? text.length : new TextEncoder().encode(text).byteLength;
 }

@@ -66,6 +66,11 @@ function watchConnection(producer: Producer): () => boolean {
   return () => up;
 }
 
+/** Bytes of records in one produce request: under the broker's default 1 MiB message.max.bytes. */
+const MAX_PRODUCE_BYTES = 768 * 1024;
+/** A record's framing in a v2 record batch, at most (varints, attributes, headers count). */
+const RECORD_OVERHEAD_BYTES = 32;
+
 /** Options of {@link KafkaEventLog}. */
 export interface KafkaEventLogOptions {
   topic: string;
@@ -114,11 +119,25 @@ export class KafkaEventLog implements EventLog {
   }
 
   async #send(events: Envelope[]): Promise<void> {
-    await this.#producer.send({
-      topic: this.#topic,
-      acks: -1,
-      messages: events.map((e) => ({ key: e.user_id, value: Buffer.from(encodeEnvelope(e)) })),
-    });
+    // One produce request per ≤ MAX_PRODUCE_BYTES: a group commit of thousands of events would
+    // otherwise put more than the broker's message.max.bytes (1 MiB by default) into one
+    // partition's record batch, and the broker refuses the whole request.
+    let messages: { key: string; value: Buffer }[] = [];
+    let bytes = 0;
+    const flush = async () => {
+      if (messages.length === 0) return;
+      await this.#producer.send({ topic: this.#topic, acks: -1, messages });
+      messages = [];
+      bytes = 0;
+    };
+    for (const e of events) {
+      const value = Buffer.from(encodeEnvelope(e));
+      const size = value.byteLength + Buffer.byteLength(e.user_id) + RECORD_OVERHEAD_BYTES;
+      if (bytes + size > MAX_PRODUCE_BYTES) await flush();
+      messages.push({ key: e.user_id, value });
+      bytes += size;
+    }
+    await flush();
   }
 
   overloaded(): string | undefined {

@@ -3,7 +3,7 @@
 //
 // jsr: is not reachable on these machines, so assertions use node:assert.
 import assert from "node:assert/strict";
-import type { BodyLimits } from "../pipeline/body.ts";
+import { type BodyLimits, parseBody } from "../pipeline/body.ts";
 import { Ingestor } from "../pipeline/ingest.ts";
 import type { DeadLetter, DeadLetterSink, EventLog } from "../pipeline/log.ts";
 import { silentLogger } from "../pipeline/logger.ts";
@@ -533,4 +533,31 @@ Deno.test("unknown routes answer 404 JSON", async () => {
       assert.match(res.json.error.message, new RegExp(`${method} ${path}`));
     }
   });
+});
+
+Deno.test("Ingestor refuses an event over maxEventBytes, keeps the others, cuts the dead letter", async () => {
+  const log = new MemoryLog();
+  const deadLetters = new MemoryDeadLetters();
+  const ingestor = new Ingestor(log, deadLetters, {
+    validation: VALIDATION,
+    timeoutMs: 1_000,
+    now: () => NOW_MS,
+    maxEventBytes: 2_000,
+  });
+  try {
+    const big = event({ payload: { ip: "203.0.113.7", note: "é".repeat(1_000) } }); // > 2,000 B
+    const items = parseBody(JSON.stringify([event(), big]), false, { ...LIMITS, maxBytes: 1e6 });
+    const result = await ingestor.ingest(items, "req-1");
+    assert.equal(result.accepted, 1);
+    assert.equal(result.rejected[0]!.index, 1);
+    assert.equal(result.rejected[0]!.issues[0]!.code, "too_large");
+    assert.match(result.rejected[0]!.issues[0]!.message, /bytes of JSON; the limit is 2000/);
+    assert.equal(log.events.length, 1);
+    const letter = deadLetters.letters[0]!;
+    assert.ok(new TextEncoder().encode(letter.raw as string).byteLength <= 2_000);
+    assert.ok(JSON.stringify(big).startsWith(letter.raw as string));
+    assert.equal(letter.reasons.at(-1)!.code, "raw_truncated");
+  } finally {
+    await log.close();
+  }
 });

@@ -163,3 +163,32 @@ Deno.test("kafka gateway: SIGKILL mid-stream and restart leaves every produced e
     await teardown(s);
   }
 });
+
+Deno.test("kafka gateway: a group commit over the broker's 1 MiB message limit is split, not refused", async () => {
+  const s = await setup("bigcommit");
+  const gw = await startGateway(s.env);
+  try {
+    // ~3 MB in one request: one produce request would exceed message.max.bytes per partition.
+    const events = Array.from(
+      { length: 8000 },
+      (_, i) =>
+        clientEvent(i, { payload: { page: `/p/${"x".repeat(200)}/${i}` }, type: "page_view" }),
+    );
+    const res = await postEvents(gw.url, events);
+    assert.equal(res.status, 202, JSON.stringify(res.body).slice(0, 300));
+    assert.equal(res.body.accepted, 8000);
+    assert.ok(
+      await waitFor(
+        async () => (await readBronze(s.engine, s.env.LAKE_DIR!)).length >= 8000,
+        60_000,
+      ),
+    );
+    assert.equal(
+      new Set((await readBronze(s.engine, s.env.LAKE_DIR!)).map((r) => r.event_id)).size,
+      8000,
+    );
+  } finally {
+    assert.equal(await gw.stop("SIGTERM"), 0);
+    await teardown(s);
+  }
+});
