@@ -133,6 +133,12 @@ export const SETTINGS = {
     "Buffered bytes per log partition that force a flush",
     "33554432",
   ),
+  LAKE_WRITER_RECYCLE_ROWS: setting(
+    int(0, 1_000_000_000),
+    "Replace the bronze writer's DuckDB worker after this many rows (DuckDB-wasm memory only " +
+      "grows); 0 = never",
+    "500000",
+  ),
   INGEST_MAX_PENDING_EVENTS: setting(
     int(1, 10_000_000),
     "Events waiting for a durable commit; beyond it POST /events answers 503 + Retry-After",

@@ -73,7 +73,9 @@ let lagProbe: LagProbe | undefined, kafkaLag: KafkaLag | undefined;
 
 // The lake: one DuckDB engine for bronze and alert writes, one per job runner and query API, so
 // a long merge or scan never holds up a flush (a DuckDB-wasm worker runs one call at a time).
-const engine = works ? new LakeEngine() : undefined;
+const engine = works
+  ? new LakeEngine({ recycleAfterRows: config.LAKE_WRITER_RECYCLE_ROWS })
+  : undefined;
 const bronze = engine && new BronzeWriter(engine, config.LAKE_DIR);
 if (works) {
   checks.push({ name: "lake disk", critical: true, probe: () => probeLakeDisk(config.LAKE_DIR) });

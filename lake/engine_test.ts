@@ -1,0 +1,28 @@
+// Unit tests of the DuckDB worker wrapper.
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { type Column, LakeEngine } from "./engine.ts";
+import { withLake } from "./testing.ts";
+
+Deno.test("LakeEngine replaces its worker between calls after recycleAfterRows rows", async () => {
+  await withLake("engine_test_", async (lake) => {
+    const engine = new LakeEngine({ recycleAfterRows: 10 });
+    try {
+      const cols = (n: number): Record<string, Column> => ({
+        id: { kind: "int32", values: Int32Array.from({ length: n }, (_, i) => i) },
+      });
+      await engine.writeParquet(cols(6), join(lake, "a.parquet"));
+      assert.equal(engine.recycled, 0);
+      await engine.writeParquet(cols(6), join(lake, "b.parquet"));
+      assert.equal(engine.recycled, 1, "12 rows ≥ 10: the worker is replaced");
+      // The next call starts a fresh worker that reads what the old one wrote.
+      const glob = join(lake, "*.parquet").replaceAll("'", "''");
+      const [row] = await engine.query<{ n: number }>(
+        `SELECT count(*)::INTEGER AS n FROM read_parquet('${glob}')`,
+      );
+      assert.equal(row!.n, 12);
+    } finally {
+      engine.close();
+    }
+  });
+});
