@@ -11,7 +11,7 @@ import type { Column, LakeEngine } from "./engine.ts";
 import type { Alert, AlertSink } from "../pipeline/fraud/alerts.ts";
 import { isoToMicros } from "../pipeline/validate.ts";
 import { syncDir } from "../pipeline/wal.ts";
-import { makeDurable, removeIfExists } from "./bronze.ts";
+import { makeDurableOrRecycle } from "./bronze.ts";
 
 /** The table's directory under the lake root. */
 export const ALERTS_TABLE = "alerts";
@@ -84,7 +84,7 @@ export class LakeAlertSink implements AlertSink {
       // share a staging file, or one could rename the other's half-written file into place.
       const tmp = join(staging, `${a.alert_id}.${crypto.randomUUID()}.parquet`);
       await this.#engine.writeParquet(columns(a), tmp);
-      await makeDurable(tmp);
+      await makeDurableOrRecycle(this.#engine, tmp);
       const dir = join(path, "..");
       await Deno.mkdir(dir, { recursive: true });
       await Deno.rename(tmp, path);

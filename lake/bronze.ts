@@ -153,7 +153,7 @@ export class BronzeWriter {
         for (const [dir, group] of groups) {
           const src = join(staging, `${i++}.parquet`);
           await this.#engine.writeParquet(toColumns(group, topic, partition), src);
-          bytes += await makeDurable(src);
+          bytes += await makeDurableOrRecycle(this.#engine, src);
           await Deno.mkdir(dir, { recursive: true });
           await Deno.rename(src, join(dir, name));
           await syncDir(dir);
@@ -198,12 +198,47 @@ export async function writeFileDurably(path: string, text: string): Promise<void
   await syncDir(dirname(path));
 }
 
-/** Makes a freshly written file readable by other users (DuckDB creates 0600) and fsyncs it. */
+/** A Parquet file DuckDB said it wrote, but that does not start and end with `PAR1`. */
+export class CorruptParquetError extends Error {
+  constructor(path: string, why: string) {
+    super(`DuckDB wrote an unreadable Parquet file "${path}": ${why}`);
+    this.name = "CorruptParquetError";
+  }
+}
+
+const PAR1 = new TextEncoder().encode("PAR1");
+
+/**
+ * Makes a freshly written file readable by other users (DuckDB creates 0600) and fsyncs it. A
+ * `.parquet` file must also start and end with the `PAR1` magic: DuckDB-wasm has been seen to
+ * report success for files holding other bytes once its memory ran high, and such a file must
+ * fail the write (and be retried) rather than be renamed into the lake and committed.
+ */
 export async function makeDurable(path: string): Promise<number> {
   await Deno.chmod(path, 0o644);
   using f = await Deno.open(path, { read: true, write: true });
   await f.sync();
-  return (await f.stat()).size;
+  const size = (await f.stat()).size;
+  if (path.endsWith(".parquet")) {
+    if (size < 12) throw new CorruptParquetError(path, `only ${size} bytes`);
+    const head = new Uint8Array(4), tail = new Uint8Array(4);
+    await f.seek(0, Deno.SeekMode.Start);
+    await readFull(f, head);
+    await f.seek(size - 4, Deno.SeekMode.Start);
+    await readFull(f, tail);
+    const magic = (b: Uint8Array) => b.every((v, i) => v === PAR1[i]);
+    if (!magic(head) || !magic(tail)) throw new CorruptParquetError(path, "no PAR1 magic");
+  }
+  return size;
+}
+
+async function readFull(f: Deno.FsFile, into: Uint8Array): Promise<void> {
+  let at = 0;
+  while (at < into.length) {
+    const n = await f.read(into.subarray(at));
+    if (n === null) throw new Error("Unexpected end of file");
+    at += n;
+  }
 }
 
 export async function removeIfExists(path: string): Promise<void> {
@@ -247,4 +282,17 @@ function toColumns(rows: BronzeRow[], topic: string, partition: number): Record<
     log_partition: { kind: "int32", values: partitions },
     log_offset: { kind: "int64", values: offsets },
   };
+}
+
+/**
+ * {@link makeDurable}, and on a corrupt file a fresh DuckDB worker for the retry: the old one's
+ * state is what produced it.
+ */
+export async function makeDurableOrRecycle(engine: LakeEngine, path: string): Promise<number> {
+  try {
+    return await makeDurable(path);
+  } catch (err) {
+    if (err instanceof CorruptParquetError) engine.recycle();
+    throw err;
+  }
 }

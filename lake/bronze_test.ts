@@ -5,6 +5,8 @@ import {
   bronzeFileName,
   type BronzeRow,
   BronzeWriter,
+  CorruptParquetError,
+  makeDurable,
   partitionDir,
   writeFileDurably,
 } from "./bronze.ts";
@@ -251,5 +253,21 @@ Deno.test("BronzeWriter.write() keeps exactly once when two writers race on one 
     const back = await readBronze(engine, lake);
     assert.equal(back.length, 1000);
     assert.equal(new Set(back.map((r) => r.log_offset)).size, 1000);
+  });
+});
+
+Deno.test("makeDurable() refuses a .parquet file without the PAR1 magic at both ends", async () => {
+  await withLake(async (lake) => {
+    const bad = join(lake, "bad.parquet");
+    await Deno.writeTextFile(bad, '{"event_id":"payload text where Parquet should be"}');
+    await assert.rejects(makeDurable(bad), CorruptParquetError);
+    await Deno.writeTextFile(bad, "PAR1");
+    await assert.rejects(makeDurable(bad), /only 4 bytes/);
+    const good = join(lake, "good.parquet");
+    await Deno.writeTextFile(good, "PAR1 footer-ish bytes PAR1");
+    assert.equal(await makeDurable(good), 26);
+    const text = join(lake, "progress.json");
+    await Deno.writeTextFile(text, "{}");
+    assert.equal(await makeDurable(text), 2, "other files are not checked");
   });
 });
