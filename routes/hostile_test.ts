@@ -66,6 +66,9 @@ function harness(limits: BodyLimits = DEFAULT_LIMITS, query?: LakeQuery): Harnes
     validation: { unknownTypes: "reject", maxPastMs: 30 * 86_400_000, maxFutureMs: 3_600_000 },
     timeoutMs: 5_000,
     now: () => NOW_MS,
+    // These cases are about what validation says of huge values; the per-event size cap has its
+    // own test (routes/events_test.ts).
+    maxEventBytes: 100_000_000,
   });
   const app = createApp({ ingestor, limits, logger: silentLogger, ...(query ? { query } : {}) });
   return { app, log, deadLetters };
