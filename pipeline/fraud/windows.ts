@@ -290,8 +290,9 @@ export class MemoryWindowStore implements WindowStore {
 
   /** Like Redis PTTL: ms until `key` expires, or -2 when it does not exist. */
   pttl(key: string): number {
+    this.#t = this.#now();
     const entry = this.#live(key);
-    return entry === undefined ? -2 : entry.expiresAt - this.#now();
+    return entry === undefined ? -2 : entry.expiresAt - this.#t;
   }
 
   /** Runs `ops` in order; checks them all first, so an invalid batch changes nothing. */
@@ -299,6 +300,7 @@ export class MemoryWindowStore implements WindowStore {
     try {
       if (this.#closed) throw new Error("Memory window store is closed");
       ops.forEach(checkWindowOp);
+      this.#t = this.#now(); // one clock read per batch, as one Redis script sees one time
       return Promise.resolve(ops.map((op) => this.#apply(op)));
     } catch (error) {
       return Promise.reject(error);
@@ -318,6 +320,9 @@ export class MemoryWindowStore implements WindowStore {
     this.#keys.clear();
     return Promise.resolve();
   }
+
+  /** The clock at the start of the current {@link run}. */
+  #t = 0;
 
   #apply(op: WindowOp): WindowResult {
     switch (op.op) {
@@ -340,7 +345,7 @@ export class MemoryWindowStore implements WindowStore {
     if (op.minScore !== undefined) set.removeBelow(op.minScore);
     if (op.keep !== undefined) set.keepHighest(op.keep);
     this.#keys.delete(op.key);
-    if (set.size > 0) this.#write(op.key, { value: set, expiresAt: this.#now() + op.ttlMs });
+    if (set.size > 0) this.#write(op.key, { value: set, expiresAt: this.#t + op.ttlMs });
     return null;
   }
 
@@ -348,7 +353,7 @@ export class MemoryWindowStore implements WindowStore {
     const held = this.#live(op.key)?.value;
     if (held instanceof SortedSet) throw new Error(WRONGTYPE);
     if (held !== undefined) return held;
-    this.#write(op.key, { value: op.value, expiresAt: this.#now() + op.ttlMs });
+    this.#write(op.key, { value: op.value, expiresAt: this.#t + op.ttlMs });
     return op.value;
   }
 
@@ -362,7 +367,7 @@ export class MemoryWindowStore implements WindowStore {
   /** The entry at `key` unless it has expired (an expired one is deleted). */
   #live(key: string): Entry | undefined {
     const entry = this.#keys.get(key);
-    if (entry === undefined || entry.expiresAt > this.#now()) return entry;
+    if (entry === undefined || entry.expiresAt > this.#t) return entry;
     this.#keys.delete(key);
     return undefined;
   }
@@ -370,7 +375,7 @@ export class MemoryWindowStore implements WindowStore {
   /** Stores `entry` as the newest key, then sweeps and evicts from the oldest end. */
   #write(key: string, entry: Entry): void {
     this.#keys.set(key, entry);
-    const now = this.#now();
+    const now = this.#t;
     let swept = 0;
     for (const [oldest, { expiresAt }] of this.#keys) {
       if (swept >= SWEEP_PER_WRITE || expiresAt > now) break;
