@@ -1,10 +1,12 @@
 /**
- * Fraud window round trip per batch: `FraudDetector.score()` on realistic mixed traffic, through
- * the in-memory store and through @upstash/redis → the REST bridge → the real Redis, beside the
- * floor measured in the same run: Redis' own execution time of the batch's script (INFO
- * commandstats), which no client can beat.
+ * Item 4, fraud window round trip per batch: `FraudDetector.score()` on realistic mixed traffic,
+ * through the in-memory store and through @upstash/redis → the REST bridge (`deno task
+ * redis:bridge`, its own process) → the real Redis, beside the floor measured in the same run:
+ * Redis' own execution time of the batch's script (INFO commandstats), which no client can beat.
  *
- *   deno task bench          (Redis must be on 127.0.0.1:6379)
+ *   deno run -A bench/fraud_windows.ts     (alone; `deno task bench` runs it as item 4)
+ *
+ * Redis must be on 127.0.0.1:6379 (`deno task bench` starts it when it is not).
  *
  * @module
  */
@@ -13,7 +15,10 @@ import { DEFAULT_THRESHOLDS } from "../pipeline/fraud/rules.ts";
 import { UpstashWindowStore } from "../pipeline/fraud/upstash.ts";
 import { MemoryWindowStore, type WindowOp, type WindowStore } from "../pipeline/fraud/windows.ts";
 import type { Envelope } from "../pipeline/schemas.ts";
-import { connectResp, startUpstashBridge } from "../tests/fixtures/upstash_bridge.ts";
+import { connectResp } from "../tests/fixtures/upstash_bridge.ts";
+import { type Bench, percentiles } from "./lib/context.ts";
+import { runCleanups, startBridge } from "./lib/proc.ts";
+import { fmtMs } from "./lib/report.ts";
 
 const TYPES = ["page_view", "page_view", "login", "login", "purchase", "api_call", "click"];
 let seq = 0;
@@ -39,12 +44,6 @@ function event(at: number): Envelope {
     source: "bench",
     payload,
   };
-}
-
-function stats(ms: number[]) {
-  const s = [...ms].sort((a, b) => a - b);
-  const q = (p: number) => s[Math.min(s.length - 1, Math.floor(p * s.length))]!;
-  return { p50: q(0.5), p95: q(0.95) };
 }
 
 /** Counts the window ops of each batch. */
@@ -73,7 +72,7 @@ async function measure(store: WindowStore, batch: number, rounds: number) {
     await detector.score(events);
     if (r >= 3) times.push(performance.now() - t0); // 3 warm-up rounds
   }
-  return { ...stats(times), opsPerBatch: get() / (rounds + 3) };
+  return { ...percentiles(times), rounds, opsPerBatch: get() / (rounds + 3) };
 }
 
 /** Redis' own time in EVALSHA so far (µs) and calls, from INFO commandstats. */
@@ -89,34 +88,102 @@ async function evalshaStats(): Promise<{ usec: number; calls: number }> {
   }
 }
 
-const token = crypto.randomUUID();
-const bridge = await startUpstashBridge({ token });
-const upstash = new UpstashWindowStore({ url: bridge.url, token, timeoutMs: 5000 });
-const fmt = (n: number) => n.toFixed(2).padStart(8);
-console.log("fraud windows: FraudDetector.score() round trip per batch (ms), mixed traffic");
-console.log(
-  "batch  store     ops/batch    p50      p95   | Redis own time per batch (EVALSHA, mean)",
-);
-try {
-  for (const batch of [1, 100, 500]) {
-    const rounds = batch === 1 ? 200 : 30;
-    const mem = await measure(new MemoryWindowStore(), batch, rounds);
-    const before = await evalshaStats();
-    const up = await measure(upstash, batch, rounds);
-    const after = await evalshaStats();
-    const redisMs = (after.usec - before.usec) / Math.max(1, after.calls - before.calls) / 1000;
-    console.log(
-      `${String(batch).padStart(5)}  memory  ${fmt(mem.opsPerBatch)} ${fmt(mem.p50)} ${
-        fmt(mem.p95)
-      }`,
-    );
-    console.log(
-      `${String(batch).padStart(5)}  upstash ${fmt(up.opsPerBatch)} ${fmt(up.p50)} ${
-        fmt(up.p95)
-      }   | ${fmt(redisMs)}`,
-    );
+/** One batch size's round trips through both stores, and Redis' own time per batch. */
+export interface WindowFigures {
+  batch: number;
+  memory: ReturnType<typeof percentiles> & { rounds: number; opsPerBatch: number };
+  upstash: ReturnType<typeof percentiles> & { rounds: number; opsPerBatch: number };
+  redisOwnMs: number;
+}
+
+/** Measures each batch size through a bridge already running at `url`. */
+export async function measureWindows(
+  url: string,
+  token: string,
+  sizes: [batch: number, rounds: number][],
+): Promise<WindowFigures[]> {
+  const upstash = new UpstashWindowStore({ url, token, timeoutMs: 5000 });
+  const out: WindowFigures[] = [];
+  try {
+    for (const [batch, rounds] of sizes) {
+      const memory = await measure(new MemoryWindowStore(), batch, rounds);
+      const before = await evalshaStats();
+      const up = await measure(upstash, batch, rounds);
+      const after = await evalshaStats();
+      const redisOwnMs = (after.usec - before.usec) / Math.max(1, after.calls - before.calls) /
+        1000;
+      out.push({ batch, memory, upstash: up, redisOwnMs });
+    }
+  } finally {
+    await upstash.close();
   }
-} finally {
-  await upstash.close();
-  await bridge.close();
+  return out;
+}
+
+/** Item 4 of `deno task bench`. */
+export async function benchWindows(b: Bench): Promise<void> {
+  const bridge = await startBridge();
+  const sizes: [number, number][] = b.smoke
+    ? [[1, 100], [100, 30], [1000, 10]]
+    : [[1, 2000], [100, 500], [1000, 200]];
+  const figures = await measureWindows(bridge.url, bridge.token, sizes);
+  await bridge.stop();
+  b.report.details.windows = figures;
+  for (const [i, f] of figures.entries()) {
+    const ops = Math.round(f.upstash.opsPerBatch);
+    b.report.add({
+      id: `4${"abcdef"[2 * i]}`,
+      what: `Window scoring, batch of ${f.batch} (${ops} ops), @upstash/redis → bridge → Redis, ` +
+        `${f.upstash.rounds} rounds`,
+      figure: `p50 ${fmtMs(f.upstash.p50)} / p99 ${fmtMs(f.upstash.p99)} ms`,
+      value: f.upstash.p99,
+      unit: "ms",
+      limit: `Redis' own script time ${fmtMs(f.redisOwnMs)} ms`,
+      ratio: `${(f.upstash.p50 / Math.max(f.redisOwnMs, 0.001)).toFixed(1)}× (p50)`,
+      target: "p99 ≤ 5 ms",
+      pass: f.upstash.p99 <= 5,
+    });
+    b.report.add({
+      id: `4${"abcdef"[2 * i + 1]}`,
+      what: `… same batches, in-memory windows`,
+      figure: `p50 ${fmtMs(f.memory.p50)} / p99 ${fmtMs(f.memory.p99)} ms`,
+      value: f.memory.p99,
+      unit: "ms",
+      target: "p99 ≤ 5 ms",
+      pass: f.memory.p99 <= 5,
+    });
+  }
+  if (figures.some((f) => f.upstash.p99 > 5)) {
+    const worst = figures.filter((f) => f.upstash.p99 > 5).map((f) =>
+      `batch ${f.batch}: client round trip p50 ${fmtMs(f.upstash.p50)} ms of which Redis ` +
+      `executes ${fmtMs(f.redisOwnMs)} ms; in memory the same scoring takes ` +
+      `${fmtMs(f.memory.p50)} ms`
+    );
+    b.report.limitedBy("4", worst.join("; "));
+  }
+}
+
+if (import.meta.main) {
+  const bridge = await startBridge();
+  const fmt = (n: number) => n.toFixed(2).padStart(8);
+  try {
+    const figures = await measureWindows(bridge.url, bridge.token, [[1, 200], [100, 30], [
+      500,
+      30,
+    ]]);
+    console.log("fraud windows: FraudDetector.score() round trip per batch (ms), mixed traffic");
+    console.log(
+      "batch  store     ops/batch    p50      p95      p99   | Redis own time per batch (EVALSHA)",
+    );
+    for (const f of figures) {
+      const line = (name: string, m: WindowFigures["memory"]) =>
+        `${String(f.batch).padStart(5)}  ${name} ${fmt(m.opsPerBatch)} ${fmt(m.p50)} ${
+          fmt(m.p95)
+        } ${fmt(m.p99)}`;
+      console.log(line("memory ", f.memory));
+      console.log(`${line("upstash", f.upstash)}   | ${fmt(f.redisOwnMs)}`);
+    }
+  } finally {
+    await runCleanups();
+  }
 }
