@@ -7,6 +7,7 @@
 import { fileURLToPath } from "node:url";
 
 const MAIN = fileURLToPath(new URL("../main.ts", import.meta.url));
+const HEAP_CAP = "--v8-flags=--max-old-space-size=384";
 
 /** A running gateway process. */
 export interface GatewayProcess {
@@ -33,7 +34,8 @@ export async function startGateway(
   options: StartGatewayOptions = {},
 ): Promise<GatewayProcess> {
   const child = new Deno.Command(options.executable ?? Deno.execPath(), {
-    args: options.executable ? [] : ["run", "--allow-all", MAIN],
+    // The same V8 heap cap as `deno task start`, so the tests run what is deployed.
+    args: options.executable ? [] : ["run", "--allow-all", HEAP_CAP, MAIN],
     ...(options.cwd ? { cwd: options.cwd } : {}),
     env: { PORT: "0", HOSTNAME: "127.0.0.1", LOG_LEVEL: "info", ...env },
     stdout: "piped",
