@@ -14,7 +14,7 @@ import { DEFAULT_THRESHOLDS } from "./fraud/rules.ts";
 import type { WindowStore } from "./fraud/windows.ts";
 import { Ingestor } from "./ingest.ts";
 import { LakeLoader } from "./lake_loader.ts";
-import type { DeadLetter, DeadLetterSink, EventLog, LogRecord } from "./log.ts";
+import type { LogRecord } from "./log.ts";
 import { createLogger } from "./logger.ts";
 import {
   BUCKETS,
@@ -29,6 +29,7 @@ import {
 import type { Envelope } from "./schemas.ts";
 import type { ValidationOptions } from "./validate.ts";
 import { WAL_TOPIC } from "./wal.ts";
+import { MemoryDeadLetters, MemoryLog } from "./testing.ts";
 
 const NOW_MS = Date.parse("2026-05-01T12:00:00Z");
 const VALIDATION: ValidationOptions = {
@@ -58,34 +59,6 @@ function envelope(type: Envelope["type"], user = "u-1"): Envelope {
     source: "test",
     payload: type === "purchase" ? { amount: 10, currency: "USD" } : {},
   };
-}
-
-class MemoryLog implements EventLog {
-  readonly events: Envelope[] = [];
-  release: (() => void) | undefined;
-  hang = false;
-  append(events: Envelope[]): Promise<void> {
-    if (this.hang) return new Promise((resolve) => this.release = resolve);
-    this.events.push(...events);
-    return Promise.resolve();
-  }
-  overloaded(): string | undefined {
-    return undefined;
-  }
-  close(): Promise<void> {
-    return Promise.resolve();
-  }
-}
-
-class MemoryDeadLetters implements DeadLetterSink {
-  readonly letters: DeadLetter[] = [];
-  send(letters: DeadLetter[]): Promise<void> {
-    this.letters.push(...letters);
-    return Promise.resolve();
-  }
-  close(): Promise<void> {
-    return Promise.resolve();
-  }
 }
 
 const ok = (value: unknown): BodyItem => ({ ok: true, value, raw: JSON.stringify(value) });
@@ -350,7 +323,7 @@ Deno.test("Ingestor with metrics: received, accepted, rejected, dead letters and
     now: () => NOW_MS,
     metrics,
   });
-  log.hang = true;
+  log.mode = "hang";
   const result = ingestor.ingest([
     ok(rawEvent("purchase", { amount: 5 })),
     ok(rawEvent("purchase", { amount: "lots" })), // rejected: amount is not a number
@@ -361,7 +334,7 @@ Deno.test("Ingestor with metrics: received, accepted, rejected, dead letters and
   await new Promise((r) => setTimeout(r, 0));
   let text = await metrics.text();
   assert.equal(sampleValue(text, "streamgate_ingest_pending_events"), 2);
-  log.release!();
+  log.release();
   assert.equal((await result).accepted, 2);
   text = await metrics.text();
   assert.equal(sampleValue(text, "streamgate_ingest_pending_events"), 0);

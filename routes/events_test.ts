@@ -5,9 +5,9 @@
 import assert from "node:assert/strict";
 import { type BodyLimits, parseBody } from "../pipeline/body.ts";
 import { Ingestor } from "../pipeline/ingest.ts";
-import type { DeadLetter, DeadLetterSink, EventLog } from "../pipeline/log.ts";
 import { silentLogger } from "../pipeline/logger.ts";
-import { type Envelope, EVENT_TYPES } from "../pipeline/schemas.ts";
+import { EVENT_TYPES } from "../pipeline/schemas.ts";
+import { internalError, MemoryDeadLetters, MemoryLog } from "../pipeline/testing.ts";
 import type { ValidationOptions } from "../pipeline/validate.ts";
 import { createApp } from "./app.ts";
 import type { ReadinessCheck } from "./health.ts";
@@ -19,54 +19,6 @@ const VALIDATION: ValidationOptions = {
   maxPastMs: 30 * 86_400_000,
   maxFutureMs: 3_600_000,
 };
-
-type Mode = "ok" | "fail" | "hang";
-
-/** An error whose message and stack must never reach a client. */
-function internalError(): Error {
-  const err = new Error("broker kafka-1:9092 refused the produce");
-  err.stack = `Error: secret\n    at produce (file:///srv/app/pipeline/kafka.ts:120:7)`;
-  return err;
-}
-
-/** An {@link EventLog} in memory that can be told to be overloaded, to fail, or to hang. */
-class MemoryLog implements EventLog {
-  readonly events: Envelope[] = [];
-  appendCalls = 0;
-  busy: string | undefined;
-  mode: Mode = "ok";
-  readonly #hung: (() => void)[] = [];
-
-  append(events: Envelope[]): Promise<void> {
-    this.appendCalls++;
-    if (this.mode === "fail") return Promise.reject(internalError());
-    if (this.mode === "hang") return new Promise((resolve) => this.#hung.push(resolve));
-    this.events.push(...events);
-    return Promise.resolve();
-  }
-  overloaded(): string | undefined {
-    return this.busy;
-  }
-  close(): Promise<void> {
-    for (const release of this.#hung.splice(0)) release();
-    return Promise.resolve();
-  }
-}
-
-/** A {@link DeadLetterSink} in memory that can be told to fail. */
-class MemoryDeadLetters implements DeadLetterSink {
-  readonly letters: DeadLetter[] = [];
-  mode: Exclude<Mode, "hang"> = "ok";
-
-  send(letters: DeadLetter[]): Promise<void> {
-    if (this.mode === "fail") return Promise.reject(internalError());
-    this.letters.push(...letters);
-    return Promise.resolve();
-  }
-  close(): Promise<void> {
-    return Promise.resolve();
-  }
-}
 
 interface Harness {
   app: ReturnType<typeof createApp>;

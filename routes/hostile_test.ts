@@ -12,46 +12,16 @@ import { type Column, LakeEngine } from "../lake/engine.ts";
 import { LakeQuery } from "../lake/query.ts";
 import type { BodyLimits } from "../pipeline/body.ts";
 import { Ingestor } from "../pipeline/ingest.ts";
-import type { DeadLetter, DeadLetterSink, EventLog } from "../pipeline/log.ts";
 import { silentLogger } from "../pipeline/logger.ts";
-import type { Envelope } from "../pipeline/schemas.ts";
 import { testEvent } from "../tests/lake_helpers.ts";
 import { createApp } from "./app.ts";
+import { MemoryDeadLetters, MemoryLog } from "../pipeline/testing.ts";
 
 const NOW_MS = Date.parse("2024-05-01T12:00:00Z");
 /** The gateway's defaults (config.ts): MAX_BODY_BYTES, MAX_EVENTS_PER_REQUEST, MAX_JSON_DEPTH. */
 const DEFAULT_LIMITS: BodyLimits = { maxBytes: 5_242_880, maxEvents: 10_000, maxDepth: 32 };
 const MB = 1024 * 1024;
 const MARKER = "MARKER_PASSWD_3c1d";
-
-/** An {@link EventLog} in memory. */
-class MemoryLog implements EventLog {
-  readonly events: Envelope[] = [];
-  appendCalls = 0;
-  append(events: Envelope[]): Promise<void> {
-    this.appendCalls++;
-    this.events.push(...events);
-    return Promise.resolve();
-  }
-  overloaded(): string | undefined {
-    return undefined;
-  }
-  close(): Promise<void> {
-    return Promise.resolve();
-  }
-}
-
-/** A {@link DeadLetterSink} in memory. */
-class MemoryDeadLetters implements DeadLetterSink {
-  readonly letters: DeadLetter[] = [];
-  send(letters: DeadLetter[]): Promise<void> {
-    this.letters.push(...letters);
-    return Promise.resolve();
-  }
-  close(): Promise<void> {
-    return Promise.resolve();
-  }
-}
 
 interface Harness {
   app: ReturnType<typeof createApp>;

@@ -1,0 +1,62 @@
+/**
+ * Test doubles of the log interfaces: an {@link EventLog} and a {@link DeadLetterSink} in memory
+ * that can be told to be overloaded, to fail or to hang.
+ *
+ * @module
+ */
+import type { DeadLetter, DeadLetterSink, EventLog } from "./log.ts";
+import type { Envelope } from "./schemas.ts";
+
+/** How a double answers: normally, with an error, or never (until released or closed). */
+export type Mode = "ok" | "fail" | "hang";
+
+/** An error whose message and stack must never reach a client. */
+export function internalError(): Error {
+  const err = new Error("broker kafka-1:9092 refused the produce");
+  err.stack = `Error: secret\n    at produce (file:///srv/app/pipeline/kafka.ts:120:7)`;
+  return err;
+}
+
+/** An {@link EventLog} in memory. */
+export class MemoryLog implements EventLog {
+  readonly events: Envelope[] = [];
+  appendCalls = 0;
+  /** What {@link overloaded} answers. */
+  busy: string | undefined;
+  mode: Mode = "ok";
+  readonly #hung: (() => void)[] = [];
+
+  append(events: Envelope[]): Promise<void> {
+    this.appendCalls++;
+    if (this.mode === "fail") return Promise.reject(internalError());
+    if (this.mode === "hang") return new Promise((resolve) => this.#hung.push(resolve));
+    this.events.push(...events);
+    return Promise.resolve();
+  }
+  /** Lets every hanging append resolve. */
+  release(): void {
+    for (const release of this.#hung.splice(0)) release();
+  }
+  overloaded(): string | undefined {
+    return this.busy;
+  }
+  close(): Promise<void> {
+    this.release();
+    return Promise.resolve();
+  }
+}
+
+/** A {@link DeadLetterSink} in memory. */
+export class MemoryDeadLetters implements DeadLetterSink {
+  readonly letters: DeadLetter[] = [];
+  mode: Exclude<Mode, "hang"> = "ok";
+
+  send(letters: DeadLetter[]): Promise<void> {
+    if (this.mode === "fail") return Promise.reject(internalError());
+    this.letters.push(...letters);
+    return Promise.resolve();
+  }
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
