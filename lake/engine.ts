@@ -54,9 +54,7 @@ export class LakeEngine {
 
   /** Writes columns to one Parquet file (ZSTD); resolves with the row count. */
   async writeParquet(columns: Record<string, Column>, path: string): Promise<number> {
-    const worker = this.#worker;
     const rows = await this.#call({ op: "writeParquet", columns, path }) as number;
-    if (this.#worker !== worker) this.#rowsWritten = 0; // replaced meanwhile: a fresh count
     this.#rowsWritten += rows;
     if (
       this.#recycleAfterRows > 0 && this.#rowsWritten >= this.#recycleAfterRows &&
@@ -65,7 +63,6 @@ export class LakeEngine {
       // Nothing in flight: the next call starts a fresh worker with fresh memory.
       this.#worker.terminate();
       this.#worker = undefined;
-      this.#rowsWritten = 0;
       this.recycled++;
     }
     return rows;
@@ -136,6 +133,7 @@ export class LakeEngine {
   }
 
   #spawn(): Worker {
+    this.#rowsWritten = 0; // counted per worker: a fresh one starts with fresh memory
     const worker = new Worker(new URL("./duckdb_worker.ts", import.meta.url), { type: "module" });
     worker.onmessage = (e: MessageEvent<EngineResponse>) => {
       const p = this.#pending.get(e.data.id);
