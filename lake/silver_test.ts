@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { testEvent } from "../tests/lake_helpers.ts";
+import { filesUnder, testEvent } from "../tests/lake_helpers.ts";
 import type { Envelope } from "../pipeline/schemas.ts";
 import { isoToMicros } from "../pipeline/validate.ts";
 import { BronzeWriter, writeFileDurably } from "./bronze.ts";
@@ -77,25 +77,10 @@ async function allSilver(engine: LakeEngine, lake: string): Promise<Row[]> {
 /** Every file under silver/, with its bytes, for byte-for-byte comparisons. */
 async function snapshot(lake: string): Promise<Map<string, string>> {
   const out = new Map<string, string>();
-  async function walk(d: string) {
-    let entries: Deno.DirEntry[];
-    try {
-      entries = await Array.fromAsync(Deno.readDir(d));
-    } catch (err) {
-      if (err instanceof Deno.errors.NotFound) return;
-      throw err;
-    }
-    for (const e of entries) {
-      const p = join(d, e.name);
-      if (e.isDirectory) await walk(p);
-      else {
-        const bytes = await Deno.readFile(p);
-        const h = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
-        out.set(p, Array.from(h, (b) => b.toString(16).padStart(2, "0")).join(""));
-      }
-    }
+  for (const p of await filesUnder(join(lake, "silver"))) {
+    const h = new Uint8Array(await crypto.subtle.digest("SHA-256", await Deno.readFile(p)));
+    out.set(p, Array.from(h, (b) => b.toString(16).padStart(2, "0")).join(""));
   }
-  await walk(join(lake, "silver"));
   return out;
 }
 

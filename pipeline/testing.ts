@@ -5,7 +5,7 @@
  * @module
  */
 import type { DeadLetter, DeadLetterSink, EventLog } from "./log.ts";
-import type { Envelope } from "./schemas.ts";
+import type { Envelope, EventType } from "./schemas.ts";
 
 /** How a double answers: normally, with an error, or never (until released or closed). */
 export type Mode = "ok" | "fail" | "hang";
@@ -60,3 +60,20 @@ export class MemoryDeadLetters implements DeadLetterSink {
     return Promise.resolve();
   }
 }
+
+/** The smallest valid payload of every type; a type missing here fails to type-check. */
+export const MINIMAL_PAYLOADS: Record<EventType, Record<string, unknown>> = {
+  login: {},
+  logout: {},
+  login_failed: {},
+  purchase: { amount: 19.99 },
+  add_to_cart: { product_id: "p-1", quantity: 1 },
+  refund: { order_id: "o-1", amount: 5 },
+  click: {},
+  page_view: { page: "/home" },
+  api_call: { endpoint: "/v1/things", status_code: 200 },
+  file_access: { path: "/docs/a.pdf", action: "read" },
+  radio_play: { station_id: "st-1" },
+  tv_play: { channel_id: "ch-1" },
+  sale: { product_id: "p-1", quantity: 2, unit_price: 1.5, amount: 3 },
+};

@@ -23,6 +23,8 @@ import {
   validateEvent,
   type ValidationOptions,
 } from "./validate.ts";
+import { MINIMAL_PAYLOADS } from "./testing.ts";
+import { filesUnder } from "../tests/lake_helpers.ts";
 
 const SEED = Number(Deno.env.get("FUZZ_SEED") ?? 20_240_501);
 const SCALE = Number(Deno.env.get("FUZZ_RUNS") ?? 1);
@@ -150,23 +152,6 @@ function knownFields(type: EventType): string[] {
   return Object.keys(PAYLOADS[type].shape);
 }
 
-/** The smallest valid payload of every type. */
-const MINIMAL: Record<EventType, Record<string, unknown>> = {
-  login: {},
-  logout: {},
-  login_failed: {},
-  purchase: { amount: 19.99 },
-  add_to_cart: { product_id: "p-1", quantity: 1 },
-  refund: { order_id: "o-1", amount: 5 },
-  click: {},
-  page_view: { page: "/home" },
-  api_call: { endpoint: "/v1/things", status_code: 200 },
-  file_access: { path: "/docs/a.pdf", action: "read" },
-  radio_play: { station_id: "st-1" },
-  tv_play: { channel_id: "ch-1" },
-  sale: { product_id: "p-1", quantity: 2, unit_price: 1.5, amount: 3 },
-};
-
 /** A JSON value that holds hostile strings. */
 const hostileJson = fc.letrec((tie) => ({
   value: fc.oneof(
@@ -188,7 +173,7 @@ function payloadFor(type: EventType): fc.Arbitrary<Record<string, unknown>> {
     breakIt: fc.constantFrom(true, false, false),
   }).map(({ extra, broken, breakIt }) => ({
     ...extra,
-    ...MINIMAL[type],
+    ...MINIMAL_PAYLOADS[type],
     ...(breakIt ? broken : {}),
   }));
 }
@@ -545,14 +530,8 @@ Deno.test("partitionDir() and bronzeFileName() on arbitrary strings refuse or st
 });
 
 /** Every file under a directory, as paths relative to it. */
-async function walk(root: string, dir = root): Promise<string[]> {
-  const out: string[] = [];
-  for await (const e of Deno.readDir(dir)) {
-    const path = join(dir, e.name);
-    if (e.isDirectory) out.push(...await walk(root, path));
-    else out.push(relative(root, path));
-  }
-  return out;
+async function walk(root: string): Promise<string[]> {
+  return (await filesUnder(root)).map((p) => relative(root, p));
 }
 
 Deno.test("BronzeWriter writes hostile accepted events only under the lake", async () => {

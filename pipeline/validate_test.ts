@@ -2,13 +2,7 @@
 //
 // jsr: is not reachable on these machines, so assertions use node:assert.
 import assert from "node:assert/strict";
-import {
-  allJsonSchemas,
-  EVENT_TYPES,
-  type EventType,
-  IncomingEnvelope,
-  OTHER_TYPE,
-} from "./schemas.ts";
+import { allJsonSchemas, EVENT_TYPES, IncomingEnvelope, OTHER_TYPE } from "./schemas.ts";
 import {
   type EventContext,
   isoToMicros,
@@ -19,6 +13,7 @@ import {
   validateEvent,
   type ValidationOptions,
 } from "./validate.ts";
+import { MINIMAL_PAYLOADS } from "./testing.ts";
 
 const RECEIVED = "2024-05-01T12:00:00.000Z";
 const RECEIVED_MS = Date.parse(RECEIVED);
@@ -41,23 +36,6 @@ function ctx(overrides: Partial<EventContext> = {}): EventContext {
   };
 }
 
-/** The smallest valid payload of every type; a type missing here fails the coverage test. */
-const MINIMAL: Record<EventType, Record<string, unknown>> = {
-  login: {},
-  logout: {},
-  login_failed: {},
-  purchase: { amount: 19.99 },
-  add_to_cart: { product_id: "p-1", quantity: 1 },
-  refund: { order_id: "o-1", amount: 5 },
-  click: {},
-  page_view: { page: "/home" },
-  api_call: { endpoint: "/v1/things", status_code: 200 },
-  file_access: { path: "/docs/a.pdf", action: "read" },
-  radio_play: { station_id: "st-1" },
-  tv_play: { channel_id: "ch-1" },
-  sale: { product_id: "p-1", quantity: 2, unit_price: 1.5, amount: 3 },
-};
-
 function event(overrides: Record<string, unknown> = {}): Record<string, unknown> {
   return { type: "login", user_id: "u-1", occurred_at: "2024-05-01T11:59:00Z", ...overrides };
 }
@@ -74,14 +52,16 @@ function rejected(result: Validated): Issue[] {
 }
 
 Deno.test("validateEvent() accepts a minimal valid event of every type", async (t) => {
-  assert.deepEqual(Object.keys(MINIMAL).sort(), [...EVENT_TYPES].sort());
+  assert.deepEqual(Object.keys(MINIMAL_PAYLOADS).sort(), [...EVENT_TYPES].sort());
   for (const type of EVENT_TYPES) {
     await t.step(type, () => {
-      const e = accepted(validateEvent(event({ type, payload: MINIMAL[type] }), ctx(), OPTS));
+      const e = accepted(
+        validateEvent(event({ type, payload: MINIMAL_PAYLOADS[type] }), ctx(), OPTS),
+      );
       assert.equal(e.type, type);
       assert.equal(e.event_type, type);
       assert.equal(e.user_id, "u-1");
-      for (const [key, value] of Object.entries(MINIMAL[type])) {
+      for (const [key, value] of Object.entries(MINIMAL_PAYLOADS[type])) {
         assert.deepEqual(e.payload[key], value, `payload.${key}`);
       }
     });
@@ -89,7 +69,7 @@ Deno.test("validateEvent() accepts a minimal valid event of every type", async (
 });
 
 Deno.test("validateEvent() rejects an empty payload for types with required fields", async (t) => {
-  for (const type of EVENT_TYPES.filter((t) => Object.keys(MINIMAL[t]).length > 0)) {
+  for (const type of EVENT_TYPES.filter((t) => Object.keys(MINIMAL_PAYLOADS[t]).length > 0)) {
     await t.step(type, () => {
       const issues = rejected(validateEvent(event({ type, payload: {} }), ctx(), OPTS));
       for (const issue of issues) assert.match(issue.path, /^payload\./);
@@ -115,7 +95,9 @@ Deno.test("validateEvent() fills in defaults", async (t) => {
   });
   await t.step('currency is "USD" when left out', () => {
     for (const type of ["purchase", "refund", "sale"] as const) {
-      const e = accepted(validateEvent(event({ type, payload: MINIMAL[type] }), ctx(), OPTS));
+      const e = accepted(
+        validateEvent(event({ type, payload: MINIMAL_PAYLOADS[type] }), ctx(), OPTS),
+      );
       assert.equal(e.payload.currency, "USD", type);
     }
     const eur = accepted(validateEvent(

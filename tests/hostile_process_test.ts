@@ -9,23 +9,17 @@ import assert from "node:assert/strict";
 import { join, relative, sep } from "node:path";
 import { LakeEngine } from "../lake/engine.ts";
 import { clientEvent, startGateway, waitFor } from "./gateway_process.ts";
-import { readBronze } from "./lake_helpers.ts";
+import { filesUnder, readBronze } from "./lake_helpers.ts";
 
 const MB = 1024 * 1024;
 /** A token in every hostile string: no file name anywhere may ever contain it. */
 const TOKEN = "hostile7c2e";
 
 /** Every file under a directory, relative to it (directories end with the separator). */
-async function walk(root: string, dir = root): Promise<string[]> {
-  const out: string[] = [];
-  for await (const e of Deno.readDir(dir)) {
-    const path = join(dir, e.name);
-    if (e.isDirectory) {
-      out.push(relative(root, path) + sep);
-      out.push(...await walk(root, path));
-    } else out.push(relative(root, path));
-  }
-  return out;
+async function walk(root: string): Promise<string[]> {
+  return (await filesUnder(root, { dirs: true })).map((p) =>
+    p.endsWith(sep) ? relative(root, p) + sep : relative(root, p)
+  );
 }
 
 /** The gateway's pid: the child of this process running main.ts (startGateway does not say). */

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { join } from "node:path";
+import { join, sep as SEP } from "node:path";
 import { BRONZE_EVENTS } from "../lake/bronze.ts";
 import type { LakeEngine } from "../lake/engine.ts";
 import type { Envelope } from "../pipeline/schemas.ts";
@@ -25,8 +25,11 @@ export interface BronzeReadRow {
   file: string;
 }
 
-/** Every Parquet file under a directory, recursively. */
-export async function parquetFiles(dir: string): Promise<string[]> {
+/**
+ * Every file under a directory, recursively, as full paths; with `dirs`, the directories too (each
+ * ending with the separator). A directory that does not exist has no files.
+ */
+export async function filesUnder(dir: string, { dirs = false } = {}): Promise<string[]> {
   const out: string[] = [];
   async function walk(d: string) {
     let entries: Deno.DirEntry[];
@@ -37,12 +40,20 @@ export async function parquetFiles(dir: string): Promise<string[]> {
       throw err;
     }
     for (const e of entries) {
-      if (e.isDirectory) await walk(join(d, e.name));
-      else if (e.name.endsWith(".parquet")) out.push(join(d, e.name));
+      const path = join(d, e.name);
+      if (e.isDirectory) {
+        if (dirs) out.push(path + SEP);
+        await walk(path);
+      } else out.push(path);
     }
   }
   await walk(dir);
-  return out.sort();
+  return out;
+}
+
+/** Every Parquet file under a directory, recursively, sorted. */
+export async function parquetFiles(dir: string): Promise<string[]> {
+  return (await filesUnder(dir)).filter((f) => f.endsWith(".parquet")).sort();
 }
 
 /** Reads every bronze row of a lake with DuckDB, hive partitions included. */
