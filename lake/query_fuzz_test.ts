@@ -6,13 +6,13 @@
 // Runs are bounded and seeded. A failure prints the seed and the shrunk counterexample; replay it
 // with FUZZ_SEED=<seed>, or search longer with FUZZ_RUNS=<multiplier>.
 import assert from "node:assert/strict";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import fc from "fast-check";
 import { LakeAlertSink } from "./alerts.ts";
 import { BronzeWriter } from "./bronze.ts";
-import { type Column, LakeEngine } from "./engine.ts";
+import { LakeEngine } from "./engine.ts";
 import { InvalidQueryError, LakeQuery, QUERY_TYPES, SEVERITIES } from "./query.ts";
-import { testEvent } from "../tests/lake_helpers.ts";
+import { plantMarkerRows, testEvent } from "../tests/lake_helpers.ts";
 
 const SEED = Number(Deno.env.get("FUZZ_SEED") ?? 20_240_501);
 const SCALE = Number(Deno.env.get("FUZZ_RUNS") ?? 1);
@@ -184,30 +184,18 @@ async function withLake(fn: (lake: Lake) => Promise<void>): Promise<void> {
       window: { events: 1, types: { login: 1 }, first_at: "x", last_at: "x" },
       event_ids: [events[u * 3]!.event_id],
     })));
-    const marker: Record<string, Column> = {
-      event_id: { kind: "utf8", values: [crypto.randomUUID()] },
-      event_type: { kind: "utf8", values: ["login"] },
-      user_id: { kind: "utf8", values: ["u1"] },
-      occurred_at: { kind: "timestamp_us", values: Float64Array.of((NOW - 1000) * 1000) },
-      received_at: { kind: "timestamp_us", values: Float64Array.of((NOW - 1000) * 1000) },
-      source: { kind: "utf8", values: [MARKER] },
-      payload: { kind: "utf8", values: [JSON.stringify({ m: MARKER })] },
-      log_topic: { kind: "utf8", values: ["wal"] },
-      log_partition: { kind: "int32", values: Int32Array.of(0) },
-      log_offset: { kind: "int64", values: Float64Array.of(99) },
-    };
-    for (
-      const p of [
+    await plantMarkerRows(
+      engine,
+      [
         join(root, "passwd.parquet"),
         join(root, "etc", "passwd"),
         join(root, "bronze", "events", "dt=2026-03-10", "type=login", "x.parquet"),
         join(dir, "bronze", "events", "dt=2026-03-10", "type=nope", "x.parquet"),
         join(dir, "bronze", "events", "dt=2026-03-10", "stray.parquet"),
-      ]
-    ) {
-      await Deno.mkdir(dirname(p), { recursive: true });
-      await engine.writeParquet(marker, p);
-    }
+      ],
+      MARKER,
+      (NOW - 1000) * 1000,
+    );
     const query = new LakeQuery(engine, dir, { now: () => NOW });
     await fn({ query, engine, eventIds: new Set(events.map((e) => e.event_id)) });
     // The engine is still sound after all of it.

@@ -5,11 +5,11 @@ import { Hono } from "hono";
 import { requestId } from "hono/request-id";
 import { LakeAlertSink } from "../lake/alerts.ts";
 import { BronzeWriter } from "../lake/bronze.ts";
-import { type Column, LakeEngine } from "../lake/engine.ts";
+import { LakeEngine } from "../lake/engine.ts";
 import { partitionFile, TABLES } from "../lake/layout.ts";
 import { LakeQuery, type LakeQueryOptions } from "../lake/query.ts";
 import { silentLogger } from "../pipeline/logger.ts";
-import { testEvent } from "../tests/lake_helpers.ts";
+import { plantMarkerRows, testEvent } from "../tests/lake_helpers.ts";
 import { errorHandler } from "./errors.ts";
 import { queryRoutes } from "./query.ts";
 
@@ -74,31 +74,19 @@ async function withApp(
     }, gold);
 
     // Rows that must never show up: outside the lake, and inside it where the layout does not read.
-    const marker: Record<string, Column> = {
-      event_id: { kind: "utf8", values: [crypto.randomUUID()] },
-      event_type: { kind: "utf8", values: ["login"] },
-      user_id: { kind: "utf8", values: ["u1"] },
-      occurred_at: { kind: "timestamp_us", values: Float64Array.of((NOW - 1000) * 1000) },
-      received_at: { kind: "timestamp_us", values: Float64Array.of((NOW - 1000) * 1000) },
-      source: { kind: "utf8", values: [MARKER] },
-      payload: { kind: "utf8", values: [JSON.stringify({ m: MARKER })] },
-      log_topic: { kind: "utf8", values: ["wal"] },
-      log_partition: { kind: "int32", values: Int32Array.of(0) },
-      log_offset: { kind: "int64", values: Float64Array.of(99) },
-    };
-    for (
-      const p of [
+    await plantMarkerRows(
+      engine,
+      [
         join(root, "passwd.parquet"),
         join(root, "etc", "passwd"),
         join(root, "outside", "dt=2026-03-10", "type=login", "x.parquet"),
         join(dir, "bronze", "events", "dt=2026-03-10", "type=nope", "x.parquet"),
         join(dir, "bronze", "events", "dt=2026-03-10", "stray.parquet"),
         join(dir, "alerts", "dt=2026-03-10", "not-an-alert.parquet"),
-      ]
-    ) {
-      await Deno.mkdir(dirname(p), { recursive: true });
-      await engine.writeParquet(marker, p);
-    }
+      ],
+      MARKER,
+      (NOW - 1000) * 1000,
+    );
     const query = new LakeQuery(engine, dir, { now: () => NOW, ...options });
     await fn(appFor(query), { dir, engine });
   } finally {

@@ -4,9 +4,9 @@
  *
  * @module
  */
-import { join, sep as SEP } from "node:path";
+import { dirname, join, sep as SEP } from "node:path";
 import { BRONZE_EVENTS } from "../lake/bronze.ts";
-import type { LakeEngine } from "../lake/engine.ts";
+import type { Column, LakeEngine } from "../lake/engine.ts";
 import type { Envelope } from "../pipeline/schemas.ts";
 
 /** One bronze row as read back. */
@@ -108,4 +108,32 @@ export async function readAlerts(
             degraded, CAST(dt AS VARCHAR) AS dt
        FROM read_parquet('${glob}', hive_partitioning = 1) ORDER BY alert_id`,
   );
+}
+
+/**
+ * Writes one bronze-shaped row whose `source` is `marker` to each of `paths`: places a query must
+ * never read (outside the lake, or where the layout does not look). A leak shows the marker.
+ */
+export async function plantMarkerRows(
+  engine: LakeEngine,
+  paths: string[],
+  marker: string,
+  occurredUs: number,
+): Promise<void> {
+  const row: Record<string, Column> = {
+    event_id: { kind: "utf8", values: [crypto.randomUUID()] },
+    event_type: { kind: "utf8", values: ["login"] },
+    user_id: { kind: "utf8", values: ["u1"] },
+    occurred_at: { kind: "timestamp_us", values: Float64Array.of(occurredUs) },
+    received_at: { kind: "timestamp_us", values: Float64Array.of(occurredUs) },
+    source: { kind: "utf8", values: [marker] },
+    payload: { kind: "utf8", values: [JSON.stringify({ m: marker })] },
+    log_topic: { kind: "utf8", values: ["wal"] },
+    log_partition: { kind: "int32", values: Int32Array.of(0) },
+    log_offset: { kind: "int64", values: Float64Array.of(99) },
+  };
+  for (const p of paths) {
+    await Deno.mkdir(dirname(p), { recursive: true });
+    await engine.writeParquet(row, p);
+  }
 }
