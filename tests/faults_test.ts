@@ -16,63 +16,14 @@ import {
   waitFor,
 } from "./gateway_process.ts";
 import { produce, removeDir, setup, teardown } from "./kafka_helpers.ts";
-import { type BronzeReadRow, readBronze } from "./lake_helpers.ts";
+import { readBronze } from "./lake_helpers.ts";
 import { sampleValue } from "./metrics_helpers.ts";
 import { startPrivateBroker } from "./private_broker.ts";
 import { LakeEngine } from "../lake/engine.ts";
+import { assertExactlyOnce, startClients } from "./clients.ts";
 
 /** `deno task soak` sets SOAK=N: N times the kills and the traffic of the CI run. */
 const SOAK = Math.max(1, Number(Deno.env.get("SOAK") ?? 1));
-
-/** Clients posting batches of 20 until stopped; records what was acknowledged and refused. */
-function startClients(target: () => string, count = 2) {
-  const acked = new Set<string>();
-  const statuses = new Map<number, number>();
-  let retryAfter = 0, running = true, n = 0;
-  const loops = Array.from({ length: count }, async () => {
-    while (running) {
-      const batch = Array.from({ length: 20 }, (_, i) => clientEvent(n + i));
-      n += batch.length;
-      let status = 0;
-      try {
-        const res = await fetch(`${target()}/events`, {
-          method: "POST",
-          headers: { "content-type": "application/json" },
-          body: JSON.stringify(batch),
-        });
-        status = res.status;
-        if (res.headers.get("retry-after")) retryAfter++;
-        await res.body?.cancel();
-      } catch {
-        status = -1; // connection refused or reset: not acknowledged
-      }
-      statuses.set(status, (statuses.get(status) ?? 0) + 1);
-      if (status === 202) { for (const e of batch) acked.add(e.event_id as string); }
-      else await new Promise((r) => setTimeout(r, 100));
-    }
-  });
-  return {
-    acked,
-    statuses,
-    get retryAfter() {
-      return retryAfter;
-    },
-    async stop() {
-      running = false;
-      await Promise.all(loops);
-    },
-  };
-}
-
-/** Asserts every acknowledged id is in bronze, and no event or log position is there twice. */
-function assertExactlyOnce(rows: BronzeReadRow[], acked: Set<string>): void {
-  const ids = new Set(rows.map((r) => r.event_id));
-  const missing = [...acked].filter((id) => !ids.has(id));
-  assert.equal(missing.length, 0, `${missing.length} of ${acked.size} acknowledged events lost`);
-  assert.equal(ids.size, rows.length, "an event is in bronze twice");
-  const positions = new Set(rows.map((r) => `${r.log_topic}/${r.log_partition}/${r.log_offset}`));
-  assert.equal(positions.size, rows.length, "a log position is in bronze twice");
-}
 
 const ok = (gw: GatewayProcess) => async () => (await fetch(`${gw.url}/health`)).ok;
 

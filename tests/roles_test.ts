@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { assertExactlyOnce, startClients } from "./clients.ts";
 import { clientEvent, postEvents, startGateway, waitFor } from "./gateway_process.ts";
 import { setup, teardown } from "./kafka_helpers.ts";
 import { readBronze } from "./lake_helpers.ts";
@@ -64,28 +65,13 @@ Deno.test("roles: a disk-less gateway produces, a worker writes the lake; each s
 
 Deno.test("kafka gateway: SIGTERM during ingest exits 0 and loses no acknowledged event", async () => {
   const s = await setup("sigterm");
-  const acked = new Set<string>();
   let gw = await startGateway(s.env);
+  const clients = startClients(() => gw.url, 4, 50);
   try {
-    let stop = false, sent = 0, refused = 0;
-    const clients = Array.from({ length: 4 }, async () => {
-      while (!stop) {
-        const batch = Array.from({ length: 50 }, (_, i) => clientEvent(sent + i));
-        sent += batch.length;
-        try {
-          const res = await postEvents(gw.url, batch);
-          if (res.status === 202) { for (const e of batch) acked.add(e.event_id as string); }
-          else refused++;
-        } catch {
-          refused++; // the listener closed: never acknowledged
-          await new Promise((r) => setTimeout(r, 20));
-        }
-      }
-    });
-    await waitFor(() => Promise.resolve(acked.size >= 1000), 20_000, 50);
+    await waitFor(() => Promise.resolve(clients.acked.size >= 1000), 20_000, 50);
     assert.equal(await gw.stop("SIGTERM"), 0, "graceful shutdown must exit 0");
-    stop = true;
-    await Promise.all(clients);
+    await clients.stop();
+    const acked = clients.acked;
     assert.ok(acked.size >= 1000, `only ${acked.size} events acknowledged`);
 
     // What the first process had not consumed yet is in Kafka: the next one loads it.
@@ -97,12 +83,9 @@ Deno.test("kafka gateway: SIGTERM during ingest exits 0 and loses no acknowledge
       ),
       "acknowledged events did not all reach bronze",
     );
-    const rows = await readBronze(s.engine, s.env.LAKE_DIR!);
-    const ids = new Set(rows.map((r) => r.event_id));
-    const missing = [...acked].filter((id) => !ids.has(id));
-    assert.deepEqual(missing.length, 0, `${missing.length} acknowledged events lost`);
-    assert.equal(ids.size, rows.length, "an event is in bronze twice");
+    assertExactlyOnce(await readBronze(s.engine, s.env.LAKE_DIR!), acked);
   } finally {
+    await clients.stop();
     assert.equal(await gw.stop("SIGTERM"), 0);
     await teardown(s);
   }
