@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { signBody } from "../routes/auth.ts";
-import { clientEvent, startGateway } from "./gateway_process.ts";
+import { assertCleanStop, clientEvent, startGateway } from "./gateway_process.ts";
 import { removeDir } from "./kafka_helpers.ts";
 
 const SECRET = "s3cret-ingest-key-0123456789";
@@ -70,7 +70,7 @@ Deno.test("access: API keys, HMAC, private queries and rate limits on the runnin
     // Health stays public.
     assert.equal((await fetch(`${gw.url}/health`)).status, 200);
   } finally {
-    assert.equal(await gw.stop("SIGTERM"), 0);
+    await assertCleanStop(gw);
     await removeDir(root);
   }
   const logs = JSON.stringify(gw.logs);

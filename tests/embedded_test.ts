@@ -5,7 +5,13 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { LakeEngine } from "../lake/engine.ts";
-import { clientEvent, postEvents, startGateway, waitFor } from "./gateway_process.ts";
+import {
+  assertCleanStop,
+  clientEvent,
+  postEvents,
+  startGateway,
+  waitFor,
+} from "./gateway_process.ts";
 import { readBronze } from "./lake_helpers.ts";
 
 async function dirs() {
@@ -58,7 +64,7 @@ Deno.test("embedded gateway: accepted events reach bronze within the flush inter
     assert.equal(letter.reasons[0].path, "payload.amount");
     assert.deepEqual(JSON.parse(letter.raw), bad);
   } finally {
-    assert.equal(await gw.stop("SIGTERM"), 0);
+    await assertCleanStop(gw);
     engine.close();
     await Deno.remove(root, { recursive: true });
   }
@@ -74,7 +80,7 @@ Deno.test("embedded gateway: SIGTERM flushes every acknowledged event to bronze"
     const res = await postEvents(gw.url, events);
     assert.equal(res.status, 202);
     assert.equal((await readBronze(engine, env.LAKE_DIR)).length, 0);
-    assert.equal(await gw.stop("SIGTERM"), 0);
+    await assertCleanStop(gw);
     const rows = await readBronze(engine, env.LAKE_DIR);
     assert.equal(rows.length, 500);
     assert.deepEqual(new Set(rows.map((r) => r.event_id)), new Set(events.map((e) => e.event_id)));
@@ -113,7 +119,7 @@ Deno.test("embedded gateway: SIGKILL during ingest loses no acknowledged event a
     }
     // A last, clean run replays what the WAL holds and the lake lacks.
     const gw = await startGateway(runEnv);
-    assert.equal(await gw.stop("SIGTERM"), 0);
+    await assertCleanStop(gw);
 
     const rows = await readBronze(engine, env.LAKE_DIR);
     const ids = rows.map((r) => r.event_id);

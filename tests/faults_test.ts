@@ -9,6 +9,7 @@ import { startFakeOllama } from "./fixtures/fake_ollama.ts";
 import { startUpstashBridge } from "./fixtures/upstash_bridge.ts";
 import { alertLines, botAttack, randomIp } from "./fraud_helpers.ts";
 import {
+  assertCleanStop,
   clientEvent,
   type GatewayProcess,
   postEvents,
@@ -72,7 +73,7 @@ Deno.test("faults: the broker stopped and restarted mid-stream → 503 with Retr
     );
   } finally {
     await clients.stop();
-    assert.equal(await gw.stop("SIGTERM"), 0);
+    await assertCleanStop(gw);
     engine.close();
     await broker.remove();
     await removeDir(root);
@@ -123,9 +124,14 @@ Deno.test("faults: an unwritable lake → 503, /ready down, no commit; recovers 
     );
     await Deno.rename(`${lake}.away`, lake);
 
+    let lastReady = "";
     assert.ok(
-      await waitFor(async () => (await fetch(`${gw.url}/ready`)).status === 200, 30_000),
-      "/ready did not recover",
+      await waitFor(async () => {
+        const r = await fetch(`${gw.url}/ready`);
+        lastReady = await r.text();
+        return r.status === 200;
+      }, 30_000),
+      `/ready did not recover: ${lastReady}`,
     );
     const before = clients.acked.size;
     assert.ok(await waitFor(() => Promise.resolve(clients.acked.size > before + 200), 30_000, 100));
@@ -137,9 +143,10 @@ Deno.test("faults: an unwritable lake → 503, /ready down, no commit; recovers 
       ),
     );
     assertExactlyOnce(await readBronze(engine, lake), clients.acked);
+    await assertCleanStop(gw);
   } finally {
     await clients.stop();
-    assert.equal(await gw.stop("SIGTERM"), 0);
+    await gw.stop(); // a no-op after the clean stop; a failed test must not be hidden by its own
     engine.close();
     await removeDir(root);
   }
@@ -170,7 +177,7 @@ Deno.test("faults: a second worker joins and the first leaves mid-stream → exa
       joinedB.some((l) => (l.partitions as string[]).length > 0),
       "the second worker never got a partition",
     );
-    assert.equal(await a.stop("SIGTERM"), 0); // rebalance again: b takes everything
+    await assertCleanStop(a); // rebalance again: b takes everything
     assert.ok(
       await waitFor(
         async () => (await readBronze(s.engine, s.env.LAKE_DIR!)).length >= ids.length,
@@ -183,7 +190,7 @@ Deno.test("faults: a second worker joins and the first leaves mid-stream → exa
     assert.equal(rows.length, ids.length);
   } finally {
     await a.stop("SIGTERM");
-    if (b) assert.equal(await b.stop("SIGTERM"), 0);
+    if (b) await assertCleanStop(b);
     await teardown(s);
   }
 });
@@ -224,7 +231,7 @@ Deno.test("faults: an LLM that never answers → alerts on rules, no consumer re
     assert.ok(ollama.requests.length >= 1);
   } finally {
     await ollama.close();
-    assert.equal(await gw.stop("SIGTERM"), 0);
+    await assertCleanStop(gw);
     await teardown(s);
   }
 });
@@ -265,7 +272,7 @@ Deno.test(`faults: SIGKILL ${3 * SOAK} times while ingesting over HTTP and from 
     );
   } finally {
     await clients.stop();
-    assert.equal(await gw.stop("SIGTERM"), 0);
+    await assertCleanStop(gw);
     await teardown(s);
   }
 });
@@ -313,7 +320,7 @@ Deno.test("faults: the Upstash bridge down → scoring degrades with a metric an
     assert.equal(ready.status, "ready", "a window store outage does not stop ingest");
   } finally {
     await bridge.close().catch(() => {});
-    assert.equal(await gw.stop("SIGTERM"), 0);
+    await assertCleanStop(gw);
     await removeDir(root);
   }
 });

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 
 const MAIN = fileURLToPath(new URL("../main.ts", import.meta.url));
@@ -98,6 +99,23 @@ export async function startGateway(
       return await exited;
     },
   };
+}
+
+/**
+ * Stops `gw` with SIGTERM and asserts a clean exit (0), quoting its last warnings and errors when
+ * it is not: a graceful shutdown that fails must say why.
+ */
+export async function assertCleanStop(
+  gw: GatewayProcess,
+  what = "graceful shutdown",
+): Promise<void> {
+  const code = await gw.stop("SIGTERM");
+  const problems = gw.logs.filter((l) => l.level === "error" || l.level === "warn" || "raw" in l);
+  assert.equal(
+    code,
+    0,
+    `${what}: exit ${code}; last problems: ${JSON.stringify(problems.slice(-6))}`,
+  );
 }
 
 /** Polls `check` until it returns true or `timeoutMs` passes; returns the last result. */

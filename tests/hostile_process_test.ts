@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { join, relative, sep } from "node:path";
 import { LakeEngine } from "../lake/engine.ts";
-import { clientEvent, startGateway, waitFor } from "./gateway_process.ts";
+import { assertCleanStop, clientEvent, startGateway, waitFor } from "./gateway_process.ts";
 import { filesUnder, readBronze } from "./lake_helpers.ts";
 
 const MB = 1024 * 1024;
@@ -284,7 +284,7 @@ Deno.test("the gateway process survives a few hundred concurrent hostile request
     // No error was logged as a failed request (a 500).
     assert.deepEqual(gw.logs.filter((l) => l.msg === "Request failed"), []);
 
-    assert.equal(await gw.stop("SIGTERM"), 0);
+    await assertCleanStop(gw);
     stopped = true;
 
     // Nothing outside the three directories, and no hostile name anywhere.

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { recordEventId } from "../pipeline/validate.ts";
 import {
+  assertCleanStop,
   clientEvent,
   type GatewayProcess,
   postEvents,
@@ -55,7 +56,7 @@ Deno.test("kafka gateway: HTTP events go through the events topic into bronze; i
     const reasons = JSON.parse(byIndex.get(301)!.headers["dlq.reasons"]!);
     assert.equal(reasons[0].code, "unknown_type");
   } finally {
-    assert.equal(await gw.stop("SIGTERM"), 0);
+    await assertCleanStop(gw);
     await teardown(s);
   }
 });
@@ -108,7 +109,7 @@ Deno.test("kafka gateway: a consumed topic reaches bronze; bad records reach the
     assert.match(dlq[1]!.headers["dlq.reasons"]!, /UTF-8/);
     assert.match(dlq[2]!.headers["dlq.reasons"]!, /payload\.amount/);
   } finally {
-    assert.equal(await gw.stop("SIGTERM"), 0);
+    await assertCleanStop(gw);
     await teardown(s);
   }
 });
@@ -188,7 +189,7 @@ Deno.test("kafka gateway: a group commit over the broker's 1 MiB message limit i
       8000,
     );
   } finally {
-    assert.equal(await gw.stop("SIGTERM"), 0);
+    await assertCleanStop(gw);
     await teardown(s);
   }
 });

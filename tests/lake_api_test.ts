@@ -4,7 +4,13 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { clientEvent, postEvents, startGateway, waitFor } from "./gateway_process.ts";
+import {
+  assertCleanStop,
+  clientEvent,
+  postEvents,
+  startGateway,
+  waitFor,
+} from "./gateway_process.ts";
 
 const TOKEN = "test-admin-token-0123456789";
 
@@ -86,7 +92,7 @@ Deno.test("gateway: admin job builds silver and gold; the query API answers over
     const h = await hostile.json();
     if (hostile.status === 200) assert.deepEqual(h.events, []);
   } finally {
-    assert.equal(await gw.stop("SIGTERM"), 0);
+    await assertCleanStop(gw);
     await Deno.remove(root, { recursive: true });
   }
 });

@@ -4,7 +4,13 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { clientEvent, postEvents, startGateway, waitFor } from "./gateway_process.ts";
+import {
+  assertCleanStop,
+  clientEvent,
+  postEvents,
+  startGateway,
+  waitFor,
+} from "./gateway_process.ts";
 import { removeDir } from "./kafka_helpers.ts";
 
 Deno.test("gateway: OTEL_DENO=true exports request traces to the OTLP endpoint", async () => {
@@ -33,7 +39,7 @@ Deno.test("gateway: OTEL_DENO=true exports request traces to the OTLP endpoint",
       `no trace export; collector saw ${JSON.stringify(received)}`,
     );
   } finally {
-    assert.equal(await gw.stop("SIGTERM"), 0);
+    await assertCleanStop(gw);
     await collector.shutdown();
     await removeDir(root);
   }

@@ -5,7 +5,13 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { assertExactlyOnce, startClients } from "./clients.ts";
-import { clientEvent, postEvents, startGateway, waitFor } from "./gateway_process.ts";
+import {
+  assertCleanStop,
+  clientEvent,
+  postEvents,
+  startGateway,
+  waitFor,
+} from "./gateway_process.ts";
 import { setup, teardown } from "./kafka_helpers.ts";
 import { readBronze } from "./lake_helpers.ts";
 
@@ -57,8 +63,8 @@ Deno.test("roles: a disk-less gateway produces, a worker writes the lake; each s
     assert.equal(gwReady.dependencies["lake disk"], undefined);
     assert.equal(gwReady.dependencies.ingest.state, "ok");
   } finally {
-    assert.equal(await gateway.stop("SIGTERM"), 0);
-    assert.equal(await worker.stop("SIGTERM"), 0);
+    await assertCleanStop(gateway);
+    await assertCleanStop(worker);
     await teardown(s);
   }
 });
@@ -69,7 +75,7 @@ Deno.test("kafka gateway: SIGTERM during ingest exits 0 and loses no acknowledge
   const clients = startClients(() => gw.url, 4, 50);
   try {
     await waitFor(() => Promise.resolve(clients.acked.size >= 1000), 20_000, 50);
-    assert.equal(await gw.stop("SIGTERM"), 0, "graceful shutdown must exit 0");
+    await assertCleanStop(gw, "graceful shutdown must exit 0");
     await clients.stop();
     const acked = clients.acked;
     assert.ok(acked.size >= 1000, `only ${acked.size} events acknowledged`);
@@ -86,7 +92,7 @@ Deno.test("kafka gateway: SIGTERM during ingest exits 0 and loses no acknowledge
     assertExactlyOnce(await readBronze(s.engine, s.env.LAKE_DIR!), acked);
   } finally {
     await clients.stop();
-    assert.equal(await gw.stop("SIGTERM"), 0);
+    await assertCleanStop(gw);
     await teardown(s);
   }
 });
