@@ -4,6 +4,7 @@
  *
  * @module
  */
+import process from "node:process";
 import {
   type Admin,
   type Batch,
@@ -40,6 +41,7 @@ export interface KafkaOptions {
 
 /** A kafkajs client with bounded retries and its log routed to ours. */
 export function createKafka(options: KafkaOptions): Kafka {
+  quietNegativeTimeouts();
   const log = options.logger;
   const config: KafkaConfig = {
     brokers: options.brokers,
@@ -51,11 +53,39 @@ export function createKafka(options: KafkaOptions): Kafka {
     logCreator: () => ({ level, log: entry }) => {
       const { message, ...extra } = entry;
       const fields = { component: "kafkajs", ...extra } as Record<string, unknown>;
-      if (level <= logLevel.ERROR) log.error(message, fields);
+      const expected = EXPECTED_WARNINGS[message];
+      if (expected) log.info(message, { ...fields, note: expected });
+      else if (level <= logLevel.ERROR) log.error(message, fields);
       else log.warn(message, fields);
     },
   };
   return new Kafka(config);
+}
+
+/** kafkajs warnings about choices made here on purpose: logged at info, with the reason. */
+const EXPECTED_WARNINGS: Record<string, string> = {
+  "Limiting retries for the idempotent producer may invalidate EoS guarantees":
+    "deliberate: a produce gives up after 8 retries so the request gets a 503 instead " +
+    "of waiting forever; a client retrying it may add a second record, which silver drops by " +
+    "event_id (README: Guarantees)",
+};
+
+let quieted = false;
+
+/**
+ * kafkajs 2.2.4 arms a timer with a negative delay on every connection (kafkajs#1751: its request
+ * queue subtracts `Date.now()` from an unset throttle time), and Node's compatibility layer prints a non-JSON
+ * `TimeoutNegativeWarning` to stderr. Harmless (the timer fires at once); dropped here, while
+ * every other process warning is still shown.
+ */
+export function quietNegativeTimeouts(): void {
+  if (quieted) return;
+  quieted = true;
+  const shown = process.listeners("warning");
+  process.removeAllListeners("warning");
+  process.on("warning", (w: Error) => {
+    if (w.name !== "TimeoutNegativeWarning") { for (const l of shown) l(w); }
+  });
 }
 
 /** Tracks whether a producer's connection is up, for backpressure and readiness. */
@@ -108,6 +138,8 @@ export class KafkaEventLog implements EventLog {
       idempotent: true,
       maxInFlightRequests: 1,
       allowAutoTopicCreation: false,
+      // kafkajs 2's default (murmur2 of the key, as Java's), named so it does not warn at start.
+      createPartitioner: Partitioners.DefaultPartitioner,
     });
     const log = new KafkaEventLog(producer, options);
     await producer.connect();

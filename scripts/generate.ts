@@ -17,7 +17,6 @@
  *
  * @module
  */
-import process from "node:process";
 import { parseArgs as parseNodeArgs } from "node:util";
 import {
   type ClientEvent,
@@ -525,7 +524,6 @@ function parseJson(text: string): Record<string, unknown> | undefined {
 async function kafkaSink(brokers: string[], topic: string): Promise<Sink> {
   // kafkajs warns once about its v2 partitioner change; the key-hash default is what we want.
   Deno.env.set("KAFKAJS_NO_PARTITIONER_WARNING", "1");
-  quietNegativeTimeouts();
   const { createKafka } = await import("../pipeline/kafka.ts");
   const { createLogger } = await import("../pipeline/logger.ts");
   const kafka = createKafka({
@@ -583,18 +581,6 @@ async function kafkaSink(brokers: string[], topic: string): Promise<Sink> {
       await producer.disconnect();
     },
   };
-}
-
-/**
- * kafkajs arms timers with negative delays under Deno, which makes Node's compatibility layer print
- * a TimeoutNegativeWarning (harmless: such a timer fires at once); every other warning still shows.
- */
-function quietNegativeTimeouts(): void {
-  const shown = process.listeners("warning");
-  process.removeAllListeners("warning");
-  process.on("warning", (w: Error) => {
-    if (w.name !== "TimeoutNegativeWarning") { for (const l of shown) l(w); }
-  });
 }
 
 /** The sink of a target. */

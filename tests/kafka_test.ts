@@ -55,6 +55,12 @@ Deno.test("kafka gateway: HTTP events go through the events topic into bronze; i
     assert.ok(byIndex.get(300)!.headers["dlq.request_id"]);
     const reasons = JSON.parse(byIndex.get(301)!.headers["dlq.reasons"]!);
     assert.equal(reasons[0].code, "unknown_type");
+
+    // Log pipelines parse every line: no raw warnings (kafkajs' negative timers), and no warning
+    // from kafkajs on a healthy start (its partitioner notice).
+    assert.deepEqual(gw.logs.filter((l) => "raw" in l), []);
+    const kafkajsWarnings = gw.logs.filter((l) => l.component === "kafkajs" && l.level !== "info");
+    assert.deepEqual(kafkajsWarnings, []);
   } finally {
     await assertCleanStop(gw);
     await teardown(s);
