@@ -280,7 +280,7 @@ let tableSeq = 0;
 async function handle(req: EngineRequest): Promise<unknown> {
   const { db, conn } = await ready;
   try {
-    return run(conn, req);
+    return run(db, conn, req);
   } finally {
     // duckdb-wasm keeps every file it opened registered, with its descriptor open: a file renamed
     // over (silver and gold replace partitions that way) would be read from the old inode for
@@ -290,7 +290,11 @@ async function handle(req: EngineRequest): Promise<unknown> {
   }
 }
 
-function run(conn: duckdb.DuckDBConnection, req: EngineRequest): unknown {
+function run(
+  db: duckdb.DuckDBBindings,
+  conn: duckdb.DuckDBConnection,
+  req: EngineRequest,
+): unknown {
   switch (req.op) {
     case "writeParquet": {
       const name = `load_${++tableSeq}`;
@@ -302,10 +306,18 @@ function run(conn: duckdb.DuckDBConnection, req: EngineRequest): unknown {
         schema: "main",
         create: true,
       });
+      // DuckDB-wasm 1.28 never returns from a COPY whose target file it cannot open (a directory
+      // gone or turned into a file: it prints "FAIL WITH" and the call hangs until the engine's
+      // timeout, stalling every write queued behind it). So DuckDB writes into a buffer of its
+      // own, and this worker writes the bytes out, where a failure is an ordinary error.
+      const out = `${name}.parquet`;
+      db.registerFileBuffer(out, new Uint8Array());
       try {
-        conn.query(`COPY "${name}" TO ${literal(req.path)} (FORMAT PARQUET, COMPRESSION ZSTD)`);
+        conn.query(`COPY "${name}" TO ${literal(out)} (FORMAT PARQUET, COMPRESSION ZSTD)`);
+        Deno.writeFileSync(req.path, db.copyFileToBuffer(out));
       } finally {
         conn.query(`DROP TABLE IF EXISTS "${name}"`);
+        db.dropFile(out);
       }
       return table.numRows;
     }

@@ -26,3 +26,34 @@ Deno.test("LakeEngine replaces its worker between calls after recycleAfterRows r
     }
   });
 });
+
+Deno.test("LakeEngine.writeParquet() into a directory that is gone fails with the system's error, and the engine goes on", async () => {
+  await withLake("engine_test_", async (lake) => {
+    // A timeout far above a write's time: the call must fail by itself, not by the timeout.
+    const engine = new LakeEngine({ timeoutMs: 60_000 });
+    const cols: Record<string, Column> = { id: { kind: "int32", values: Int32Array.of(1, 2) } };
+    try {
+      await Deno.writeTextFile(join(lake, "file"), "not a directory");
+      for (
+        const [path, error] of [
+          [join(lake, "missing", "a.parquet"), /No such file|NotFound|ENOENT/],
+          [join(lake, "file", "a.parquet"), /Not a directory|ENOTDIR/],
+        ] as const
+      ) {
+        await assert.rejects(engine.writeParquet(cols, path), (err: Error) => {
+          assert.match(err.message, error);
+          assert.doesNotMatch(err.message, /timed out/);
+          return true;
+        });
+      }
+      assert.equal(await engine.writeParquet(cols, join(lake, "ok.parquet")), 2);
+      const path = join(lake, "ok.parquet").replaceAll("'", "''");
+      const [row] = await engine.query<{ n: number }>(
+        `SELECT count(*)::INTEGER AS n FROM read_parquet('${path}')`,
+      );
+      assert.equal(row!.n, 2);
+    } finally {
+      engine.close();
+    }
+  });
+});
