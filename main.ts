@@ -12,7 +12,7 @@
 import { type Config, ConfigError, consumedTopics, fraudThresholds, loadConfig } from "./config.ts";
 import { LakeAlertSink } from "./lake/alerts.ts";
 import { BronzeWriter } from "./lake/bronze.ts";
-import { probeLakeDisk } from "./lake/disk.ts";
+import { LakeRoot, probeLakeDisk } from "./lake/disk.ts";
 import { LakeEngine } from "./lake/engine.ts";
 import { LakeJobs } from "./lake/jobs.ts";
 import { LakeQuery } from "./lake/query.ts";
@@ -76,15 +76,21 @@ let lagProbe: LagProbe | undefined, kafkaLag: KafkaLag | undefined;
 const engine = works
   ? new LakeEngine({ recycleAfterRows: config.LAKE_WRITER_RECYCLE_ROWS })
   : undefined;
-const bronze = engine && new BronzeWriter(engine, config.LAKE_DIR);
+// Created once here; writers refuse a LAKE_DIR that later vanishes rather than recreate it empty.
+const lakeRoot = works ? await LakeRoot.open(config.LAKE_DIR) : undefined;
+const bronze = engine && new BronzeWriter(engine, config.LAKE_DIR, { root: lakeRoot });
 if (works) {
-  checks.push({ name: "lake disk", critical: true, probe: () => probeLakeDisk(config.LAKE_DIR) });
+  checks.push({
+    name: "lake disk",
+    critical: true,
+    probe: () => probeLakeDisk(config.LAKE_DIR, { root: lakeRoot }),
+  });
 }
 
 // The durable log and the dead-letter destination: Kafka, or the local WAL and NDJSON files.
 let log: EventLog | undefined, deadLetters: DeadLetterSink, input: LogInput | undefined;
 const alertSinks: AlertSink[] = [new LogAlertSink(logger)];
-if (engine) alertSinks.push(new LakeAlertSink(engine, config.LAKE_DIR));
+if (engine) alertSinks.push(new LakeAlertSink(engine, config.LAKE_DIR, { root: lakeRoot }));
 let drainInput: (timeoutMs: number) => Promise<unknown> = () => Promise.resolve();
 
 if (config.mode === "embedded") {
@@ -241,6 +247,7 @@ const queryEngine = works ? new LakeEngine() : undefined;
 if (jobsEngine && queryEngine) {
   const runner = new LakeJobs(jobsEngine, config.LAKE_DIR, logger.child({ component: "jobs" }), {
     silver: { maxRowsPerRun: config.SILVER_MAX_ROWS_PER_RUN },
+    root: lakeRoot,
   });
   jobs = runner;
   instrumentLakeJobs(runner, metrics); // cron and admin runs alike

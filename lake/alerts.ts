@@ -12,6 +12,7 @@ import type { Alert, AlertSink } from "../pipeline/fraud/alerts.ts";
 import { isoToMicros } from "../pipeline/validate.ts";
 import { syncDir } from "../pipeline/wal.ts";
 import { makeDurableOrRecycle } from "./bronze.ts";
+import type { LakeRoot } from "./disk.ts";
 
 /** The table's directory under the lake root. */
 export const ALERTS_TABLE = "alerts";
@@ -69,13 +70,17 @@ export class LakeAlertSink implements AlertSink {
   readonly name = "lake";
   readonly #engine: LakeEngine;
   readonly #lakeDir: string;
+  readonly #root: LakeRoot | undefined;
 
-  constructor(engine: LakeEngine, lakeDir: string) {
+  /** With `root`, every send first checks the lake is still the directory it was at start. */
+  constructor(engine: LakeEngine, lakeDir: string, options: { root?: LakeRoot | undefined } = {}) {
     this.#engine = engine;
     this.#lakeDir = lakeDir;
+    this.#root = options.root;
   }
 
   async send(alerts: Alert[]): Promise<void> {
+    await this.#root?.check();
     for (const a of alerts) {
       const path = alertFile(this.#lakeDir, a);
       const staging = join(this.#lakeDir, "_staging", ALERTS_TABLE);

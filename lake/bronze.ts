@@ -21,6 +21,7 @@ import { type Column, LakeEngine } from "./engine.ts";
 import { type Envelope, EVENT_TYPES, OTHER_TYPE } from "../pipeline/schemas.ts";
 import { isoToMicros } from "../pipeline/validate.ts";
 import { syncDir, writeAll } from "../pipeline/wal.ts";
+import type { LakeRoot } from "./disk.ts";
 
 /** The bronze table's directory under the lake root. */
 export const BRONZE_EVENTS = join("bronze", "events");
@@ -93,10 +94,13 @@ export function partitionDate(event: Envelope): string {
 export class BronzeWriter {
   readonly #engine: LakeEngine;
   readonly #lakeDir: string;
+  readonly #root: LakeRoot | undefined;
 
-  constructor(engine: LakeEngine, lakeDir: string) {
+  /** With `root`, every write first checks the lake is still the directory it was at start. */
+  constructor(engine: LakeEngine, lakeDir: string, options: { root?: LakeRoot | undefined } = {}) {
     this.#engine = engine;
     this.#lakeDir = lakeDir;
+    this.#root = options.root;
   }
 
   /** The next offset of a partition that is not yet in the lake. */
@@ -109,6 +113,7 @@ export class BronzeWriter {
     const { topic, partition, lastOffset } = batch;
     const key = `${topic}+${partition}`;
     bronzeFileName(topic, partition, 0, 0); // validates topic and partition
+    await this.#root?.check();
     const progressDir = join(this.#lakeDir, "_progress", "bronze");
     await Deno.mkdir(progressDir, { recursive: true });
     using lock = await Deno.open(join(progressDir, `${key}.lock`), { create: true, write: true });

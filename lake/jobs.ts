@@ -16,6 +16,7 @@ import type { Logger } from "../pipeline/logger.ts";
 import type { LakeEngine } from "./engine.ts";
 import { type GoldOptions, type GoldStats, runGold } from "./gold.ts";
 import { JOB_FILES } from "./layout.ts";
+import type { LakeRoot } from "./disk.ts";
 import { runSilver, type SilverOptions, type SilverStats } from "./silver.ts";
 
 /** The jobs a caller may run; `all` is silver then gold. */
@@ -68,6 +69,8 @@ export interface LakeJobsOptions {
   gold?: GoldOptions;
   /** Recycle the engine after a run that did work (frees its memory). @default true */
   recycleEngine?: boolean;
+  /** The lake as it was at start: a run on a lake gone or replaced fails before it writes. */
+  root?: LakeRoot | undefined;
 }
 
 /** Runs silver and gold on a lake, one run at a time. */
@@ -110,6 +113,14 @@ export class LakeJobs {
       files: 0,
       partitions: 0,
     };
+    const gone = await this.#opts.root?.check().then(() => undefined, (err: Error) => err);
+    if (gone) {
+      report.status = "failed";
+      report.error = gone.message;
+      this.#record(name, report);
+      this.#logger.error("Lake job failed", { job: name, status: "failed", err: gone.message });
+      return report;
+    }
     let lock: Deno.FsFile | undefined;
     if (!this.#running) {
       this.#running = name; // claimed before the first await: concurrent calls see it

@@ -12,6 +12,7 @@ import {
   assertCleanStop,
   clientEvent,
   type GatewayProcess,
+  lastProblems,
   postEvents,
   startGateway,
   waitFor,
@@ -131,7 +132,7 @@ Deno.test("faults: an unwritable lake → 503, /ready down, no commit; recovers 
         lastReady = await r.text();
         return r.status === 200;
       }, 30_000),
-      `/ready did not recover: ${lastReady}`,
+      `/ready did not recover: ${lastReady}; the gateway said: ${lastProblems(gw)}`,
     );
     const before = clients.acked.size;
     assert.ok(await waitFor(() => Promise.resolve(clients.acked.size > before + 200), 30_000, 100));

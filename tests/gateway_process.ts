@@ -110,12 +110,13 @@ export async function assertCleanStop(
   what = "graceful shutdown",
 ): Promise<void> {
   const code = await gw.stop("SIGTERM");
+  assert.equal(code, 0, `${what}: exit ${code}; last problems: ${lastProblems(gw)}`);
+}
+
+/** The gateway's last warnings, errors and non-JSON lines, as JSON: for assertion messages. */
+export function lastProblems(gw: GatewayProcess, n = 6): string {
   const problems = gw.logs.filter((l) => l.level === "error" || l.level === "warn" || "raw" in l);
-  assert.equal(
-    code,
-    0,
-    `${what}: exit ${code}; last problems: ${JSON.stringify(problems.slice(-6))}`,
-  );
+  return JSON.stringify(problems.slice(-n));
 }
 
 /** Polls `check` until it returns true or `timeoutMs` passes; returns the last result. */

@@ -1,0 +1,82 @@
+import assert from "node:assert/strict";
+import { type BronzeRow, BronzeWriter } from "./bronze.ts";
+import { LakeGoneError, LakeRoot, probeLakeDisk } from "./disk.ts";
+import { LakeJobs } from "./jobs.ts";
+import { withLake } from "./testing.ts";
+import { createLogger } from "../pipeline/logger.ts";
+import { readBronze, testEvent } from "../tests/lake_helpers.ts";
+
+const rows = (from: number, to: number): BronzeRow[] =>
+  Array.from({ length: to - from + 1 }, (_, i) => ({ offset: from + i, event: testEvent() }));
+
+const exists = (path: string) => Deno.stat(path).then(() => true, () => false);
+
+Deno.test("LakeRoot.check() passes for the directory of the start, and names a lake gone or replaced", async () => {
+  await withLake("disk_test_", async (lake) => {
+    const root = await LakeRoot.open(lake);
+    await root.check();
+    await Deno.rename(lake, `${lake}.away`);
+    await assert.rejects(
+      root.check(),
+      (e: Error) => e instanceof LakeGoneError && /is gone/.test(e.message),
+    );
+    await Deno.writeTextFile(lake, "a file");
+    await assert.rejects(root.check(), /not a directory/);
+    await Deno.remove(lake);
+    await Deno.mkdir(lake);
+    await assert.rejects(root.check(), /another directory/);
+    await Deno.remove(lake);
+    await Deno.rename(`${lake}.away`, lake);
+    await root.check();
+  });
+});
+
+Deno.test("a lake that vanished is not recreated: bronze writes, the disk probe and jobs fail until it is back", async () => {
+  await withLake("disk_test_", async (lake, engine) => {
+    const root = await LakeRoot.open(lake);
+    const writer = new BronzeWriter(engine, lake, { root });
+    const jobs = new LakeJobs(engine, lake, createLogger({ write: () => {} }), { root });
+    await writer.write({
+      topic: "t",
+      partition: 0,
+      firstOffset: 0,
+      lastOffset: 9,
+      rows: rows(0, 9),
+    });
+
+    await Deno.rename(lake, `${lake}.away`); // an unmounted volume
+    await assert.rejects(
+      writer.write({
+        topic: "t",
+        partition: 0,
+        firstOffset: 10,
+        lastOffset: 19,
+        rows: rows(10, 19),
+      }),
+      LakeGoneError,
+    );
+    const probe = await probeLakeDisk(lake, { root });
+    assert.equal(probe.state, "down");
+    assert.match(probe.detail ?? "", /LAKE_DIR .* is gone/);
+    const report = await jobs.run("all");
+    assert.equal(report.status, "failed");
+    assert.match(report.error ?? "", /is gone/);
+    assert.equal(await exists(lake), false, "nothing recreated the lake directory");
+
+    await Deno.rename(`${lake}.away`, lake); // mounted again: the same batch goes through
+    await writer.write({
+      topic: "t",
+      partition: 0,
+      firstOffset: 10,
+      lastOffset: 19,
+      rows: rows(10, 19),
+    });
+    assert.equal((await probeLakeDisk(lake, { root })).state, "ok");
+    assert.deepEqual(
+      (await readBronze(engine, lake)).map((r) => Number(r.log_offset)).sort((a, b) => a - b),
+      [
+        ...Array(20).keys(),
+      ],
+    );
+  });
+});
