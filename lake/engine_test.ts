@@ -4,6 +4,14 @@ import { join } from "node:path";
 import { type Column, LakeEngine } from "./engine.ts";
 import { withLake } from "./testing.ts";
 
+/** Rows in the Parquet files a path or glob names, read back through `engine`. */
+async function rowsIn(engine: LakeEngine, glob: string): Promise<number> {
+  const [row] = await engine.query<{ n: number }>(
+    `SELECT count(*)::INTEGER AS n FROM read_parquet('${glob.replaceAll("'", "''")}')`,
+  );
+  return row!.n;
+}
+
 Deno.test("LakeEngine replaces its worker between calls after recycleAfterRows rows", async () => {
   await withLake("engine_test_", async (lake) => {
     const engine = new LakeEngine({ recycleAfterRows: 10 });
@@ -16,11 +24,7 @@ Deno.test("LakeEngine replaces its worker between calls after recycleAfterRows r
       await engine.writeParquet(cols(6), join(lake, "b.parquet"));
       assert.equal(engine.recycled, 1, "12 rows ≥ 10: the worker is replaced");
       // The next call starts a fresh worker that reads what the old one wrote.
-      const glob = join(lake, "*.parquet").replaceAll("'", "''");
-      const [row] = await engine.query<{ n: number }>(
-        `SELECT count(*)::INTEGER AS n FROM read_parquet('${glob}')`,
-      );
-      assert.equal(row!.n, 12);
+      assert.equal(await rowsIn(engine, join(lake, "*.parquet")), 12);
     } finally {
       engine.close();
     }
@@ -47,11 +51,7 @@ Deno.test("LakeEngine.writeParquet() into a directory that is gone fails with th
         });
       }
       assert.equal(await engine.writeParquet(cols, join(lake, "ok.parquet")), 2);
-      const path = join(lake, "ok.parquet").replaceAll("'", "''");
-      const [row] = await engine.query<{ n: number }>(
-        `SELECT count(*)::INTEGER AS n FROM read_parquet('${path}')`,
-      );
-      assert.equal(row!.n, 2);
+      assert.equal(await rowsIn(engine, join(lake, "ok.parquet")), 2);
     } finally {
       engine.close();
     }
