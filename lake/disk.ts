@@ -60,42 +60,32 @@ export class LakeRoot {
 export interface DiskProbeOptions {
   /** Longer than this is `degraded`. @default 500 */
   slowMs?: number;
-  /** Longer than this is `down`. @default 5000 */
-  timeoutMs?: number;
   /** The lake as it was at start: a lake gone or replaced is `down`, and not recreated. */
   root?: LakeRoot | undefined;
 }
 
-/** Writes, fsyncs, renames and removes a probe file under `$LAKE_DIR/_progress/`. */
+/**
+ * Writes, fsyncs, renames and removes a probe file under `$LAKE_DIR/_progress/`. It has no
+ * timeout of its own: `/ready` gives every probe one (`sharedProbe` in `routes/health.ts`).
+ */
 export async function probeLakeDisk(
   lakeDir: string,
-  { slowMs = 500, timeoutMs = 5000, root }: DiskProbeOptions = {},
+  { slowMs = 500, root }: DiskProbeOptions = {},
 ): Promise<{ state: DependencyState; detail?: string }> {
   const dir = join(lakeDir, PROGRESS_DIR);
   const tmp = join(dir, `.ready-probe-${crypto.randomUUID()}.tmp`);
   const started = performance.now();
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer in ${timeoutMs} ms`)), timeoutMs);
-  });
   try {
-    await Promise.race([
-      (async () => {
-        await root?.check();
-        await Deno.mkdir(dir, { recursive: true });
-        using file = await Deno.open(tmp, { write: true, createNew: true });
-        await file.write(new TextEncoder().encode("probe"));
-        await file.sync();
-        await Deno.rename(tmp, `${tmp}.done`);
-        await Deno.remove(`${tmp}.done`);
-      })(),
-      timeout,
-    ]);
+    await root?.check();
+    await Deno.mkdir(dir, { recursive: true });
+    using file = await Deno.open(tmp, { write: true, createNew: true });
+    await file.write(new TextEncoder().encode("probe"));
+    await file.sync();
+    await Deno.rename(tmp, `${tmp}.done`);
+    await Deno.remove(`${tmp}.done`);
   } catch (err) {
     await Deno.remove(tmp).catch(() => {});
     return { state: "down", detail: `lake disk not writable: ${(err as Error).message}` };
-  } finally {
-    clearTimeout(timer);
   }
   const ms = Math.round(performance.now() - started);
   return ms > slowMs
