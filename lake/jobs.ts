@@ -117,9 +117,7 @@ export class LakeJobs {
     if (gone) {
       report.status = "failed";
       report.error = gone.message;
-      this.#record(name, report);
-      this.#logger.error("Lake job failed", { job: name, status: "failed", err: gone.message });
-      return report;
+      return this.#finish(name, report, started);
     }
     let lock: Deno.FsFile | undefined;
     if (!this.#running) {
@@ -167,6 +165,11 @@ export class LakeJobs {
       }
       if (worked && this.#opts.recycleEngine !== false) this.#engine.recycle();
     }
+    return this.#finish(name, report, started);
+  }
+
+  /** Records a run's report and logs its end. */
+  #finish(name: JobName, report: JobReport, started: number): JobReport {
     report.duration_ms = Math.round(performance.now() - started);
     this.#record(name, report);
     const fields = {
