@@ -10,10 +10,9 @@
  *
  * @module
  */
-import { join } from "node:path";
 import { type Bench, percentiles, pick, stopGateway } from "./lib/context.ts";
 import { DEFAULTS } from "./lib/events.ts";
-import { sleep, startMain, tempDir } from "./lib/proc.ts";
+import { dataDirs, sleep, startMain, tempDir } from "./lib/proc.ts";
 import { fmtMs } from "./lib/report.ts";
 import { BROKERS, createTopics } from "./lib/services.ts";
 
@@ -53,16 +52,8 @@ export async function benchFreshness(b: Bench): Promise<void> {
   const flushMs = DEFAULTS.LAKE_FLUSH_INTERVAL_MS;
   const run = crypto.randomUUID().slice(0, 8);
   const modes: [string, string, () => Promise<Record<string, string>>][] = [
-    ["8a", "embedded (WAL)", async () => {
-      const dir = await tempDir("freshness");
-      return {
-        WAL_DIR: join(dir, "wal"),
-        LAKE_DIR: join(dir, "lake"),
-        DEAD_LETTER_DIR: join(dir, "dead_letter"),
-      };
-    }],
+    ["8a", "embedded (WAL)", async () => dataDirs(await tempDir("freshness"))],
     ["8b", "Kafka (HTTP → topic → consumer → bronze)", async () => {
-      const dir = await tempDir("freshness_kafka");
       const topic = `bench-${run}-fresh`;
       await createTopics([[topic, 3], [`${topic}-dlq`, 1]]);
       return {
@@ -70,8 +61,7 @@ export async function benchFreshness(b: Bench): Promise<void> {
         KAFKA_TOPIC_EVENTS: topic,
         KAFKA_TOPIC_DEAD_LETTER: `${topic}-dlq`,
         KAFKA_GROUP_ID: `bench-${run}-fresh`,
-        LAKE_DIR: join(dir, "lake"),
-        DEAD_LETTER_DIR: join(dir, "dead_letter"),
+        ...dataDirs(await tempDir("freshness_kafka")),
       };
     }],
   ];

@@ -23,6 +23,7 @@ import type { ClientEvent } from "../scripts/events_gen.ts";
 import { type Bench, percentiles, perSec, pick, stopGateway } from "./lib/context.ts";
 import { clientEvents, DEFAULTS, gatewayRecords, meanBytes, VALIDATION } from "./lib/events.ts";
 import {
+  dataDirs,
   freePort,
   type Gateway,
   type RssReport,
@@ -154,7 +155,7 @@ export async function benchIngest(b: Bench): Promise<void> {
   // 1, embedded: HTTP → WAL (fdatasync group commit) → lake, all in one process.
   {
     const dir = await tempDir("embedded");
-    const gw = await startMain(embeddedEnv(dir));
+    const gw = await startMain(dataDirs(dir));
     const rss = await RssSampler.start(gw.pid);
     const r = await load(gw.url, single, singleOpts, warm);
     const mem = await rss.stop();
@@ -414,14 +415,6 @@ async function ingestStages(b: Bench, events: readonly ClientEvent[], topic: str
   );
 }
 
-function embeddedEnv(dir: string): Record<string, string> {
-  return {
-    WAL_DIR: join(dir, "wal"),
-    LAKE_DIR: join(dir, "lake"),
-    DEAD_LETTER_DIR: join(dir, "dead_letter"),
-  };
-}
-
 /** Rows the lake has of one log partition, from the bronze writer's progress file. */
 export async function lakeRows(lakeDir: string, topic: string, partitions: number) {
   let rows = 0;
@@ -440,7 +433,7 @@ export async function benchOverload(b: Bench): Promise<void> {
   const events = clientEvents(pick(b, 20_000, 4_000), 11);
   const reqs = batchRequests(events, 1000, false);
   const dir = await tempDir("overload");
-  const gw: Gateway = await startMain(embeddedEnv(dir));
+  const gw: Gateway = await startMain(dataDirs(dir));
   const rss = await RssSampler.start(gw.pid, 1000);
   const lake: [number, number][] = [];
   const t0 = performance.now();

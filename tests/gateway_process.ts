@@ -113,10 +113,14 @@ export async function assertCleanStop(
   assert.equal(code, 0, `${what}: exit ${code}; last problems: ${lastProblems(gw)}`);
 }
 
+/** Whether a captured log line is a warning, an error or not JSON at all. */
+export function isProblem(line: Record<string, unknown>): boolean {
+  return line.level === "error" || line.level === "warn" || "raw" in line;
+}
+
 /** The gateway's last warnings, errors and non-JSON lines, as JSON: for assertion messages. */
 export function lastProblems(gw: GatewayProcess, n = 6): string {
-  const problems = gw.logs.filter((l) => l.level === "error" || l.level === "warn" || "raw" in l);
-  return JSON.stringify(problems.slice(-n));
+  return JSON.stringify(gw.logs.filter(isProblem).slice(-n));
 }
 
 /** Polls `check` until it returns true or `timeoutMs` passes; returns the last result. */

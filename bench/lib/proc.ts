@@ -5,8 +5,9 @@
  *
  * @module
  */
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { type GatewayProcess, startGateway } from "../../tests/gateway_process.ts";
+import { type GatewayProcess, isProblem, startGateway } from "../../tests/gateway_process.ts";
 
 /** The repository root. */
 export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -45,6 +46,15 @@ export async function tempDir(prefix: string): Promise<string> {
   const dir = await Deno.makeTempDir({ prefix: `bench_${prefix}_` });
   onCleanup(`temp dir ${dir}`, () => Deno.remove(dir, { recursive: true }).catch(() => {}));
   return dir;
+}
+
+/** A gateway's data directories (WAL, lake, dead letters) under `dir`, as its environment. */
+export function dataDirs(dir: string): Record<string, string> {
+  return {
+    WAL_DIR: join(dir, "wal"),
+    LAKE_DIR: join(dir, "lake"),
+    DEAD_LETTER_DIR: join(dir, "dead_letter"),
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -168,7 +178,7 @@ export interface Gateway extends GatewayProcess {
 function problemsOf(logs: Record<string, unknown>[]) {
   const out: Record<string, { count: number; example: Record<string, unknown> }> = {};
   for (const l of logs) {
-    if (l.level !== "warn" && l.level !== "error" && !("raw" in l)) continue;
+    if (!isProblem(l)) continue;
     const key = `${l.level ?? "raw"}: ${String(l.msg ?? l.raw).slice(0, 120)}`;
     const entry = out[key] ??= { count: 0, example: l };
     entry.count++;
