@@ -914,7 +914,8 @@ interface Cursor {
   offset: number;
 }
 
-function fnv1a(s: string): string {
+/** FNV-1a of `s` in base 36: a cursor's checksum (catches edits, not forgeries). */
+export function fnv1a(s: string): string {
   let h = 0x811c9dc5;
   for (let i = 0; i < s.length; i++) {
     h ^= s.charCodeAt(i);

@@ -11,7 +11,7 @@ import fc from "fast-check";
 import { LakeAlertSink } from "./alerts.ts";
 import { BronzeWriter } from "./bronze.ts";
 import { LakeEngine } from "./engine.ts";
-import { InvalidQueryError, LakeQuery, QUERY_TYPES, SEVERITIES } from "./query.ts";
+import { fnv1a, InvalidQueryError, LakeQuery, QUERY_TYPES, SEVERITIES } from "./query.ts";
 import { plantMarkerRows, testEvent } from "../tests/lake_helpers.ts";
 
 const SEED = Number(Deno.env.get("FUZZ_SEED") ?? 20_240_501);
@@ -344,16 +344,6 @@ Deno.test("LakeQuery.user() on an arbitrary id answers that user's rows only, or
     );
   });
 });
-
-/** The cursor's checksum (FNV-1a, as query.ts computes it): lets the test forge valid-looking cursors. */
-function fnv1a(s: string): string {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193) >>> 0;
-  }
-  return h.toString(36);
-}
 
 Deno.test("LakeQuery.events() refuses or survives forged cursors with a correct checksum", async () => {
   await withLake(async ({ query, eventIds }) => {

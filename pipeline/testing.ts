@@ -77,3 +77,22 @@ export const MINIMAL_PAYLOADS: Record<EventType, Record<string, unknown>> = {
   tv_play: { channel_id: "ch-1" },
   sale: { product_id: "p-1", quantity: 2, unit_price: 1.5, amount: 3 },
 };
+
+/** Bytes of zeros per chunk fed to {@link gzipZeros}' compressor. */
+const ZEROS_CHUNK = 1024 * 1024;
+
+/** `n` bytes of zeros, gzip-compressed as a stream: the bomb is never held uncompressed. */
+export async function gzipZeros(n: number): Promise<Uint8Array<ArrayBuffer>> {
+  const chunk = new Uint8Array(ZEROS_CHUNK);
+  let left = n;
+  const zeros = new ReadableStream<Uint8Array<ArrayBuffer>>({
+    pull(c) {
+      if (left <= 0) return c.close();
+      c.enqueue(left >= ZEROS_CHUNK ? chunk : chunk.subarray(0, left));
+      left -= ZEROS_CHUNK;
+    },
+  });
+  return new Uint8Array(
+    await new Response(zeros.pipeThrough(new CompressionStream("gzip"))).arrayBuffer(),
+  );
+}

@@ -15,7 +15,7 @@ import { Ingestor } from "../pipeline/ingest.ts";
 import { silentLogger } from "../pipeline/logger.ts";
 import { testEvent } from "../tests/lake_helpers.ts";
 import { createApp } from "./app.ts";
-import { MemoryDeadLetters, MemoryLog } from "../pipeline/testing.ts";
+import { gzipZeros, MemoryDeadLetters, MemoryLog } from "../pipeline/testing.ts";
 
 const NOW_MS = Date.parse("2024-05-01T12:00:00Z");
 /** The gateway's defaults (config.ts): MAX_BODY_BYTES, MAX_EVENTS_PER_REQUEST, MAX_JSON_DEPTH. */
@@ -85,22 +85,6 @@ const ev = (o: Record<string, unknown> = {}) => JSON.stringify(event(o));
 async function gzip(data: Uint8Array | string): Promise<Uint8Array<ArrayBuffer>> {
   const stream = new Blob([data as BlobPart]).stream().pipeThrough(new CompressionStream("gzip"));
   return new Uint8Array(await new Response(stream).arrayBuffer());
-}
-
-/** `n` bytes of zeros, gzip-compressed as a stream: the bomb is never held uncompressed. */
-async function gzipZeros(n: number): Promise<Uint8Array<ArrayBuffer>> {
-  const chunk = new Uint8Array(MB);
-  let left = n;
-  const zeros = new ReadableStream<Uint8Array<ArrayBuffer>>({
-    pull(c) {
-      if (left <= 0) return c.close();
-      c.enqueue(left >= MB ? chunk : chunk.subarray(0, left));
-      left -= MB;
-    },
-  });
-  return new Uint8Array(
-    await new Response(zeros.pipeThrough(new CompressionStream("gzip"))).arrayBuffer(),
-  );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import { join, relative, sep } from "node:path";
 import { LakeEngine } from "../lake/engine.ts";
 import { assertCleanStop, clientEvent, startGateway, waitFor } from "./gateway_process.ts";
 import { filesUnder, readBronze } from "./lake_helpers.ts";
+import { gzipZeros } from "../pipeline/testing.ts";
 
 const MB = 1024 * 1024;
 /** A token in every hostile string: no file name anywhere may ever contain it. */
@@ -42,21 +43,6 @@ async function memory(pid: number): Promise<{ rss: number; peak: number }> {
   const status = await Deno.readTextFile(`/proc/${pid}/status`);
   const kb = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, "m").exec(status)![1]);
   return { rss: kb("VmRSS") / 1024, peak: kb("VmHWM") / 1024 };
-}
-
-async function gzipZeros(n: number): Promise<Uint8Array<ArrayBuffer>> {
-  const chunk = new Uint8Array(MB);
-  let left = n;
-  const zeros = new ReadableStream<Uint8Array<ArrayBuffer>>({
-    pull(c) {
-      if (left <= 0) return c.close();
-      c.enqueue(chunk);
-      left -= MB;
-    },
-  });
-  return new Uint8Array(
-    await new Response(zeros.pipeThrough(new CompressionStream("gzip"))).arrayBuffer(),
-  );
 }
 
 interface Hostile {
