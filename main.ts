@@ -13,10 +13,10 @@ import { type Config, ConfigError, consumedTopics, fraudThresholds, loadConfig }
 import { LakeAlertSink } from "./lake/alerts.ts";
 import { BronzeWriter } from "./lake/bronze.ts";
 import { LakeRoot, probeLakeDisk } from "./lake/disk.ts";
-import { LakeEngine } from "./lake/engine.ts";
+import { LakeEngine } from "./lake/engine/engine.ts";
 import { LakeJobs } from "./lake/jobs.ts";
-import { LakeQuery } from "./lake/query.ts";
-import { FileDeadLetterSink } from "./pipeline/dead_letter_file.ts";
+import { LakeQuery } from "./lake/query/query.ts";
+import { FileDeadLetterSink } from "./pipeline/wal/dead_letter_file.ts";
 import { Ingestor } from "./pipeline/ingest.ts";
 import {
   AlertPipeline,
@@ -35,15 +35,15 @@ import {
   KafkaEventLog,
   KafkaInput,
   KafkaLag,
-} from "./pipeline/kafka.ts";
+} from "./pipeline/kafka/kafka.ts";
 import { LakeLoader } from "./pipeline/lake_loader.ts";
-import type { DeadLetterSink, EventLog, LogInput } from "./pipeline/log.ts";
-import { createLogger } from "./pipeline/logger.ts";
-import { instrumentLakeJobs, type LagProbe, Metrics, walLagProbe } from "./pipeline/metrics.ts";
-import { MemoryRateLimiter, type RateLimiter, RateLimitGuard } from "./pipeline/ratelimit.ts";
-import { UpstashRateLimiter } from "./pipeline/upstash_ratelimit.ts";
+import type { DeadLetterSink, EventLog, LogInput } from "./pipeline/durable_log.ts";
+import { createLogger } from "./shared/logger.ts";
+import { instrumentLakeJobs, type LagProbe, Metrics, walLagProbe } from "./shared/metrics.ts";
+import { MemoryRateLimiter, type RateLimiter, RateLimitGuard } from "./routes/ratelimit/ratelimit.ts";
+import { UpstashRateLimiter } from "./routes/ratelimit/upstash.ts";
 import type { ValidationOptions } from "./pipeline/validate.ts";
-import { Wal, WAL_TOPIC, WalEventLog, WalInput } from "./pipeline/wal.ts";
+import { Wal, WAL_TOPIC, WalEventLog, WalInput } from "./pipeline/wal/wal.ts";
 import { createApp } from "./routes/app.ts";
 import type { ReadinessCheck } from "./routes/health.ts";
 

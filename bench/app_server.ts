@@ -8,8 +8,8 @@
  * @module
  */
 import { Ingestor } from "../pipeline/ingest.ts";
-import type { DeadLetterSink, EventLog } from "../pipeline/log.ts";
-import { createLogger } from "../pipeline/logger.ts";
+import type { DeadLetterSink, EventLog } from "../pipeline/durable_log.ts";
+import { createLogger } from "../shared/logger.ts";
 import { createApp } from "../routes/app.ts";
 import { DEFAULTS, VALIDATION } from "./lib/events.ts";
 

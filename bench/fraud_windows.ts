@@ -14,7 +14,7 @@ import { FraudDetector } from "../pipeline/fraud/detector.ts";
 import { DEFAULT_THRESHOLDS } from "../pipeline/fraud/rules.ts";
 import { UpstashWindowStore } from "../pipeline/fraud/upstash.ts";
 import { MemoryWindowStore, type WindowOp, type WindowStore } from "../pipeline/fraud/windows.ts";
-import type { Envelope } from "../pipeline/schemas.ts";
+import type { Envelope } from "../shared/schemas.ts";
 import { connectResp } from "../tests/fixtures/upstash_bridge.ts";
 import { type Bench, percentiles } from "./lib/context.ts";
 import { runCleanups, startBridge } from "./lib/proc.ts";

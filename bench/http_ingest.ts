@@ -13,11 +13,11 @@
  */
 import { join } from "node:path";
 import { Buffer } from "node:buffer";
-import { decodeUtf8, parseBody } from "../pipeline/body.ts";
-import { createKafka, KafkaEventLog } from "../pipeline/kafka.ts";
-import { encodeEnvelope } from "../pipeline/log.ts";
-import { createLogger } from "../pipeline/logger.ts";
-import { Wal } from "../pipeline/wal.ts";
+import { decodeUtf8, parseBody } from "../routes/body.ts";
+import { createKafka, KafkaEventLog } from "../pipeline/kafka/kafka.ts";
+import { encodeEnvelope } from "../pipeline/durable_log.ts";
+import { createLogger } from "../shared/logger.ts";
+import { Wal } from "../pipeline/wal/wal.ts";
 import { validateEvent } from "../pipeline/validate.ts";
 import type { ClientEvent } from "../scripts/events_gen.ts";
 import { type Bench, percentiles, perSec, pick, stopGateway } from "./lib/context.ts";

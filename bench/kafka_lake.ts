@@ -9,13 +9,13 @@
  */
 import { join } from "node:path";
 import { BronzeWriter } from "../lake/bronze.ts";
-import { LakeEngine } from "../lake/engine.ts";
+import { LakeEngine } from "../lake/engine/engine.ts";
 import { fraudThresholds } from "../config.ts";
 import { AlertPipeline, FraudProcessor } from "../pipeline/fraud/alerts.ts";
 import { FraudDetector } from "../pipeline/fraud/detector.ts";
 import { MemoryWindowStore } from "../pipeline/fraud/windows.ts";
-import { createLogger } from "../pipeline/logger.ts";
-import type { Envelope } from "../pipeline/schemas.ts";
+import { createLogger } from "../shared/logger.ts";
+import type { Envelope } from "../shared/schemas.ts";
 import { validateEvent } from "../pipeline/validate.ts";
 import { type Bench, perSec, pick, stopGateway } from "./lib/context.ts";
 import { clientEvents, DEFAULTS, gatewayRecords, meanBytes, VALIDATION } from "./lib/events.ts";

@@ -10,9 +10,9 @@
  * @module
  */
 import { join } from "node:path";
-import { LakeEngine } from "../lake/engine.ts";
+import { LakeEngine } from "../lake/engine/engine.ts";
 import { LakeJobs } from "../lake/jobs.ts";
-import { createLogger } from "../pipeline/logger.ts";
+import { createLogger } from "../shared/logger.ts";
 import { DEFAULTS } from "./lib/events.ts";
 import { TimedEngine } from "./lib/timed_engine.ts";
 import { type Bench, pick, stopGateway } from "./lib/context.ts";

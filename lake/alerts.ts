@@ -7,10 +7,10 @@
  * @module
  */
 import { join } from "node:path";
-import type { Column, LakeEngine } from "./engine.ts";
+import type { Column, LakeEngine } from "./engine/engine.ts";
 import type { Alert, AlertSink } from "../pipeline/fraud/alerts.ts";
 import { isoToMicros } from "../pipeline/validate.ts";
-import { syncDir } from "../pipeline/wal.ts";
+import { syncDir } from "../pipeline/wal/wal.ts";
 import { makeDurableOrRecycle } from "./bronze.ts";
 import type { LakeRoot } from "./disk.ts";
 

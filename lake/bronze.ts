@@ -17,10 +17,10 @@
  * @module
  */
 import { dirname, join } from "node:path";
-import { type Column, LakeEngine } from "./engine.ts";
-import { type Envelope, EVENT_TYPES, OTHER_TYPE } from "../pipeline/schemas.ts";
+import { type Column, LakeEngine } from "./engine/engine.ts";
+import { type Envelope, EVENT_TYPES, OTHER_TYPE } from "../shared/schemas.ts";
 import { isoToMicros } from "../pipeline/validate.ts";
-import { syncDir, writeAll } from "../pipeline/wal.ts";
+import { syncDir, writeAll } from "../pipeline/wal/wal.ts";
 import type { LakeRoot } from "./disk.ts";
 
 /** The bronze table's directory under the lake root. */

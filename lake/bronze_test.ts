@@ -10,9 +10,9 @@ import {
   partitionDir,
   writeFileDurably,
 } from "./bronze.ts";
-import { LakeEngine } from "./engine.ts";
+import { LakeEngine } from "./engine/engine.ts";
 import { parquetFiles, readBronze, testEvent } from "../tests/lake_helpers.ts";
-import { withLake as withLakeIn } from "./testing.ts";
+import { withLake as withLakeIn } from "./engine/testing.ts";
 
 function rows(
   from: number,

@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import { type BronzeRow, BronzeWriter } from "./bronze.ts";
 import { LakeGoneError, LakeRoot, probeLakeDisk } from "./disk.ts";
 import { LakeJobs } from "./jobs.ts";
-import { withLake } from "./testing.ts";
-import { createLogger } from "../pipeline/logger.ts";
+import { withLake } from "./engine/testing.ts";
+import { createLogger } from "../shared/logger.ts";
 import { readBronze, testEvent } from "../tests/lake_helpers.ts";
 
 const rows = (from: number, to: number): BronzeRow[] =>

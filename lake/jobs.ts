@@ -12,12 +12,12 @@
  * @module
  */
 import { join } from "node:path";
-import type { Logger } from "../pipeline/logger.ts";
-import type { LakeEngine } from "./engine.ts";
-import { type GoldOptions, type GoldStats, runGold } from "./gold.ts";
+import type { Logger } from "../shared/logger.ts";
+import type { LakeEngine } from "./engine/engine.ts";
+import { type GoldOptions, type GoldStats, runGold } from "./gold/gold.ts";
 import { JOB_FILES } from "./layout.ts";
 import type { LakeRoot } from "./disk.ts";
-import { runSilver, type SilverOptions, type SilverStats } from "./silver.ts";
+import { runSilver, type SilverOptions, type SilverStats } from "./silver/silver.ts";
 
 /** The jobs a caller may run; `all` is silver then gold. */
 export const JOBS = ["silver", "gold", "all"] as const;

@@ -1,12 +1,12 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { testEvent } from "../tests/lake_helpers.ts";
-import { createLogger } from "../pipeline/logger.ts";
+import { createLogger } from "../shared/logger.ts";
 import { BronzeWriter } from "./bronze.ts";
-import { LakeEngine } from "./engine.ts";
+import { LakeEngine } from "./engine/engine.ts";
 import { isJobName, JOBS, LakeJobs } from "./jobs.ts";
 import { JOB_FILES } from "./layout.ts";
-import { withLake as withLakeIn } from "./testing.ts";
+import { withLake as withLakeIn } from "./engine/testing.ts";
 
 const withLake = (fn: (lake: string, engine: LakeEngine) => Promise<void>) =>
   withLakeIn("jobs_test_", fn);

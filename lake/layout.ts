@@ -16,7 +16,7 @@
  * @module
  */
 import { join } from "node:path";
-import { DOMAINS, EVENT_TYPES, OTHER_TYPE } from "../pipeline/schemas.ts";
+import { DOMAINS, EVENT_TYPES, OTHER_TYPE } from "../shared/schemas.ts";
 import { BRONZE_EVENTS } from "./bronze.ts";
 
 /** A valid calendar-shaped date, `YYYY-MM-DD`. */

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { OverloadedError, ShuttingDownError } from "./errors.ts";
+import { OverloadedError, ShuttingDownError } from "../shared/errors.ts";
 
 /** Options of {@link GroupCommitter}. */
 export interface GroupCommitOptions {

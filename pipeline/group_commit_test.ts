@@ -2,7 +2,7 @@
 //
 // jsr: is not reachable on these machines, so assertions use node:assert.
 import assert from "node:assert/strict";
-import { OverloadedError, ShuttingDownError } from "./errors.ts";
+import { OverloadedError, ShuttingDownError } from "../shared/errors.ts";
 import { GroupCommitter } from "./group_commit.ts";
 
 /** A flush call the test finishes by hand. */

@@ -5,11 +5,11 @@
  *
  * @module
  */
-import type { BodyItem } from "./body.ts";
-import { OverloadedError } from "./errors.ts";
-import type { DeadLetter, DeadLetterSink, EventLog } from "./log.ts";
-import { type Metrics, typeOf } from "./metrics.ts";
-import type { Envelope } from "./schemas.ts";
+import type { BodyItem } from "../routes/body.ts";
+import { OverloadedError } from "../shared/errors.ts";
+import type { DeadLetter, DeadLetterSink, EventLog } from "./durable_log.ts";
+import { type Metrics, typeOf } from "../shared/metrics.ts";
+import type { Envelope } from "../shared/schemas.ts";
 import { type Issue, validateEvent, type ValidationOptions } from "./validate.ts";
 
 /** One rejected event of a request. */

@@ -8,10 +8,10 @@
  */
 import type { BronzeBatch, BronzeRow, BronzeWriteResult } from "../lake/bronze.ts";
 import type { EventProcessor } from "./fraud/alerts.ts";
-import type { DeadLetter, DeadLetterSink, LogRecord, RecordHandler } from "./log.ts";
-import { type Metrics, typeOf } from "./metrics.ts";
+import type { DeadLetter, DeadLetterSink, LogRecord, RecordHandler } from "./durable_log.ts";
+import { type Metrics, typeOf } from "../shared/metrics.ts";
 import { recordEventId, validateEvent, type ValidationOptions } from "./validate.ts";
-import { WAL_TOPIC } from "./wal.ts";
+import { WAL_TOPIC } from "./wal/wal.ts";
 
 /** The largest distance from the epoch a `Date` holds, in ms. */
 const MAX_DATE_MS = 8.64e15;

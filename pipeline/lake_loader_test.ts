@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import type { BronzeBatch, BronzeWriteResult } from "../lake/bronze.ts";
 import { LakeLoader } from "./lake_loader.ts";
-import type { DeadLetter } from "./log.ts";
+import type { DeadLetter } from "./durable_log.ts";
 
 function loader(batches: BronzeBatch[], letters: DeadLetter[]) {
   return new LakeLoader(

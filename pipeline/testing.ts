@@ -4,8 +4,8 @@
  *
  * @module
  */
-import type { DeadLetter, DeadLetterSink, EventLog } from "./log.ts";
-import type { Envelope, EventType } from "./schemas.ts";
+import type { DeadLetter, DeadLetterSink, EventLog } from "./durable_log.ts";
+import type { Envelope, EventType } from "../shared/schemas.ts";
 
 /** How a double answers: normally, with an error, or never (until released or closed). */
 export type Mode = "ok" | "fail" | "hang";

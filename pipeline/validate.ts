@@ -13,7 +13,7 @@ import {
   OTHER_TYPE,
   type PartitionType,
   PAYLOADS,
-} from "./schemas.ts";
+} from "../shared/schemas.ts";
 
 /** One thing wrong with an event. */
 export interface Issue {

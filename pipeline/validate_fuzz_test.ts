@@ -15,8 +15,8 @@ import {
   partitionDate,
   partitionDir,
 } from "../lake/bronze.ts";
-import { LakeEngine } from "../lake/engine.ts";
-import { EVENT_TYPES, type EventType, OTHER_TYPE, PAYLOADS, TYPE_NAME } from "./schemas.ts";
+import { LakeEngine } from "../lake/engine/engine.ts";
+import { EVENT_TYPES, type EventType, OTHER_TYPE, PAYLOADS, TYPE_NAME } from "../shared/schemas.ts";
 import {
   type EventContext,
   type Validated,

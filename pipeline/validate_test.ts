@@ -2,7 +2,7 @@
 //
 // jsr: is not reachable on these machines, so assertions use node:assert.
 import assert from "node:assert/strict";
-import { allJsonSchemas, EVENT_TYPES, IncomingEnvelope, OTHER_TYPE } from "./schemas.ts";
+import { allJsonSchemas, EVENT_TYPES, IncomingEnvelope, OTHER_TYPE } from "../shared/schemas.ts";
 import {
   type EventContext,
   isoToMicros,

@@ -3,9 +3,9 @@
 import assert from "node:assert/strict";
 import { Hono } from "hono";
 import { requestId } from "hono/request-id";
-import { LakeEngine } from "../lake/engine.ts";
+import { LakeEngine } from "../lake/engine/engine.ts";
 import { type JobName, type JobReport, LakeJobs } from "../lake/jobs.ts";
-import { silentLogger } from "../pipeline/logger.ts";
+import { silentLogger } from "../shared/logger.ts";
 import { adminRoutes, safeEqual } from "./admin.ts";
 
 const TOKEN = "s3cret-token-with-enough-entropy";

@@ -9,11 +9,11 @@
 import { Hono, type MiddlewareHandler } from "hono";
 import { requestId } from "hono/request-id";
 import type { LakeJobs } from "../lake/jobs.ts";
-import type { LakeQuery } from "../lake/query.ts";
-import type { BodyLimits } from "../pipeline/body.ts";
+import type { LakeQuery } from "../lake/query/query.ts";
+import type { BodyLimits } from "./body.ts";
 import type { Ingestor } from "../pipeline/ingest.ts";
-import type { Logger } from "../pipeline/logger.ts";
-import type { RateLimitGuard } from "../pipeline/ratelimit.ts";
+import type { Logger } from "../shared/logger.ts";
+import type { RateLimitGuard } from "./ratelimit/ratelimit.ts";
 import { adminRoutes } from "./admin.ts";
 import { type ApiKey, apiKeyAuth, type AuthEnv, type HmacMode, rateLimit } from "./auth.ts";
 import { dashboardRoutes } from "./dashboard.ts";

@@ -33,9 +33,9 @@
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { Context, MiddlewareHandler, Next } from "hono";
-import { LimitExceededError } from "../pipeline/errors.ts";
-import type { Logger } from "../pipeline/logger.ts";
-import type { RateLimitGuard } from "../pipeline/ratelimit.ts";
+import { LimitExceededError } from "../shared/errors.ts";
+import type { Logger } from "../shared/logger.ts";
+import type { RateLimitGuard } from "./ratelimit/ratelimit.ts";
 
 /** One configured API key. */
 export interface ApiKey {

@@ -7,14 +7,14 @@
 import assert from "node:assert/strict";
 import { Hono } from "hono";
 import { requestId } from "hono/request-id";
-import { readBody } from "../pipeline/body.ts";
-import { createLogger, type Logger, silentLogger } from "../pipeline/logger.ts";
+import { readBody } from "./body.ts";
+import { createLogger, type Logger, silentLogger } from "../shared/logger.ts";
 import {
   MemoryRateLimiter,
   type RateLimitDecision,
   type RateLimiter,
   RateLimitGuard,
-} from "../pipeline/ratelimit.ts";
+} from "./ratelimit/ratelimit.ts";
 import type { MiddlewareHandler } from "hono";
 import {
   type ApiKey,
@@ -27,8 +27,8 @@ import {
   signBody,
 } from "./auth.ts";
 import { Ingestor } from "../pipeline/ingest.ts";
-import type { DeadLetterSink, EventLog } from "../pipeline/log.ts";
-import type { Envelope } from "../pipeline/schemas.ts";
+import type { DeadLetterSink, EventLog } from "../pipeline/durable_log.ts";
+import type { Envelope } from "../shared/schemas.ts";
 import { errorHandler } from "./errors.ts";
 import { eventRoutes } from "./events.ts";
 

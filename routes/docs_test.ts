@@ -2,10 +2,10 @@
 // The page in a real browser is tests/docs_page_test.ts.
 import assert from "node:assert/strict";
 import type { z } from "zod";
-import { querySchemas } from "../lake/query.ts";
+import { querySchemas } from "../lake/query/query.ts";
 import type { Ingestor } from "../pipeline/ingest.ts";
-import { silentLogger } from "../pipeline/logger.ts";
-import { EVENT_TYPES } from "../pipeline/schemas.ts";
+import { silentLogger } from "../shared/logger.ts";
+import { EVENT_TYPES } from "../shared/schemas.ts";
 import { DOCS_CSP, docsRoutes } from "./docs.ts";
 import { eventRoutes } from "./events.ts";
 import { eventSchemaName, type OpenApiDocument } from "./openapi.ts";

@@ -12,8 +12,8 @@ import {
   LimitExceededError,
   OverloadedError,
   UnsupportedContentError,
-} from "../pipeline/errors.ts";
-import type { Logger } from "../pipeline/logger.ts";
+} from "../shared/errors.ts";
+import type { Logger } from "../shared/logger.ts";
 
 /** The status and error code of an error. */
 export function toErrorStatus(err: unknown): { status: ContentfulStatusCode; code: string } {

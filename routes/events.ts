@@ -5,11 +5,11 @@
  */
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
-import { type BodyLimits, decodeUtf8, isNdjson, parseBody, readBody } from "../pipeline/body.ts";
-import { OverloadedError } from "../pipeline/errors.ts";
+import { type BodyLimits, decodeUtf8, isNdjson, parseBody, readBody } from "./body.ts";
+import { OverloadedError } from "../shared/errors.ts";
 import type { Ingestor } from "../pipeline/ingest.ts";
-import type { Logger } from "../pipeline/logger.ts";
-import { allJsonSchemas, EVENT_TYPES, type EventType } from "../pipeline/schemas.ts";
+import type { Logger } from "../shared/logger.ts";
+import { allJsonSchemas, EVENT_TYPES, type EventType } from "../shared/schemas.ts";
 
 /** Options of {@link eventRoutes}. */
 export interface EventRoutesOptions {

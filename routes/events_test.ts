@@ -3,10 +3,10 @@
 //
 // jsr: is not reachable on these machines, so assertions use node:assert.
 import assert from "node:assert/strict";
-import { type BodyLimits, parseBody } from "../pipeline/body.ts";
+import { type BodyLimits, parseBody } from "./body.ts";
 import { Ingestor } from "../pipeline/ingest.ts";
-import { silentLogger } from "../pipeline/logger.ts";
-import { EVENT_TYPES } from "../pipeline/schemas.ts";
+import { silentLogger } from "../shared/logger.ts";
+import { EVENT_TYPES } from "../shared/schemas.ts";
 import { internalError, MemoryDeadLetters, MemoryLog } from "../pipeline/testing.ts";
 import type { ValidationOptions } from "../pipeline/validate.ts";
 import { createApp } from "./app.ts";

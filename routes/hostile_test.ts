@@ -8,11 +8,11 @@
 import assert from "node:assert/strict";
 import { dirname, join } from "node:path";
 import { BronzeWriter } from "../lake/bronze.ts";
-import { type Column, LakeEngine } from "../lake/engine.ts";
-import { LakeQuery } from "../lake/query.ts";
-import type { BodyLimits } from "../pipeline/body.ts";
+import { type Column, LakeEngine } from "../lake/engine/engine.ts";
+import { LakeQuery } from "../lake/query/query.ts";
+import type { BodyLimits } from "./body.ts";
 import { Ingestor } from "../pipeline/ingest.ts";
-import { silentLogger } from "../pipeline/logger.ts";
+import { silentLogger } from "../shared/logger.ts";
 import { testEvent } from "../tests/lake_helpers.ts";
 import { createApp } from "./app.ts";
 import { gzipZeros, MemoryDeadLetters, MemoryLog } from "../pipeline/testing.ts";

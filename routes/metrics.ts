@@ -13,7 +13,7 @@ import {
   METRICS_CONTENT_TYPE,
   type ThrottleLagOptions,
   throttleLagProbe,
-} from "../pipeline/metrics.ts";
+} from "../shared/metrics.ts";
 
 /** The `route` label of a request that matched no route (a 404 from `app.notFound`). */
 export const UNMATCHED_ROUTE = "unmatched";

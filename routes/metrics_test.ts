@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { requestId } from "hono/request-id";
-import { Metrics, METRICS_CONTENT_TYPE, type PartitionLag } from "../pipeline/metrics.ts";
+import { Metrics, METRICS_CONTENT_TYPE, type PartitionLag } from "../shared/metrics.ts";
 import { labelValues, sampleValue } from "../tests/metrics_helpers.ts";
 import { httpMetrics, metricsRoutes, UNMATCHED_ROUTE } from "./metrics.ts";
 

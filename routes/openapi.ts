@@ -22,10 +22,10 @@ import {
   SEVERITIES,
   type StatsOut,
   type UserOut,
-} from "../lake/query.ts";
+} from "../lake/query/query.ts";
 import type { Rejection } from "../pipeline/ingest.ts";
 import type { FiredRule, RuleDecision } from "../pipeline/fraud/rules.ts";
-import { EVENT_TYPES, eventJsonSchema, type EventType } from "../pipeline/schemas.ts";
+import { EVENT_TYPES, eventJsonSchema, type EventType } from "../shared/schemas.ts";
 import type { Issue } from "../pipeline/validate.ts";
 
 /** An OpenAPI document as plain JSON. */

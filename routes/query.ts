@@ -8,7 +8,7 @@
  * @module
  */
 import { type Context, Hono } from "hono";
-import { InvalidQueryError, type LakeQuery } from "../lake/query.ts";
+import { InvalidQueryError, type LakeQuery } from "../lake/query/query.ts";
 
 /** Options of {@link queryRoutes}. */
 export interface QueryRoutesOptions {

@@ -8,9 +8,9 @@
  * @module
  */
 import { Hono } from "hono";
-import { decodeUtf8, parseBody, readBody } from "../pipeline/body.ts";
-import type { BodyLimits } from "../pipeline/body.ts";
-import { InvalidBodyError } from "../pipeline/errors.ts";
+import { decodeUtf8, parseBody, readBody } from "./body.ts";
+import type { BodyLimits } from "./body.ts";
+import { InvalidBodyError } from "../shared/errors.ts";
 import type { FraudDetector } from "../pipeline/fraud/detector.ts";
 import { validateEvent, type ValidationOptions } from "../pipeline/validate.ts";
 

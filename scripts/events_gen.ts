@@ -10,7 +10,7 @@
  *
  * @module
  */
-import type { EventType } from "../pipeline/schemas.ts";
+import type { EventType } from "../shared/schemas.ts";
 
 /** A small, fast, seedable PRNG (mulberry32). */
 export function prng(seed: number): () => number {

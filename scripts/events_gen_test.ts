@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { FraudDetector, type ScoredEvent } from "../pipeline/fraud/detector.ts";
 import { DEFAULT_THRESHOLDS } from "../pipeline/fraud/rules.ts";
 import { MemoryWindowStore } from "../pipeline/fraud/windows.ts";
-import { EVENT_TYPES } from "../pipeline/schemas.ts";
+import { EVENT_TYPES } from "../shared/schemas.ts";
 import { validateEvent, type ValidationOptions } from "../pipeline/validate.ts";
 import {
   BOT_LOGINS,

@@ -25,9 +25,9 @@
  */
 import { LakeAlertSink } from "../lake/alerts.ts";
 import { type BronzeRow, BronzeWriter } from "../lake/bronze.ts";
-import { LakeEngine } from "../lake/engine.ts";
+import { LakeEngine } from "../lake/engine/engine.ts";
 import type { Alert } from "../pipeline/fraud/alerts.ts";
-import type { Envelope, EventType, PartitionType } from "../pipeline/schemas.ts";
+import type { Envelope, EventType, PartitionType } from "../shared/schemas.ts";
 import { microsToIso } from "../pipeline/validate.ts";
 import { EventFactory, prng } from "./events_gen.ts";
 

@@ -13,9 +13,9 @@
  * @module
  */
 import { ConfigError, loadConfig } from "../config.ts";
-import { LakeEngine } from "../lake/engine.ts";
+import { LakeEngine } from "../lake/engine/engine.ts";
 import { isJobName, JOBS, LakeJobs } from "../lake/jobs.ts";
-import { createLogger, type Level } from "../pipeline/logger.ts";
+import { createLogger, type Level } from "../shared/logger.ts";
 
 function usage(message: string): never {
   console.error(`${message}\nUsage: deno run -A scripts/jobs.ts [${JOBS.join("|")}] [--lake DIR]`);

@@ -66,7 +66,7 @@ Deno.test("compile task: every --include and --exclude names a file that exists"
   const included = flagValues(args, "--include");
   const excluded = flagValues(args, "--exclude");
   // The worker is started from a URL at run time: nothing imports it statically.
-  assert.ok(included.includes("lake/duckdb_worker.ts"), "the DuckDB worker is included");
+  assert.ok(included.includes("lake/engine/duckdb_worker.ts"), "the DuckDB worker is included");
   for (const wasm of ["duckdb-mvp.wasm", "duckdb-coi.wasm"]) {
     assert.ok(excluded.some((p) => p.endsWith(`/${wasm}`)), `${wasm} is excluded`);
   }

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { LakeEngine } from "../lake/engine.ts";
+import { LakeEngine } from "../lake/engine/engine.ts";
 import {
   assertCleanStop,
   clientEvent,

@@ -21,7 +21,7 @@ import { produce, removeDir, setup, teardown } from "./kafka_helpers.ts";
 import { readBronze } from "./lake_helpers.ts";
 import { sampleValue } from "./metrics_helpers.ts";
 import { startPrivateBroker } from "./private_broker.ts";
-import { LakeEngine } from "../lake/engine.ts";
+import { LakeEngine } from "../lake/engine/engine.ts";
 import { assertExactlyOnce, startClients } from "./clients.ts";
 
 /** `deno task soak` sets SOAK=N: N times the kills and the traffic of the CI run. */

@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { join, relative, sep } from "node:path";
-import { LakeEngine } from "../lake/engine.ts";
+import { LakeEngine } from "../lake/engine/engine.ts";
 import { assertCleanStop, clientEvent, startGateway, waitFor } from "./gateway_process.ts";
 import { filesUnder, readBronze } from "./lake_helpers.ts";
 import { gzipZeros } from "../pipeline/testing.ts";

@@ -7,7 +7,7 @@
  */
 import { join } from "node:path";
 import { Kafka, logLevel, Partitioners } from "kafkajs";
-import { LakeEngine } from "../lake/engine.ts";
+import { LakeEngine } from "../lake/engine/engine.ts";
 
 export const BROKERS = Deno.env.get("KAFKA_BROKERS") ?? "127.0.0.1:9092";
 export const kafka = new Kafka({

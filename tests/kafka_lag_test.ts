@@ -4,7 +4,7 @@
 // jsr: is not reachable on these machines, so assertions use node:assert.
 import assert from "node:assert/strict";
 import { Partitioners } from "kafkajs";
-import { KafkaLag } from "../pipeline/kafka.ts";
+import { KafkaLag } from "../pipeline/kafka/kafka.ts";
 import { kafka, setup, teardown } from "./kafka_helpers.ts";
 
 Deno.test("KafkaLag.read() is the high watermark minus the committed offset, per partition", async () => {

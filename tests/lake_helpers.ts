@@ -6,8 +6,8 @@
  */
 import { dirname, join, sep as SEP } from "node:path";
 import { BRONZE_EVENTS } from "../lake/bronze.ts";
-import type { Column, LakeEngine } from "../lake/engine.ts";
-import type { Envelope } from "../pipeline/schemas.ts";
+import type { Column, LakeEngine } from "../lake/engine/engine.ts";
+import type { Envelope } from "../shared/schemas.ts";
 
 /** One bronze row as read back. */
 export interface BronzeReadRow {

@@ -10,7 +10,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import type { RateLimiter } from "../pipeline/ratelimit.ts";
+import type { RateLimiter } from "../routes/ratelimit/ratelimit.ts";
 
 /** What a contract test gets; `make()` returns a fresh one per test. */
 export interface RateLimiterFixture {

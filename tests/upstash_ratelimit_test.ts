@@ -8,8 +8,8 @@
  */
 import assert from "node:assert/strict";
 import { Hono } from "hono";
-import { RateLimitGuard } from "../pipeline/ratelimit.ts";
-import { UpstashRateLimiter } from "../pipeline/upstash_ratelimit.ts";
+import { RateLimitGuard } from "../routes/ratelimit/ratelimit.ts";
+import { UpstashRateLimiter } from "../routes/ratelimit/upstash.ts";
 import { apiKeyAuth, rateLimit } from "../routes/auth.ts";
 import { startUpstashBridge } from "./fixtures/upstash_bridge.ts";
 import { rateLimiterContract } from "./rate_limiter_contract.ts";

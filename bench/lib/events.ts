@@ -6,8 +6,8 @@
  * @module
  */
 import { type Config, loadConfig } from "../../config.ts";
-import { encodeEnvelope } from "../../pipeline/log.ts";
-import type { Envelope } from "../../pipeline/schemas.ts";
+import { encodeEnvelope } from "../../pipeline/durable_log.ts";
+import type { Envelope } from "../../shared/schemas.ts";
 import { validateEvent, type ValidationOptions } from "../../pipeline/validate.ts";
 import { type ClientEvent, createScenario } from "../../scripts/events_gen.ts";
 

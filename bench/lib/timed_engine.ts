@@ -4,8 +4,8 @@
  *
  * @module
  */
-import { type Column, type ColumnarResult, LakeEngine, type Param } from "../../lake/engine.ts";
-import type { CastSpec } from "../../lake/silver_cast.ts";
+import { type Column, type ColumnarResult, LakeEngine, type Param } from "../../lake/engine/engine.ts";
+import type { CastSpec } from "../../lake/silver/cast.ts";
 
 /** A statement's shape: quoted text, lists and numbers blanked out, the first words kept. */
 function shape(sql: string): string {

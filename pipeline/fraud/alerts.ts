@@ -11,9 +11,9 @@
  *
  * @module
  */
-import type { Metrics } from "../metrics.ts";
-import type { Envelope } from "../schemas.ts";
-import type { Logger } from "../logger.ts";
+import type { Metrics } from "../../shared/metrics.ts";
+import type { Envelope } from "../../shared/schemas.ts";
+import type { Logger } from "../../shared/logger.ts";
 import type { AlertCandidate, FraudDetector, ScoredEvent, WindowEvent } from "./detector.ts";
 import type { FiredRule } from "./rules.ts";
 

@@ -2,10 +2,10 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { alertFile, LakeAlertSink } from "../../lake/alerts.ts";
-import { LakeEngine } from "../../lake/engine.ts";
+import { LakeEngine } from "../../lake/engine/engine.ts";
 import { readAlerts } from "../../tests/lake_helpers.ts";
-import { createLogger } from "../logger.ts";
-import type { Envelope } from "../schemas.ts";
+import { createLogger } from "../../shared/logger.ts";
+import type { Envelope } from "../../shared/schemas.ts";
 import {
   type Alert,
   AlertPipeline,

@@ -10,8 +10,8 @@
  *
  * @module
  */
-import type { Metrics } from "../metrics.ts";
-import type { Envelope } from "../schemas.ts";
+import type { Metrics } from "../../shared/metrics.ts";
+import type { Envelope } from "../../shared/schemas.ts";
 import { nameUuid } from "../validate.ts";
 import { evaluate, type Facts, isApiFailure, type RuleDecision, type Thresholds } from "./rules.ts";
 import type { Scored, WindowOp, WindowResult, WindowStore } from "./windows.ts";

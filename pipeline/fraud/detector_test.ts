@@ -1,7 +1,7 @@
 // The fraud rules end to end through the detector and the in-memory window store. Time is the
 // events' occurred_at, so every scenario is written with explicit times: no timers, no sleeping.
 import assert from "node:assert/strict";
-import type { Envelope } from "../schemas.ts";
+import type { Envelope } from "../../shared/schemas.ts";
 import { alertIdOf, FraudDetector, type ScoredEvent } from "./detector.ts";
 import { combine, DEFAULT_THRESHOLDS, evaluate } from "./rules.ts";
 import { MemoryWindowStore, type WindowOp, type WindowStore } from "./windows.ts";

@@ -25,7 +25,7 @@
 
 import { Ollama } from "ollama";
 import { z } from "zod";
-import type { LlmOutcome, Metrics } from "../metrics.ts";
+import type { LlmOutcome, Metrics } from "../../shared/metrics.ts";
 import type { WindowEvent } from "./detector.ts";
 
 export type { WindowEvent };

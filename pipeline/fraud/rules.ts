@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { Envelope } from "../schemas.ts";
+import type { Envelope } from "../../shared/schemas.ts";
 
 /** How bad a fired rule is; each maps to a weight in the rule score. */
 export type Severity = "low" | "medium" | "high" | "critical";

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { CastSpec } from "./silver_cast.ts";
+import type { CastSpec } from "../silver/cast.ts";
 
 /** One column of a table to write. */
 export type Column =

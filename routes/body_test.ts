@@ -12,7 +12,7 @@ import {
   parseBody,
   readBody,
 } from "./body.ts";
-import { InvalidBodyError, LimitExceededError, UnsupportedContentError } from "./errors.ts";
+import { InvalidBodyError, LimitExceededError, UnsupportedContentError } from "../shared/errors.ts";
 
 const LIMITS: BodyLimits = { maxBytes: 1 << 20, maxEvents: 100, maxDepth: 8 };
 

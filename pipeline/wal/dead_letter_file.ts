@@ -6,8 +6,8 @@
  * @module
  */
 import { join } from "node:path";
-import { GroupCommitter } from "./group_commit.ts";
-import type { DeadLetter, DeadLetterSink } from "./log.ts";
+import { GroupCommitter } from "../group_commit.ts";
+import type { DeadLetter, DeadLetterSink } from "../durable_log.ts";
 import { syncDir, writeAll } from "./wal.ts";
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });

@@ -10,15 +10,15 @@
  * @module
  */
 import { join } from "node:path";
-import { GroupCommitter } from "./group_commit.ts";
+import { GroupCommitter } from "../group_commit.ts";
 import {
   encodeEnvelope,
   type EventLog,
   type LogInput,
   type LogRecord,
   type RecordHandler,
-} from "./log.ts";
-import type { Envelope } from "./schemas.ts";
+} from "../durable_log.ts";
+import type { Envelope } from "../../shared/schemas.ts";
 
 /** The topic name WAL records carry, so bronze files name their origin as Kafka ones do. */
 export const WAL_TOPIC = "wal";

@@ -10,7 +10,7 @@
  * @module
  */
 import type { Issue } from "./validate.ts";
-import type { Envelope } from "./schemas.ts";
+import type { Envelope } from "../shared/schemas.ts";
 
 /** One record of a durable, offset-addressed log: a Kafka partition or the embedded WAL. */
 export interface LogRecord {

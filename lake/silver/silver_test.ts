@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { filesUnder, testEvent } from "../tests/lake_helpers.ts";
-import type { Envelope } from "../pipeline/schemas.ts";
-import { isoToMicros } from "../pipeline/validate.ts";
-import { BronzeWriter, writeFileDurably } from "./bronze.ts";
-import { LakeEngine } from "./engine.ts";
+import { filesUnder, testEvent } from "../../tests/lake_helpers.ts";
+import type { Envelope } from "../../shared/schemas.ts";
+import { isoToMicros } from "../../pipeline/validate.ts";
+import { BronzeWriter, writeFileDurably } from "../bronze.ts";
+import { LakeEngine } from "../engine/engine.ts";
 import {
   bronzeProgressFile,
   type Domain,
@@ -14,7 +14,7 @@ import {
   SILVER_DOMAINS,
   sqlFileList,
   TABLES,
-} from "./layout.ts";
+} from "../layout.ts";
 import {
   castPayload,
   readSilverProgress,
@@ -22,7 +22,7 @@ import {
   SILVER_SPECS,
   type SilverStats,
 } from "./silver.ts";
-import { withLake as withLakeIn } from "./testing.ts";
+import { withLake as withLakeIn } from "../engine/testing.ts";
 
 const withLake = (fn: (lake: string, engine: LakeEngine) => Promise<void>) =>
   withLakeIn("silver_test_", fn);

@@ -22,7 +22,7 @@
  * @module
  */
 import { Ratelimit } from "@upstash/ratelimit";
-import { createUpstashClient } from "./fraud/upstash.ts";
+import { createUpstashClient } from "../../pipeline/fraud/upstash.ts";
 import { checkPolicy, type RateLimitDecision, type RateLimiter } from "./ratelimit.ts";
 
 /** Options of {@link UpstashRateLimiter}. */

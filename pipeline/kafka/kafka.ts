@@ -16,7 +16,7 @@ import {
   Partitioners,
   type Producer,
 } from "kafkajs";
-import { GroupCommitter } from "./group_commit.ts";
+import { GroupCommitter } from "../group_commit.ts";
 import {
   type DeadLetter,
   type DeadLetterSink,
@@ -25,11 +25,11 @@ import {
   type LogInput,
   type LogRecord,
   type RecordHandler,
-} from "./log.ts";
-import type { PartitionLag } from "./metrics.ts";
-import type { Envelope } from "./schemas.ts";
-import type { Logger } from "./logger.ts";
-import type { Alert, AlertSink } from "./fraud/alerts.ts";
+} from "../durable_log.ts";
+import type { PartitionLag } from "../../shared/metrics.ts";
+import type { Envelope } from "../../shared/schemas.ts";
+import type { Logger } from "../../shared/logger.ts";
+import type { Alert, AlertSink } from "../fraud/alerts.ts";
 
 /** Connection settings shared by producers and consumers. */
 export interface KafkaOptions {

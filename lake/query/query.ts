@@ -27,11 +27,11 @@
  */
 import { join, resolve } from "node:path";
 import { z } from "zod";
-import type { LakeEngine, Param } from "./engine.ts";
-import { listBronzeFiles, listDates, partitionFile, TABLES } from "./layout.ts";
-import { OverloadedError } from "../pipeline/errors.ts";
-import { EVENT_TYPES, OTHER_TYPE } from "../pipeline/schemas.ts";
-import { isoToMicros, microsToIso } from "../pipeline/validate.ts";
+import type { LakeEngine, Param } from "../engine/engine.ts";
+import { listBronzeFiles, listDates, partitionFile, TABLES } from "../layout.ts";
+import { OverloadedError } from "../../shared/errors.ts";
+import { EVENT_TYPES, OTHER_TYPE } from "../../shared/schemas.ts";
+import { isoToMicros, microsToIso } from "../../pipeline/validate.ts";
 
 const HOUR_US = 3_600_000_000;
 const DAY_US = 86_400_000_000;

@@ -1,14 +1,14 @@
 // LakeQuery over a real DuckDB engine and small lakes in temp directories.
 import assert from "node:assert/strict";
 import { dirname, join } from "node:path";
-import { LakeAlertSink } from "./alerts.ts";
-import { type BronzeRow, BronzeWriter } from "./bronze.ts";
-import { LakeEngine } from "./engine.ts";
-import { partitionFile, TABLES } from "./layout.ts";
+import { LakeAlertSink } from "../alerts.ts";
+import { type BronzeRow, BronzeWriter } from "../bronze.ts";
+import { LakeEngine } from "../engine/engine.ts";
+import { partitionFile, TABLES } from "../layout.ts";
 import { chunkList, InvalidQueryError, LakeQuery } from "./query.ts";
-import type { Alert } from "../pipeline/fraud/alerts.ts";
-import type { Envelope } from "../pipeline/schemas.ts";
-import { testEvent } from "../tests/lake_helpers.ts";
+import type { Alert } from "../../pipeline/fraud/alerts.ts";
+import type { Envelope } from "../../shared/schemas.ts";
+import { testEvent } from "../../tests/lake_helpers.ts";
 
 const NOW = Date.parse("2026-03-10T12:00:00Z");
 

@@ -20,9 +20,9 @@
  */
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import { EVENT_TYPES } from "../pipeline/schemas.ts";
-import { removeIfExists, writeFileDurably } from "./bronze.ts";
-import type { LakeEngine } from "./engine.ts";
+import { EVENT_TYPES } from "../../shared/schemas.ts";
+import { removeIfExists, writeFileDurably } from "../bronze.ts";
+import type { LakeEngine } from "../engine/engine.ts";
 import {
   dateToDay,
   dayToDate,
@@ -36,14 +36,14 @@ import {
   SILVER_DOMAINS,
   sqlPath,
   TABLES,
-} from "./layout.ts";
+} from "../layout.ts";
 import {
   createTempFrom,
   parquetColumns,
   readSilverProgress,
   replaceFile,
   SILVER_SPECS,
-} from "./silver.ts";
+} from "../silver/silver.ts";
 
 /** `_progress/gold.json`. */
 export interface GoldProgress {

@@ -8,11 +8,11 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import fc from "fast-check";
-import { LakeAlertSink } from "./alerts.ts";
-import { BronzeWriter } from "./bronze.ts";
-import { LakeEngine } from "./engine.ts";
+import { LakeAlertSink } from "../alerts.ts";
+import { BronzeWriter } from "../bronze.ts";
+import { LakeEngine } from "../engine/engine.ts";
 import { fnv1a, InvalidQueryError, LakeQuery, QUERY_TYPES, SEVERITIES } from "./query.ts";
-import { plantMarkerRows, testEvent } from "../tests/lake_helpers.ts";
+import { plantMarkerRows, testEvent } from "../../tests/lake_helpers.ts";
 
 const SEED = Number(Deno.env.get("FUZZ_SEED") ?? 20_240_501);
 const SCALE = Number(Deno.env.get("FUZZ_RUNS") ?? 1);

@@ -6,15 +6,15 @@ import assert from "node:assert/strict";
 import { startFakeOllama } from "../tests/fixtures/fake_ollama.ts";
 import { labelValues, parseSamples, sampleValue } from "../tests/metrics_helpers.ts";
 import type { BronzeBatch, BronzeWriteResult } from "../lake/bronze.ts";
-import type { BodyItem } from "./body.ts";
-import { AlertPipeline, type AlertSink } from "./fraud/alerts.ts";
-import { alertIdOf, FraudDetector, summarize } from "./fraud/detector.ts";
-import { LlmJudge, outcomeKind } from "./fraud/ollama.ts";
-import { DEFAULT_THRESHOLDS } from "./fraud/rules.ts";
-import type { WindowStore } from "./fraud/windows.ts";
-import { Ingestor } from "./ingest.ts";
-import { LakeLoader } from "./lake_loader.ts";
-import type { LogRecord } from "./log.ts";
+import type { BodyItem } from "../routes/body.ts";
+import { AlertPipeline, type AlertSink } from "../pipeline/fraud/alerts.ts";
+import { alertIdOf, FraudDetector, summarize } from "../pipeline/fraud/detector.ts";
+import { LlmJudge, outcomeKind } from "../pipeline/fraud/ollama.ts";
+import { DEFAULT_THRESHOLDS } from "../pipeline/fraud/rules.ts";
+import type { WindowStore } from "../pipeline/fraud/windows.ts";
+import { Ingestor } from "../pipeline/ingest.ts";
+import { LakeLoader } from "../pipeline/lake_loader.ts";
+import type { LogRecord } from "../pipeline/durable_log.ts";
 import { createLogger } from "./logger.ts";
 import {
   BUCKETS,
@@ -27,9 +27,9 @@ import {
   walLagProbe,
 } from "./metrics.ts";
 import type { Envelope } from "./schemas.ts";
-import type { ValidationOptions } from "./validate.ts";
-import { WAL_TOPIC } from "./wal.ts";
-import { MemoryDeadLetters, MemoryLog } from "./testing.ts";
+import type { ValidationOptions } from "../pipeline/validate.ts";
+import { WAL_TOPIC } from "../pipeline/wal/wal.ts";
+import { MemoryDeadLetters, MemoryLog } from "../pipeline/testing.ts";
 
 const NOW_MS = Date.parse("2026-05-01T12:00:00Z");
 const VALIDATION: ValidationOptions = {

@@ -6,10 +6,10 @@
  *
  * @module
  */
-import type { Column, ColumnarResult, EngineRequest, EngineResponse } from "./engine_protocol.ts";
-import type { CastSpec } from "./silver_cast.ts";
+import type { Column, ColumnarResult, EngineRequest, EngineResponse } from "./protocol.ts";
+import type { CastSpec } from "../silver/cast.ts";
 
-export type { Column, ColumnarResult } from "./engine_protocol.ts";
+export type { Column, ColumnarResult } from "./protocol.ts";
 
 /** A parameter bound to a query; values are never spliced into SQL text. */
 export type Param = string | number | boolean | null;

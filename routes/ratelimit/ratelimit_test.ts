@@ -7,8 +7,8 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { rateLimiterContract } from "../tests/rate_limiter_contract.ts";
-import { createLogger } from "./logger.ts";
+import { rateLimiterContract } from "../../tests/rate_limiter_contract.ts";
+import { createLogger } from "../../shared/logger.ts";
 import {
   type DegradedEvent,
   MemoryRateLimiter,
@@ -16,7 +16,7 @@ import {
   type RateLimiter,
   RateLimitGuard,
 } from "./ratelimit.ts";
-import { UpstashRateLimiter } from "./upstash_ratelimit.ts";
+import { UpstashRateLimiter } from "./upstash.ts";
 
 const T0 = 1_700_000_000_000;
 

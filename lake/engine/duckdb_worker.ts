@@ -12,8 +12,8 @@
 import { fileURLToPath } from "node:url";
 import * as duckdb from "@duckdb/duckdb-wasm/dist/duckdb-node-blocking.cjs";
 import * as arrow from "apache-arrow";
-import type { Column, ColumnarResult, EngineRequest, EngineResponse } from "./engine_protocol.ts";
-import { castRow, type FieldKind } from "./silver_cast.ts";
+import type { Column, ColumnarResult, EngineRequest, EngineResponse } from "./protocol.ts";
+import { castRow, type FieldKind } from "../silver/cast.ts";
 
 /**
  * A path, not a URL: DuckDB reads it with `fs.readFileSync`. In a `deno compile` binary it lies in

@@ -16,9 +16,9 @@
  * @module
  */
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
-import { RULES } from "./fraud/rules.ts";
+import { RULES } from "../pipeline/fraud/rules.ts";
 import { EVENT_TYPES, OTHER_TYPE } from "./schemas.ts";
-import { WAL_TOPIC } from "./wal.ts";
+import { WAL_TOPIC } from "../pipeline/wal/wal.ts";
 
 /** The `Content-Type` of the Prometheus text exposition format. */
 export const METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";

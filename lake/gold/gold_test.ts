@@ -1,20 +1,20 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { testEvent } from "../tests/lake_helpers.ts";
-import type { Alert } from "../pipeline/fraud/alerts.ts";
-import type { Envelope } from "../pipeline/schemas.ts";
-import { LakeAlertSink } from "./alerts.ts";
-import { BronzeWriter } from "./bronze.ts";
-import { LakeEngine } from "./engine.ts";
+import { testEvent } from "../../tests/lake_helpers.ts";
+import type { Alert } from "../../pipeline/fraud/alerts.ts";
+import type { Envelope } from "../../shared/schemas.ts";
+import { LakeAlertSink } from "../alerts.ts";
+import { BronzeWriter } from "../bronze.ts";
+import { LakeEngine } from "../engine/engine.ts";
 import {
   DAILY_TYPE_METRICS_COLUMNS,
   readGoldProgress,
   runGold,
   USER_DAILY_FEATURES_COLUMNS,
 } from "./gold.ts";
-import { JOB_FILES, listDates, partitionFile, sqlFileList, TABLES } from "./layout.ts";
-import { runSilver } from "./silver.ts";
-import { withLake as withLakeIn } from "./testing.ts";
+import { JOB_FILES, listDates, partitionFile, sqlFileList, TABLES } from "../layout.ts";
+import { runSilver } from "../silver/silver.ts";
+import { withLake as withLakeIn } from "../engine/testing.ts";
 
 const D1 = "2026-11-20", D2 = "2026-11-21";
 

@@ -37,10 +37,10 @@
  */
 import { join } from "node:path";
 import { z } from "zod";
-import { DOMAINS, EVENT_TYPES, type EventType, PAYLOADS } from "../pipeline/schemas.ts";
-import { syncDir } from "../pipeline/wal.ts";
-import { makeDurable, removeIfExists, writeFileDurably } from "./bronze.ts";
-import type { LakeEngine } from "./engine.ts";
+import { DOMAINS, EVENT_TYPES, type EventType, PAYLOADS } from "../../shared/schemas.ts";
+import { syncDir } from "../../pipeline/wal/wal.ts";
+import { makeDurable, removeIfExists, writeFileDurably } from "../bronze.ts";
+import type { LakeEngine } from "../engine/engine.ts";
 import {
   type BronzeFile,
   bronzeProgressFile,
@@ -58,10 +58,10 @@ import {
   sqlPath,
   sqlReadParquet,
   TABLES,
-} from "./layout.ts";
-import { type CastResult, castRow, type CastSpec, type FieldKind } from "./silver_cast.ts";
+} from "../layout.ts";
+import { type CastResult, castRow, type CastSpec, type FieldKind } from "./cast.ts";
 
-export type { CastResult, CastSpec, FieldKind } from "./silver_cast.ts";
+export type { CastResult, CastSpec, FieldKind } from "./cast.ts";
 
 // ─── Column specs ───────────────────────────────────────────────────────────────────────────────
 

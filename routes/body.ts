@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { InvalidBodyError, LimitExceededError, UnsupportedContentError } from "./errors.ts";
+import { InvalidBodyError, LimitExceededError, UnsupportedContentError } from "../shared/errors.ts";
 
 /** Limits on one body. */
 export interface BodyLimits {

@@ -18,7 +18,7 @@
  *
  * @module
  */
-import type { Logger } from "./logger.ts";
+import type { Logger } from "../../shared/logger.ts";
 
 /** The answer to one request. */
 export interface RateLimitDecision {

@@ -3,9 +3,9 @@
 // jsr: is not reachable on these machines, so assertions use node:assert.
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { ShuttingDownError } from "./errors.ts";
-import type { LogRecord } from "./log.ts";
-import type { Envelope } from "./schemas.ts";
+import { ShuttingDownError } from "../../shared/errors.ts";
+import type { LogRecord } from "../durable_log.ts";
+import type { Envelope } from "../../shared/schemas.ts";
 import { crc32, Wal, WAL_TOPIC, WalEventLog, WalInput } from "./wal.ts";
 
 const encoder = new TextEncoder();

@@ -14,7 +14,7 @@ import {
   parseBody,
   readBody,
 } from "./body.ts";
-import { InvalidBodyError, LimitExceededError, UnsupportedContentError } from "./errors.ts";
+import { InvalidBodyError, LimitExceededError, UnsupportedContentError } from "../shared/errors.ts";
 
 const SEED = Number(Deno.env.get("FUZZ_SEED") ?? 20_240_501);
 const SCALE = Number(Deno.env.get("FUZZ_RUNS") ?? 1);
