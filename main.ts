@@ -39,8 +39,13 @@ import {
 import { LakeLoader } from "./pipeline/lake_loader.ts";
 import type { DeadLetterSink, EventLog, LogInput } from "./pipeline/durable_log.ts";
 import { createLogger } from "./shared/logger.ts";
-import { instrumentLakeJobs, type LagProbe, Metrics, walLagProbe } from "./shared/metrics.ts";
-import { MemoryRateLimiter, type RateLimiter, RateLimitGuard } from "./routes/ratelimit/ratelimit.ts";
+import { instrumentLakeJobs, type LagProbe, Metrics } from "./shared/metrics.ts";
+import { walLagProbe } from "./pipeline/wal/wal.ts";
+import {
+  MemoryRateLimiter,
+  type RateLimiter,
+  RateLimitGuard,
+} from "./routes/ratelimit/ratelimit.ts";
 import { UpstashRateLimiter } from "./routes/ratelimit/upstash.ts";
 import type { ValidationOptions } from "./pipeline/validate.ts";
 import { Wal, WAL_TOPIC, WalEventLog, WalInput } from "./pipeline/wal/wal.ts";

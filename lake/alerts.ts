@@ -8,9 +8,9 @@
  */
 import { join } from "node:path";
 import type { Column, LakeEngine } from "./engine/engine.ts";
-import type { Alert, AlertSink } from "../pipeline/fraud/alerts.ts";
-import { isoToMicros } from "../pipeline/validate.ts";
-import { syncDir } from "../pipeline/wal/wal.ts";
+import { type Alert, maxSeverity } from "../shared/alert.ts";
+import { isoToMicros } from "../shared/time.ts";
+import { syncDir } from "../shared/fs.ts";
 import { makeDurableOrRecycle } from "./bronze.ts";
 import type { LakeRoot } from "./disk.ts";
 
@@ -26,15 +26,6 @@ export function alertFile(lakeDir: string, alert: Pick<Alert, "alert_id" | "occu
   if (!UUID.test(alert.alert_id)) throw new Error(`Invalid alert id "${alert.alert_id}"`);
   if (!DATE.test(dt)) throw new Error(`Invalid alert date "${dt}"`);
   return join(lakeDir, ALERTS_TABLE, `dt=${dt}`, `${alert.alert_id}.parquet`);
-}
-
-const SEVERITY_ORDER = ["low", "medium", "high", "critical"] as const;
-
-/** The highest severity among an alert's rules ("low" when none). */
-export function maxSeverity(a: Pick<Alert, "rules">): string {
-  let best = 0;
-  for (const r of a.rules) best = Math.max(best, SEVERITY_ORDER.indexOf(r.severity));
-  return SEVERITY_ORDER[best]!;
 }
 
 function columns(a: Alert): Record<string, Column> {
@@ -66,7 +57,7 @@ function columns(a: Alert): Record<string, Column> {
 }
 
 /** Writes alerts into the lake, one durable file each (staging, fsync, rename, fsync dir). */
-export class LakeAlertSink implements AlertSink {
+export class LakeAlertSink {
   readonly name = "lake";
   readonly #engine: LakeEngine;
   readonly #lakeDir: string;

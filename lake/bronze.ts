@@ -16,12 +16,12 @@
  *
  * @module
  */
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { type Column, LakeEngine } from "./engine/engine.ts";
 import { type Envelope, EVENT_TYPES, OTHER_TYPE } from "../shared/schemas.ts";
-import { isoToMicros } from "../pipeline/validate.ts";
-import { syncDir, writeAll } from "../pipeline/wal/wal.ts";
+import { isoToMicros } from "../shared/time.ts";
 import type { LakeRoot } from "./disk.ts";
+import { removeIfExists, syncDir, writeFileDurably } from "../shared/fs.ts";
 
 /** The bronze table's directory under the lake root. */
 export const BRONZE_EVENTS = join("bronze", "events");
@@ -190,19 +190,6 @@ export class BronzeWriter {
   }
 }
 
-/** Replaces a file atomically: write a temporary file, fsync it, rename it over, fsync the directory. */
-export async function writeFileDurably(path: string, text: string): Promise<void> {
-  const tmp = `${path}.tmp`;
-  {
-    using f = await Deno.open(tmp, { create: true, write: true, truncate: true });
-    const data = new TextEncoder().encode(text);
-    await writeAll(f, data);
-    await f.sync();
-  }
-  await Deno.rename(tmp, path);
-  await syncDir(dirname(path));
-}
-
 /** A Parquet file DuckDB said it wrote, but that does not start and end with `PAR1`. */
 export class CorruptParquetError extends Error {
   constructor(path: string, why: string) {
@@ -243,14 +230,6 @@ async function readFull(f: Deno.FsFile, into: Uint8Array): Promise<void> {
     const n = await f.read(into.subarray(at));
     if (n === null) throw new Error("Unexpected end of file");
     at += n;
-  }
-}
-
-export async function removeIfExists(path: string): Promise<void> {
-  try {
-    await Deno.remove(path, { recursive: true });
-  } catch (err) {
-    if (!(err instanceof Deno.errors.NotFound)) throw err;
   }
 }
 

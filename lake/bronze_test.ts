@@ -8,8 +8,8 @@ import {
   CorruptParquetError,
   makeDurable,
   partitionDir,
-  writeFileDurably,
 } from "./bronze.ts";
+import { writeFileDurably } from "../shared/fs.ts";
 import { LakeEngine } from "./engine/engine.ts";
 import { parquetFiles, readBronze, testEvent } from "../tests/lake_helpers.ts";
 import { withLake as withLakeIn } from "./engine/testing.ts";

@@ -18,9 +18,8 @@
 import { join } from "node:path";
 import { DOMAINS, EVENT_TYPES, OTHER_TYPE } from "../shared/schemas.ts";
 import { BRONZE_EVENTS } from "./bronze.ts";
+import { DATE } from "../shared/time.ts";
 
-/** A valid calendar-shaped date, `YYYY-MM-DD`. */
-export const DATE = /^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$/;
 const BRONZE_NAME = /^([A-Za-z0-9._-]{1,249})\+(\d+)\+(\d{20})\+(\d{20})\.parquet$/;
 
 /** The silver domains, one table each. */
@@ -122,11 +121,6 @@ export function sqlFileList(paths: readonly string[]): string {
   return `[${paths.map((p) => `'${p.replaceAll("'", "''")}'`).join(", ")}]`;
 }
 
-/** The UTC date `days` after (or before) a `YYYY-MM-DD` date. */
-export function addDays(dt: string, days: number): string {
-  return new Date(Date.parse(`${dt}T00:00:00Z`) + days * 86_400_000).toISOString().slice(0, 10);
-}
-
 /**
  * A DuckDB string literal of one file path (`COPY … TO '…'`, `read_parquet('…')`). Same rule as
  * {@link sqlFileList}: only for paths this module built or listed.
@@ -206,22 +200,6 @@ export const JOB_FILES = {
 /** Where a job stages files before renaming them into place (same filesystem as the tables). */
 export function jobStagingDir(lakeDir: string, job: "silver" | "gold"): string {
   return join(lakeDir, "_staging", job);
-}
-
-/** The UTC date (`YYYY-MM-DD`) of a time in µs since the epoch. */
-export function microsToDate(us: number): string {
-  return new Date(Math.floor(us / 1000)).toISOString().slice(0, 10);
-}
-
-/** Days since 1970-01-01 of a `YYYY-MM-DD` date (what `epoch_us(ts) // 86400000000` gives). */
-export function dateToDay(dt: string): number {
-  if (!DATE.test(dt)) throw new Error(`Invalid date "${dt}"`);
-  return Math.floor(Date.parse(`${dt}T00:00:00Z`) / 86_400_000);
-}
-
-/** The `YYYY-MM-DD` date of a day number (days since 1970-01-01). */
-export function dayToDate(day: number): string {
-  return new Date(day * 86_400_000).toISOString().slice(0, 10);
 }
 
 /**

@@ -5,12 +5,16 @@
  *
  * @module
  */
-import type { BodyItem } from "../routes/body.ts";
 import { OverloadedError } from "../shared/errors.ts";
 import type { DeadLetter, DeadLetterSink, EventLog } from "./durable_log.ts";
 import { type Metrics, typeOf } from "../shared/metrics.ts";
 import type { Envelope } from "../shared/schemas.ts";
 import { type Issue, validateEvent, type ValidationOptions } from "./validate.ts";
+
+/** One item of a body: a parsed value, or an NDJSON line that could not be parsed. */
+export type BodyItem =
+  | { ok: true; value: unknown; raw: string }
+  | { ok: false; raw: string; message: string };
 
 /** One rejected event of a request. */
 export interface Rejection {

@@ -10,7 +10,8 @@ import type { BronzeBatch, BronzeRow, BronzeWriteResult } from "../lake/bronze.t
 import type { EventProcessor } from "./fraud/alerts.ts";
 import type { DeadLetter, DeadLetterSink, LogRecord, RecordHandler } from "./durable_log.ts";
 import { type Metrics, typeOf } from "../shared/metrics.ts";
-import { recordEventId, validateEvent, type ValidationOptions } from "./validate.ts";
+import { validateEvent, type ValidationOptions } from "./validate.ts";
+import { recordEventId } from "../shared/ids.ts";
 import { WAL_TOPIC } from "./wal/wal.ts";
 
 /** The largest distance from the epoch a `Date` holds, in ms. */

@@ -5,7 +5,6 @@
  *
  * @module
  */
-import { createHash } from "node:crypto";
 import type { z } from "zod";
 import {
   type Envelope,
@@ -14,6 +13,7 @@ import {
   type PartitionType,
   PAYLOADS,
 } from "../shared/schemas.ts";
+import { isoToMicros, microsToIso } from "../shared/time.ts";
 
 /** One thing wrong with an event. */
 export interface Issue {
@@ -164,42 +164,6 @@ function unknownKeysMessage(keys: string[]): string {
   const more = keys.length - shown.length;
   return `Unrecognized key${keys.length === 1 ? "" : "s"}: ${shown.join(", ")}${
     more > 0 ? ` and ${more} more` : ""
-  }`;
-}
-
-/** Microseconds since the epoch of an ISO-8601 date-time with offset (already validated). */
-export function isoToMicros(iso: string): number {
-  const ms = Date.parse(iso);
-  const frac = /\.(\d+)/.exec(iso)?.[1] ?? "";
-  // Date.parse keeps milliseconds; the 4th–6th fraction digits are added back here. They always
-  // move the instant forward, before 1970 too (Date.parse already floors to the millisecond).
-  const extra = Number(frac.slice(3, 6).padEnd(3, "0"));
-  return ms * 1000 + extra;
-}
-
-/** ISO-8601 in UTC with microseconds, e.g. `2024-05-01T12:00:00.123456Z`. */
-export function microsToIso(us: number): string {
-  const ms = Math.floor(us / 1000);
-  const rest = us - ms * 1000;
-  return new Date(ms).toISOString().replace("Z", String(rest).padStart(3, "0") + "Z");
-}
-
-/**
- * A stable event id for a Kafka record that has none: a name-based (v5-style) UUID of its position,
- * so that re-reading the record after a crash gives it the same id.
- */
-export function recordEventId(topic: string, partition: number, offset: number): string {
-  return nameUuid(`${topic}/${partition}/${offset}`);
-}
-
-/** A name-based (version 5 layout, SHA-1) UUID: the same name always gives the same id. */
-export function nameUuid(name: string): string {
-  const h = createHash("sha1").update(name).digest();
-  h[6] = (h[6]! & 0x0f) | 0x50;
-  h[8] = (h[8]! & 0x3f) | 0x80;
-  const hex = h.subarray(0, 16).toString("hex");
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${
-    hex.slice(20)
   }`;
 }
 

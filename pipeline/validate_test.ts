@@ -5,14 +5,13 @@ import assert from "node:assert/strict";
 import { allJsonSchemas, EVENT_TYPES, IncomingEnvelope, OTHER_TYPE } from "../shared/schemas.ts";
 import {
   type EventContext,
-  isoToMicros,
   type Issue,
-  microsToIso,
-  recordEventId,
   type Validated,
   validateEvent,
   type ValidationOptions,
 } from "./validate.ts";
+import { recordEventId } from "../shared/ids.ts";
+import { isoToMicros, microsToIso } from "../shared/time.ts";
 import { MINIMAL_PAYLOADS } from "./testing.ts";
 
 const RECEIVED = "2024-05-01T12:00:00.000Z";

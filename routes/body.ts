@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { BodyItem } from "../pipeline/ingest.ts";
 import { InvalidBodyError, LimitExceededError, UnsupportedContentError } from "../shared/errors.ts";
 
 /** Limits on one body. */
@@ -15,11 +16,6 @@ export interface BodyLimits {
   /** Deepest nesting of arrays and objects, counting the top-level array of a batch. */
   maxDepth: number;
 }
-
-/** One item of a body: a parsed value, or an NDJSON line that could not be parsed. */
-export type BodyItem =
-  | { ok: true; value: unknown; raw: string }
-  | { ok: false; raw: string; message: string };
 
 const NDJSON_TYPES = [
   "application/x-ndjson",

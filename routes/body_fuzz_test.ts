@@ -6,14 +6,8 @@
 // FUZZ_RUNS=<multiplier>.
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import {
-  type BodyItem,
-  type BodyLimits,
-  decodeUtf8,
-  isNdjson,
-  parseBody,
-  readBody,
-} from "./body.ts";
+import { type BodyLimits, decodeUtf8, isNdjson, parseBody, readBody } from "./body.ts";
+import { type BodyItem } from "../pipeline/ingest.ts";
 import { InvalidBodyError, LimitExceededError, UnsupportedContentError } from "../shared/errors.ts";
 
 const SEED = Number(Deno.env.get("FUZZ_SEED") ?? 20_240_501);

@@ -3,7 +3,6 @@
 // jsr: is not reachable on these machines, so assertions use node:assert.
 import assert from "node:assert/strict";
 import {
-  type BodyItem,
   type BodyLimits,
   checkDepth,
   decodeUtf8,
@@ -12,6 +11,7 @@ import {
   parseBody,
   readBody,
 } from "./body.ts";
+import { type BodyItem } from "../pipeline/ingest.ts";
 import { InvalidBodyError, LimitExceededError, UnsupportedContentError } from "../shared/errors.ts";
 
 const LIMITS: BodyLimits = { maxBytes: 1 << 20, maxEvents: 100, maxDepth: 8 };

@@ -19,12 +19,12 @@ import {
   type EventOut,
   type EventsPage,
   querySchemas,
-  SEVERITIES,
   type StatsOut,
   type UserOut,
 } from "../lake/query/query.ts";
 import type { Rejection } from "../pipeline/ingest.ts";
-import type { FiredRule, RuleDecision } from "../pipeline/fraud/rules.ts";
+import type { RuleDecision } from "../pipeline/fraud/rules.ts";
+import { type FiredRule, SEVERITIES } from "../shared/alert.ts";
 import { EVENT_TYPES, eventJsonSchema, type EventType } from "../shared/schemas.ts";
 import type { Issue } from "../pipeline/validate.ts";
 

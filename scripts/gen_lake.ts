@@ -26,9 +26,9 @@
 import { LakeAlertSink } from "../lake/alerts.ts";
 import { type BronzeRow, BronzeWriter } from "../lake/bronze.ts";
 import { LakeEngine } from "../lake/engine/engine.ts";
-import type { Alert } from "../pipeline/fraud/alerts.ts";
+import type { Alert } from "../shared/alert.ts";
 import type { Envelope, EventType, PartitionType } from "../shared/schemas.ts";
-import { microsToIso } from "../pipeline/validate.ts";
+import { microsToIso } from "../shared/time.ts";
 import { EventFactory, prng } from "./events_gen.ts";
 
 export { prng };

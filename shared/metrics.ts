@@ -16,9 +16,8 @@
  * @module
  */
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
-import { RULES } from "../pipeline/fraud/rules.ts";
+import { RULE_NAMES as RULES, SEVERITIES as SEVERITY_LIST } from "./alert.ts";
 import { EVENT_TYPES, OTHER_TYPE } from "./schemas.ts";
-import { WAL_TOPIC } from "../pipeline/wal/wal.ts";
 
 /** The `Content-Type` of the Prometheus text exposition format. */
 export const METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
@@ -75,8 +74,8 @@ export interface LakeJobRun {
 /** HTTP methods kept as they are in the `method` label; any other becomes `OTHER`. */
 const HTTP_METHODS = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]);
 const KNOWN_TYPES = new Set<string>(EVENT_TYPES);
-const RULE_NAMES = new Set<string>(RULES.map((r) => r.name));
-const SEVERITIES = new Set<string>(["low", "medium", "high", "critical"]);
+const RULE_NAMES = new Set<string>(RULES);
+const SEVERITIES = new Set<string>(SEVERITY_LIST);
 const JOB_NAMES = new Set(["silver", "gold", "all"]);
 const JOB_STATUSES = new Set(["ok", "skipped", "failed"]);
 
@@ -374,15 +373,6 @@ export function instrumentLakeJobs<N, R extends LakeJobRun>(
     metrics.lakeJob(report);
     return report;
   };
-}
-
-/** The lag of the embedded log: records appended to the WAL and not yet committed to the lake. */
-export function walLagProbe(
-  wal: { readonly nextOffset: number },
-  input: { readonly committed: number },
-): LagProbe {
-  return () =>
-    Promise.resolve([{ topic: WAL_TOPIC, partition: 0, lag: wal.nextOffset - input.committed }]);
 }
 
 /** Options of {@link throttleLagProbe}. */

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { startFakeOllama } from "../tests/fixtures/fake_ollama.ts";
 import { labelValues, parseSamples, sampleValue } from "../tests/metrics_helpers.ts";
 import type { BronzeBatch, BronzeWriteResult } from "../lake/bronze.ts";
-import type { BodyItem } from "../routes/body.ts";
+import type { BodyItem } from "../pipeline/ingest.ts";
 import { AlertPipeline, type AlertSink } from "../pipeline/fraud/alerts.ts";
 import { alertIdOf, FraudDetector, summarize } from "../pipeline/fraud/detector.ts";
 import { LlmJudge, outcomeKind } from "../pipeline/fraud/ollama.ts";
@@ -24,8 +24,8 @@ import {
   type PartitionLag,
   throttleLagProbe,
   typeLabel,
-  walLagProbe,
 } from "./metrics.ts";
+import { walLagProbe } from "../pipeline/wal/wal.ts";
 import type { Envelope } from "./schemas.ts";
 import type { ValidationOptions } from "../pipeline/validate.ts";
 import { WAL_TOPIC } from "../pipeline/wal/wal.ts";

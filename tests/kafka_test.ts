@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { recordEventId } from "../pipeline/validate.ts";
+import { recordEventId } from "../shared/ids.ts";
 import {
   assertCleanStop,
   clientEvent,

@@ -4,7 +4,12 @@
  *
  * @module
  */
-import { type Column, type ColumnarResult, LakeEngine, type Param } from "../../lake/engine/engine.ts";
+import {
+  type Column,
+  type ColumnarResult,
+  LakeEngine,
+  type Param,
+} from "../../lake/engine/engine.ts";
 import type { CastSpec } from "../../lake/silver/cast.ts";
 
 /** A statement's shape: quoted text, lists and numbers blanked out, the first words kept. */

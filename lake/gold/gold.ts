@@ -21,11 +21,9 @@
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { EVENT_TYPES } from "../../shared/schemas.ts";
-import { removeIfExists, writeFileDurably } from "../bronze.ts";
+import { removeIfExists, writeFileDurably } from "../../shared/fs.ts";
 import type { LakeEngine } from "../engine/engine.ts";
 import {
-  dateToDay,
-  dayToDate,
   type Domain,
   existingPartitionFile,
   JOB_FILES,
@@ -37,6 +35,7 @@ import {
   sqlPath,
   TABLES,
 } from "../layout.ts";
+import { dateToDay, dayToDate } from "../../shared/time.ts";
 import {
   createTempFrom,
   parquetColumns,

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { testEvent } from "../../tests/lake_helpers.ts";
-import type { Alert } from "../../pipeline/fraud/alerts.ts";
+import type { Alert } from "../../shared/alert.ts";
 import type { Envelope } from "../../shared/schemas.ts";
 import { LakeAlertSink } from "../alerts.ts";
 import { BronzeWriter } from "../bronze.ts";

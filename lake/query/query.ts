@@ -31,7 +31,8 @@ import type { LakeEngine, Param } from "../engine/engine.ts";
 import { listBronzeFiles, listDates, partitionFile, TABLES } from "../layout.ts";
 import { OverloadedError } from "../../shared/errors.ts";
 import { EVENT_TYPES, OTHER_TYPE } from "../../shared/schemas.ts";
-import { isoToMicros, microsToIso } from "../../pipeline/validate.ts";
+import { isoToMicros, microsToIso } from "../../shared/time.ts";
+import { SEVERITIES, type Severity } from "../../shared/alert.ts";
 
 const HOUR_US = 3_600_000_000;
 const DAY_US = 86_400_000_000;
@@ -66,8 +67,6 @@ const GLOB_CHARS = /[*?[\](){}!\\]/;
 export const QUERY_TYPES = [...EVENT_TYPES, OTHER_TYPE] as const;
 const PARTITION_TYPES = new Set<string>(QUERY_TYPES);
 /** Alert severities, lowest first. */
-export const SEVERITIES = ["low", "medium", "high", "critical"] as const;
-export type Severity = (typeof SEVERITIES)[number];
 
 /** A query the API refuses; the route answers 400 with the issues. */
 export class InvalidQueryError extends Error {

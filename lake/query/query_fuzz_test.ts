@@ -11,7 +11,8 @@ import fc from "fast-check";
 import { LakeAlertSink } from "../alerts.ts";
 import { BronzeWriter } from "../bronze.ts";
 import { LakeEngine } from "../engine/engine.ts";
-import { fnv1a, InvalidQueryError, LakeQuery, QUERY_TYPES, SEVERITIES } from "./query.ts";
+import { fnv1a, InvalidQueryError, LakeQuery, QUERY_TYPES } from "./query.ts";
+import { SEVERITIES } from "../../shared/alert.ts";
 import { plantMarkerRows, testEvent } from "../../tests/lake_helpers.ts";
 
 const SEED = Number(Deno.env.get("FUZZ_SEED") ?? 20_240_501);

@@ -6,7 +6,7 @@ import { type BronzeRow, BronzeWriter } from "../bronze.ts";
 import { LakeEngine } from "../engine/engine.ts";
 import { partitionFile, TABLES } from "../layout.ts";
 import { chunkList, InvalidQueryError, LakeQuery } from "./query.ts";
-import type { Alert } from "../../pipeline/fraud/alerts.ts";
+import type { Alert } from "../../shared/alert.ts";
 import type { Envelope } from "../../shared/schemas.ts";
 import { testEvent } from "../../tests/lake_helpers.ts";
 

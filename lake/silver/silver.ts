@@ -38,14 +38,14 @@
 import { join } from "node:path";
 import { z } from "zod";
 import { DOMAINS, EVENT_TYPES, type EventType, PAYLOADS } from "../../shared/schemas.ts";
-import { syncDir } from "../../pipeline/wal/wal.ts";
-import { makeDurable, removeIfExists, writeFileDurably } from "../bronze.ts";
+import { syncDir } from "../../shared/fs.ts";
+import { makeDurable } from "../bronze.ts";
+import { removeIfExists, writeFileDurably } from "../../shared/fs.ts";
 import type { LakeEngine } from "../engine/engine.ts";
 import {
   type BronzeFile,
   bronzeProgressFile,
   chunked,
-  DATE,
   type Domain,
   existingPartitionFile,
   JOB_FILES,
@@ -59,6 +59,7 @@ import {
   sqlReadParquet,
   TABLES,
 } from "../layout.ts";
+import { DATE } from "../../shared/time.ts";
 import { type CastResult, castRow, type CastSpec, type FieldKind } from "./cast.ts";
 
 export type { CastResult, CastSpec, FieldKind } from "./cast.ts";

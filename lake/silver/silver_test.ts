@@ -2,8 +2,9 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { filesUnder, testEvent } from "../../tests/lake_helpers.ts";
 import type { Envelope } from "../../shared/schemas.ts";
-import { isoToMicros } from "../../pipeline/validate.ts";
-import { BronzeWriter, writeFileDurably } from "../bronze.ts";
+import { isoToMicros } from "../../shared/time.ts";
+import { BronzeWriter } from "../bronze.ts";
+import { writeFileDurably } from "../../shared/fs.ts";
 import { LakeEngine } from "../engine/engine.ts";
 import {
   bronzeProgressFile,

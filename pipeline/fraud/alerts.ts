@@ -15,38 +15,7 @@ import type { Metrics } from "../../shared/metrics.ts";
 import type { Envelope } from "../../shared/schemas.ts";
 import type { Logger } from "../../shared/logger.ts";
 import type { AlertCandidate, FraudDetector, ScoredEvent, WindowEvent } from "./detector.ts";
-import type { FiredRule } from "./rules.ts";
-
-/** The LLM's part of an alert. */
-export type LlmPart =
-  | {
-    status: "ok";
-    fraud_score: number;
-    verdict: string;
-    rationale: string;
-    model: string;
-    latency_ms: number;
-  }
-  | { status: "unavailable" | "disabled"; reason: string };
-
-/** A fraud alert, as every sink receives it. */
-export interface Alert {
-  alert_id: string;
-  user_id: string;
-  raised_at: string;
-  trigger_event_id: string;
-  trigger_type: string;
-  occurred_at: string;
-  rules: FiredRule[];
-  rule_score: number;
-  llm: LlmPart;
-  /** The LLM's score when it gave one, else the rule score. */
-  fraud_score: number;
-  window: { events: number; types: Record<string, number>; first_at: string; last_at: string };
-  event_ids: string[];
-  /** Why the windows or the LLM could not be used, when they could not. */
-  degraded?: string;
-}
+import type { Alert, LlmPart } from "../../shared/alert.ts";
 
 /** Where alerts go. A resolved send means the sink has them durably. */
 export interface AlertSink {

@@ -7,7 +7,6 @@ import { readAlerts } from "../../tests/lake_helpers.ts";
 import { createLogger } from "../../shared/logger.ts";
 import type { Envelope } from "../../shared/schemas.ts";
 import {
-  type Alert,
   AlertPipeline,
   type AlertSink,
   type Judge,
@@ -15,6 +14,7 @@ import {
   LogAlertSink,
   SUSPICIOUS,
 } from "./alerts.ts";
+import { type Alert } from "../../shared/alert.ts";
 import { type AlertCandidate, alertIdOf, summarize } from "./detector.ts";
 
 function candidate(user = "mallory"): AlertCandidate {

@@ -12,7 +12,7 @@
  */
 import type { Metrics } from "../../shared/metrics.ts";
 import type { Envelope } from "../../shared/schemas.ts";
-import { nameUuid } from "../validate.ts";
+import { nameUuid } from "../../shared/ids.ts";
 import { evaluate, type Facts, isApiFailure, type RuleDecision, type Thresholds } from "./rules.ts";
 import type { Scored, WindowOp, WindowResult, WindowStore } from "./windows.ts";
 

@@ -7,9 +7,7 @@
  * @module
  */
 import type { Envelope } from "../../shared/schemas.ts";
-
-/** How bad a fired rule is; each maps to a weight in the rule score. */
-export type Severity = "low" | "medium" | "high" | "critical";
+import type { FiredRule, RuleName, Severity } from "../../shared/alert.ts";
 
 /** Weight of each severity: the rule score is `1 - Π(1 - weight)` over the rules that fired. */
 export const SEVERITY_WEIGHT: Record<Severity, number> = {
@@ -81,13 +79,6 @@ export interface Facts {
   newCountryAfter?: string[];
 }
 
-/** A rule that fired for an event. */
-export interface FiredRule {
-  name: string;
-  severity: Severity;
-  reason: string;
-}
-
 /** The synchronous rule decision for one event. */
 export interface RuleDecision {
   /** 0..1; 0 when no rule fired. */
@@ -97,7 +88,7 @@ export interface RuleDecision {
 }
 
 interface Rule {
-  name: string;
+  name: RuleName;
   severity: Severity;
   /** The reason when the rule fires, or undefined. */
   check(event: Envelope, facts: Facts, t: Thresholds): string | undefined;

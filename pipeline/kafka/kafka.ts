@@ -29,7 +29,8 @@ import {
 import type { PartitionLag } from "../../shared/metrics.ts";
 import type { Envelope } from "../../shared/schemas.ts";
 import type { Logger } from "../../shared/logger.ts";
-import type { Alert, AlertSink } from "../fraud/alerts.ts";
+import type { AlertSink } from "../fraud/alerts.ts";
+import type { Alert } from "../../shared/alert.ts";
 
 /** Connection settings shared by producers and consumers. */
 export interface KafkaOptions {

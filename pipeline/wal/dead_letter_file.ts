@@ -8,7 +8,7 @@
 import { join } from "node:path";
 import { GroupCommitter } from "../group_commit.ts";
 import type { DeadLetter, DeadLetterSink } from "../durable_log.ts";
-import { syncDir, writeAll } from "./wal.ts";
+import { syncDir, writeAll } from "../../shared/fs.ts";
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 const encoder = new TextEncoder();

@@ -19,6 +19,8 @@ import {
   type RecordHandler,
 } from "../durable_log.ts";
 import type { Envelope } from "../../shared/schemas.ts";
+import { syncDir, writeAll } from "../../shared/fs.ts";
+import type { LagProbe } from "../../shared/metrics.ts";
 
 /** The topic name WAL records carry, so bronze files name their origin as Kafka ones do. */
 export const WAL_TOPIC = "wal";
@@ -303,17 +305,6 @@ async function scanSegment(path: string): Promise<{ count: number; validBytes: n
   return { count, validBytes: at };
 }
 
-/** Writes all of `data`: one write() call may take only part of it. */
-export async function writeAll(file: Deno.FsFile, data: Uint8Array): Promise<void> {
-  for (let n = 0; n < data.byteLength;) n += await file.write(data.subarray(n));
-}
-
-/** fsyncs a directory so that a created or renamed entry survives a crash. */
-export async function syncDir(dir: string): Promise<void> {
-  using d = await Deno.open(dir, { read: true });
-  await d.sync();
-}
-
 const CRC_TABLE = (() => {
   const t = new Uint32Array(256);
   for (let n = 0; n < 256; n++) {
@@ -444,4 +435,13 @@ export class WalInput implements LogInput {
   close(): Promise<void> {
     return this.stop();
   }
+}
+
+/** The lag of the embedded log: records appended to the WAL and not yet committed to the lake. */
+export function walLagProbe(
+  wal: { readonly nextOffset: number },
+  input: { readonly committed: number },
+): LagProbe {
+  return () =>
+    Promise.resolve([{ topic: WAL_TOPIC, partition: 0, lag: wal.nextOffset - input.committed }]);
 }

@@ -1,0 +1,71 @@
+/**
+ * The fraud alert as every layer sees it: the pipeline raises it, the sinks (log, alerts topic,
+ * lake table) deliver it, the query API and the dashboard show it, and metrics label it. The rule
+ * names and severities are part of that contract, so their sets are fixed here.
+ *
+ * @module
+ */
+
+/** How bad a fired rule is, from least to most. */
+export const SEVERITIES = ["low", "medium", "high", "critical"] as const;
+export type Severity = (typeof SEVERITIES)[number];
+
+/** The name of every fraud rule (`pipeline/fraud/rules.ts` defines each one under one of these). */
+export const RULE_NAMES = [
+  "login_burst_then_purchase",
+  "high_frequency_login",
+  "ip_login_burst",
+  "card_velocity",
+  "repeated_login_failures",
+  "high_value_purchase",
+  "rapid_successive_purchases",
+  "high_api_failure_rate",
+  "unusual_location_login",
+  "unusual_time_activity",
+] as const;
+export type RuleName = (typeof RULE_NAMES)[number];
+
+/** The highest severity among an alert's rules ("low" when none). */
+export function maxSeverity(a: { rules: readonly { severity: Severity }[] }): Severity {
+  let best = 0;
+  for (const r of a.rules) best = Math.max(best, SEVERITIES.indexOf(r.severity));
+  return SEVERITIES[best]!;
+}
+
+/** A rule that fired for an event. */
+export interface FiredRule {
+  name: string;
+  severity: Severity;
+  reason: string;
+}
+
+/** The LLM's part of an alert. */
+export type LlmPart =
+  | {
+    status: "ok";
+    fraud_score: number;
+    verdict: string;
+    rationale: string;
+    model: string;
+    latency_ms: number;
+  }
+  | { status: "unavailable" | "disabled"; reason: string };
+
+/** A fraud alert, as every sink receives it. */
+export interface Alert {
+  alert_id: string;
+  user_id: string;
+  raised_at: string;
+  trigger_event_id: string;
+  trigger_type: string;
+  occurred_at: string;
+  rules: FiredRule[];
+  rule_score: number;
+  llm: LlmPart;
+  /** The LLM's score when it gave one, else the rule score. */
+  fraud_score: number;
+  window: { events: number; types: Record<string, number>; first_at: string; last_at: string };
+  event_ids: string[];
+  /** Why the windows or the LLM could not be used, when they could not. */
+  degraded?: string;
+}
