@@ -4,12 +4,12 @@
  *
  * @module
  */
+import { TOPIC_NAME } from "./shared/schemas.ts";
 import { z } from "zod";
 import type { Thresholds } from "./pipeline/fraud/rules.ts";
 import { parseApiKeys } from "./routes/auth.ts";
 
 /** Kafka's own rule for topic names; it also makes a topic safe inside a file name. */
-const TOPIC_NAME = /^[A-Za-z0-9._-]{1,249}$/;
 
 const int = (min: number, max: number) =>
   z.string().trim().regex(/^-?\d+$/, "must be an integer").transform(Number).pipe(

@@ -12,7 +12,8 @@
 import { type Config, ConfigError, consumedTopics, fraudThresholds, loadConfig } from "./config.ts";
 import { LakeAlertSink } from "./lake/alerts.ts";
 import { BronzeWriter } from "./lake/bronze.ts";
-import { LakeRoot, probeLakeDisk } from "./lake/disk.ts";
+import { LocalStore } from "./lake/storage/local.ts";
+import { probeStore } from "./lake/storage/probe.ts";
 import { LakeEngine } from "./lake/engine/engine.ts";
 import { LakeJobs } from "./lake/jobs.ts";
 import { LakeQuery } from "./lake/query/query.ts";
@@ -81,21 +82,15 @@ let lagProbe: LagProbe | undefined, kafkaLag: KafkaLag | undefined;
 const engine = works
   ? new LakeEngine({ recycleAfterRows: config.LAKE_WRITER_RECYCLE_ROWS })
   : undefined;
-// Created once here; writers refuse a LAKE_DIR that later vanishes rather than recreate it empty.
-const lakeRoot = works ? await LakeRoot.open(config.LAKE_DIR) : undefined;
-const bronze = engine && new BronzeWriter(engine, config.LAKE_DIR, { root: lakeRoot });
-if (works) {
-  checks.push({
-    name: "lake disk",
-    critical: true,
-    probe: () => probeLakeDisk(config.LAKE_DIR, { root: lakeRoot }),
-  });
-}
+// Opened (created) once here; it refuses a LAKE_DIR that later vanishes rather than recreate it.
+const store = works ? await LocalStore.open(config.LAKE_DIR) : undefined;
+const bronze = engine && store && new BronzeWriter(engine, store);
+if (store) checks.push({ name: "lake disk", critical: true, probe: () => probeStore(store) });
 
 // The durable log and the dead-letter destination: Kafka, or the local WAL and NDJSON files.
 let log: EventLog | undefined, deadLetters: DeadLetterSink, input: LogInput | undefined;
 const alertSinks: AlertSink[] = [new LogAlertSink(logger)];
-if (engine) alertSinks.push(new LakeAlertSink(engine, config.LAKE_DIR, { root: lakeRoot }));
+if (engine && store) alertSinks.push(new LakeAlertSink(engine, store));
 let drainInput: (timeoutMs: number) => Promise<unknown> = () => Promise.resolve();
 
 if (config.mode === "embedded") {
@@ -249,14 +244,13 @@ if (input && loader) await input.start(loader);
 let jobs: LakeJobs | undefined, query: LakeQuery | undefined;
 const jobsEngine = works ? new LakeEngine({ timeoutMs: config.JOBS_TIMEOUT_MS }) : undefined;
 const queryEngine = works ? new LakeEngine() : undefined;
-if (jobsEngine && queryEngine) {
-  const runner = new LakeJobs(jobsEngine, config.LAKE_DIR, logger.child({ component: "jobs" }), {
+if (jobsEngine && queryEngine && store) {
+  const runner = new LakeJobs(jobsEngine, store, logger.child({ component: "jobs" }), {
     silver: { maxRowsPerRun: config.SILVER_MAX_ROWS_PER_RUN },
-    root: lakeRoot,
   });
   jobs = runner;
   instrumentLakeJobs(runner, metrics); // cron and admin runs alike
-  query = new LakeQuery(queryEngine, config.LAKE_DIR, {
+  query = new LakeQuery(queryEngine, store, {
     maxLimit: config.QUERY_MAX_LIMIT,
     maxRangeDays: config.QUERY_MAX_RANGE_DAYS,
     maxPastDays: config.EVENT_MAX_PAST_DAYS,

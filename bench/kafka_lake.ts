@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { LocalStore } from "../lake/storage/local.ts";
 import { join } from "node:path";
 import { BronzeWriter } from "../lake/bronze.ts";
 import { LakeEngine } from "../lake/engine/engine.ts";
@@ -145,7 +146,7 @@ async function bronzeLimit(b: Bench, envelopes: Envelope[], lakeDir: string): Pr
   const results: Record<string, { rows_per_s: number; rss_growth_mb: number }> = {};
   for (const recycle of [false, true]) {
     const engine = new LakeEngine();
-    const writer = new BronzeWriter(engine, lakeDir);
+    const writer = new BronzeWriter(engine, await LocalStore.open(lakeDir));
     const topic = recycle ? "limit_recycled" : "limit";
     try {
       await writer.write({

@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { LocalStore } from "../lake/storage/local.ts";
 import { join } from "node:path";
 import { LakeEngine } from "../lake/engine/engine.ts";
 import { LakeJobs } from "../lake/jobs.ts";
@@ -215,10 +216,15 @@ export async function benchLake(b: Bench): Promise<void> {
 async function jobStages(b: Bench, lakeDir: string): Promise<void> {
   const engine = new TimedEngine({ timeoutMs: 30 * 60_000 });
   try {
-    const jobs = new LakeJobs(engine, lakeDir, createLogger({ level: "error" }), {
-      recycleEngine: false,
-      silver: { maxRowsPerRun: DEFAULTS.SILVER_MAX_ROWS_PER_RUN },
-    });
+    const jobs = new LakeJobs(
+      engine,
+      await LocalStore.open(lakeDir),
+      createLogger({ level: "error" }),
+      {
+        recycleEngine: false,
+        silver: { maxRowsPerRun: DEFAULTS.SILVER_MAX_ROWS_PER_RUN },
+      },
+    );
     const report = await jobs.run("all");
     const { total_ms, top } = engine.summary(5);
     b.report.details.job_stages = { report, times: engine.times };

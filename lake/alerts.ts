@@ -6,27 +6,11 @@
  *
  * @module
  */
-import { join } from "node:path";
 import type { Column, LakeEngine } from "./engine/engine.ts";
 import { type Alert, maxSeverity } from "../shared/alert.ts";
 import { isoToMicros } from "../shared/time.ts";
-import { syncDir } from "../shared/fs.ts";
-import { makeDurableOrRecycle } from "./bronze.ts";
-import type { LakeRoot } from "./disk.ts";
-
-/** The table's directory under the lake root. */
-export const ALERTS_TABLE = "alerts";
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-const DATE = /^\d{4}-\d{2}-\d{2}$/;
-
-/** The file of one alert; refuses anything but a UUID and a date, so no user string is a path. */
-export function alertFile(lakeDir: string, alert: Pick<Alert, "alert_id" | "occurred_at">): string {
-  const dt = alert.occurred_at.slice(0, 10);
-  if (!UUID.test(alert.alert_id)) throw new Error(`Invalid alert id "${alert.alert_id}"`);
-  if (!DATE.test(dt)) throw new Error(`Invalid alert date "${dt}"`);
-  return join(lakeDir, ALERTS_TABLE, `dt=${dt}`, `${alert.alert_id}.parquet`);
-}
+import { alertKey } from "./layout.ts";
+import type { ObjectStore } from "./storage/store.ts";
 
 function columns(a: Alert): Record<string, Column> {
   const text = (v: string | null): Column => ({ kind: "utf8", values: [v] });
@@ -56,35 +40,22 @@ function columns(a: Alert): Record<string, Column> {
   };
 }
 
-/** Writes alerts into the lake, one durable file each (staging, fsync, rename, fsync dir). */
+/** Writes alerts into the lake, one object each. */
 export class LakeAlertSink {
   readonly name = "lake";
   readonly #engine: LakeEngine;
-  readonly #lakeDir: string;
-  readonly #root: LakeRoot | undefined;
+  readonly #store: ObjectStore;
 
-  /** With `root`, every send first checks the lake is still the directory it was at start. */
-  constructor(engine: LakeEngine, lakeDir: string, options: { root?: LakeRoot | undefined } = {}) {
+  constructor(engine: LakeEngine, store: ObjectStore) {
     this.#engine = engine;
-    this.#lakeDir = lakeDir;
-    this.#root = options.root;
+    this.#store = store;
   }
 
   async send(alerts: Alert[]): Promise<void> {
-    await this.#root?.check();
+    // One whole object per alert id: two sends of one alert (a retry racing a re-score) each
+    // replace it whole, so the table keeps one row per alert.
     for (const a of alerts) {
-      const path = alertFile(this.#lakeDir, a);
-      const staging = join(this.#lakeDir, "_staging", ALERTS_TABLE);
-      await Deno.mkdir(staging, { recursive: true });
-      // A name of its own per write: two sends of one alert (a retry racing a re-score) must not
-      // share a staging file, or one could rename the other's half-written file into place.
-      const tmp = join(staging, `${a.alert_id}.${crypto.randomUUID()}.parquet`);
-      await this.#engine.writeParquet(columns(a), tmp);
-      await makeDurableOrRecycle(this.#engine, tmp);
-      const dir = join(path, "..");
-      await Deno.mkdir(dir, { recursive: true });
-      await Deno.rename(tmp, path);
-      await syncDir(dir);
+      await this.#store.put(alertKey(a), await this.#engine.parquet(columns(a)));
     }
   }
 

@@ -1,16 +1,10 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import {
-  BRONZE_EVENTS,
-  bronzeFileName,
-  type BronzeRow,
-  BronzeWriter,
-  CorruptParquetError,
-  makeDurable,
-  partitionDir,
-} from "./bronze.ts";
+import { type BronzeRow, BronzeWriter } from "./bronze.ts";
 import { writeFileDurably } from "../shared/fs.ts";
-import { LakeEngine } from "./engine/engine.ts";
+import { type LakeEngine, parquetProblem } from "./engine/engine.ts";
+import { bronzeFileKey, bronzeFileName, TABLES } from "./layout.ts";
+import type { LocalStore } from "./storage/local.ts";
 import { parquetFiles, readBronze, testEvent } from "../tests/lake_helpers.ts";
 import { withLake as withLakeIn } from "./engine/testing.ts";
 
@@ -24,10 +18,13 @@ function rows(
   return out;
 }
 
-const withLake = (fn: (lake: string, engine: LakeEngine) => Promise<void>) =>
-  withLakeIn("bronze_test_", fn);
+const withLake = (
+  fn: (lake: string, engine: LakeEngine, store: LocalStore) => Promise<void>,
+) => withLakeIn("bronze_test_", fn);
 
-Deno.test("partitionDir() rejects anything but a date and a known type", async (t) => {
+const NAME = "events+0+00000000000000000000+00000000000000000001.parquet";
+
+Deno.test("bronzeFileKey() rejects anything but a date and a known type", async (t) => {
   for (
     const [dt, type] of [
       ["2026-11-23/..", "login"],
@@ -41,16 +38,16 @@ Deno.test("partitionDir() rejects anything but a date and a known type", async (
     ]
   ) {
     await t.step(`${JSON.stringify(dt)} / ${JSON.stringify(type)}`, () => {
-      assert.throws(() => partitionDir("/lake", dt!, type!), /Invalid partition/);
+      assert.throws(() => bronzeFileKey(dt!, type!, NAME), /Invalid partition/);
     });
   }
   assert.equal(
-    partitionDir("/lake", "2026-11-23", "login"),
-    "/lake/bronze/events/dt=2026-11-23/type=login",
+    bronzeFileKey("2026-11-23", "login", NAME),
+    `bronze/events/dt=2026-11-23/type=login/${NAME}`,
   );
   assert.equal(
-    partitionDir("/lake", "2026-11-23", "other"),
-    "/lake/bronze/events/dt=2026-11-23/type=other",
+    bronzeFileKey("2026-11-23", "other", NAME),
+    `bronze/events/dt=2026-11-23/type=other/${NAME}`,
   );
 });
 
@@ -67,8 +64,8 @@ Deno.test("bronzeFileName() is deterministic, sortable and refuses unsafe topics
 });
 
 Deno.test("BronzeWriter.write() stores hive-partitioned Parquet with µs timestamps", async () => {
-  await withLake(async (lake, engine) => {
-    const writer = new BronzeWriter(engine, lake);
+  await withLake(async (lake, engine, store) => {
+    const writer = new BronzeWriter(engine, store);
     const batch = rows(0, 3, (o) =>
       testEvent({
         user_id: `u${o}`,
@@ -129,8 +126,8 @@ Deno.test("BronzeWriter.write() stores hive-partitioned Parquet with µs timesta
 });
 
 Deno.test("BronzeWriter.write() never duplicates a re-delivered offset", async (t) => {
-  await withLake(async (lake, engine) => {
-    const writer = new BronzeWriter(engine, lake);
+  await withLake(async (lake, engine, store) => {
+    const writer = new BronzeWriter(engine, store);
     const all = rows(0, 299);
     await writer.write({
       topic: "events",
@@ -186,8 +183,8 @@ Deno.test("BronzeWriter.write() never duplicates a re-delivered offset", async (
 });
 
 Deno.test("BronzeWriter.write() removes the files of a batch a crash left half-written", async () => {
-  await withLake(async (lake, engine) => {
-    const writer = new BronzeWriter(engine, lake);
+  await withLake(async (lake, engine, store) => {
+    const writer = new BronzeWriter(engine, store);
     await writer.write({
       topic: "events",
       partition: 0,
@@ -198,7 +195,7 @@ Deno.test("BronzeWriter.write() removes the files of a batch a crash left half-w
     // A crash after one of the batch's files was renamed into place, before progress moved on.
     const orphan =
       "bronze/events/dt=2026-11-23/type=login/events+0+00000000000000000010+00000000000000000019.parquet";
-    const kept = (await parquetFiles(join(lake, BRONZE_EVENTS)))[0]!;
+    const kept = (await parquetFiles(join(lake, TABLES.bronze)))[0]!;
     await Deno.copyFile(kept, join(lake, orphan));
     await writeFileDurably(
       join(lake, "_progress", "bronze", "events+0.json"),
@@ -219,10 +216,10 @@ Deno.test("BronzeWriter.write() removes the files of a batch a crash left half-w
 });
 
 Deno.test("BronzeWriter.write() keeps exactly once when two writers race on one partition", async () => {
-  await withLake(async (lake, engine) => {
+  await withLake(async (lake, engine, store) => {
     // Two consumers that both think they own the partition (a rebalance in the middle).
-    const a = new BronzeWriter(engine, lake);
-    const b = new BronzeWriter(engine, lake);
+    const a = new BronzeWriter(engine, store);
+    const b = new BronzeWriter(engine, store);
     const all = rows(0, 999);
     await Promise.all([
       a.write({
@@ -256,18 +253,12 @@ Deno.test("BronzeWriter.write() keeps exactly once when two writers race on one 
   });
 });
 
-Deno.test("makeDurable() refuses a .parquet file without the PAR1 magic at both ends", async () => {
-  await withLake(async (lake) => {
-    const bad = join(lake, "bad.parquet");
-    await Deno.writeTextFile(bad, '{"event_id":"payload text where Parquet should be"}');
-    await assert.rejects(makeDurable(bad), CorruptParquetError);
-    await Deno.writeTextFile(bad, "PAR1");
-    await assert.rejects(makeDurable(bad), /only 4 bytes/);
-    const good = join(lake, "good.parquet");
-    await Deno.writeTextFile(good, "PAR1 footer-ish bytes PAR1");
-    assert.equal(await makeDurable(good), 26);
-    const text = join(lake, "progress.json");
-    await Deno.writeTextFile(text, "{}");
-    assert.equal(await makeDurable(text), 2, "other files are not checked");
-  });
+Deno.test("parquetProblem() refuses bytes without the PAR1 magic at both ends", () => {
+  const bytes = (text: string) => new TextEncoder().encode(text);
+  assert.equal(
+    parquetProblem(bytes('{"event_id":"payload text where Parquet should be"}')),
+    "no PAR1 magic",
+  );
+  assert.match(parquetProblem(bytes("PAR1")) ?? "", /only 4 bytes/);
+  assert.equal(parquetProblem(bytes("PAR1 footer-ish bytes PAR1")), undefined);
 });

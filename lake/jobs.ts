@@ -11,12 +11,11 @@
  *
  * @module
  */
-import { join } from "node:path";
 import type { Logger } from "../shared/logger.ts";
 import type { LakeEngine } from "./engine/engine.ts";
 import { type GoldOptions, type GoldStats, runGold } from "./gold/gold.ts";
-import { JOB_FILES } from "./layout.ts";
-import type { LakeRoot } from "./disk.ts";
+import { JOB_KEYS } from "./layout.ts";
+import type { Lock, LockingStore } from "./storage/store.ts";
 import { runSilver, type SilverOptions, type SilverStats } from "./silver/silver.ts";
 
 /** The jobs a caller may run; `all` is silver then gold. */
@@ -69,14 +68,12 @@ export interface LakeJobsOptions {
   gold?: GoldOptions;
   /** Recycle the engine after a run that did work (frees its memory). @default true */
   recycleEngine?: boolean;
-  /** The lake as it was at start: a run on a lake gone or replaced fails before it writes. */
-  root?: LakeRoot | undefined;
 }
 
 /** Runs silver and gold on a lake, one run at a time. */
 export class LakeJobs {
   readonly #engine: LakeEngine;
-  readonly #lakeDir: string;
+  readonly #store: LockingStore;
   readonly #logger: Logger;
   readonly #opts: LakeJobsOptions;
   #running: JobName | undefined;
@@ -87,9 +84,14 @@ export class LakeJobs {
     all: { runs: 0, failures: 0, skipped: 0 },
   };
 
-  constructor(engine: LakeEngine, lakeDir: string, logger: Logger, opts: LakeJobsOptions = {}) {
+  constructor(
+    engine: LakeEngine,
+    store: LockingStore,
+    logger: Logger,
+    opts: LakeJobsOptions = {},
+  ) {
     this.#engine = engine;
-    this.#lakeDir = lakeDir;
+    this.#store = store;
     this.#logger = logger;
     this.#opts = opts;
   }
@@ -113,17 +115,16 @@ export class LakeJobs {
       files: 0,
       partitions: 0,
     };
-    const gone = await this.#opts.root?.check().then(() => undefined, (err: Error) => err);
-    if (gone) {
-      report.status = "failed";
-      report.error = gone.message;
-      return this.#finish(name, report, started);
-    }
-    let lock: Deno.FsFile | undefined;
+    let lock: Lock | undefined;
     if (!this.#running) {
       this.#running = name; // claimed before the first await: concurrent calls see it
       try {
-        lock = await this.#tryLock();
+        lock = await this.#store.lock(JOB_KEYS.lock, { wait: false });
+      } catch (err) {
+        // A lake gone or replaced: the run fails before it writes anything.
+        report.status = "failed";
+        report.error = err instanceof Error ? err.message : String(err);
+        return this.#finish(name, report, started);
       } finally {
         if (!lock) this.#running = undefined;
       }
@@ -138,7 +139,7 @@ export class LakeJobs {
     let worked = false;
     try {
       if (name === "silver" || name === "all") {
-        const s = await runSilver(this.#engine, this.#lakeDir, this.#opts.silver);
+        const s = await runSilver(this.#engine, this.#store, this.#opts.silver);
         report.silver = s;
         report.rows += s.rows_in;
         report.files += s.files_read;
@@ -146,7 +147,7 @@ export class LakeJobs {
         worked ||= s.batches_read > 0;
       }
       if (name === "gold" || name === "all") {
-        const g = await runGold(this.#engine, this.#lakeDir, this.#opts.gold);
+        const g = await runGold(this.#engine, this.#store, this.#opts.gold);
         report.gold = g;
         report.rows += g.rows.user_daily_features + g.rows.daily_type_metrics;
         report.partitions += g.partitions_rewritten;
@@ -158,11 +159,7 @@ export class LakeJobs {
       worked = true;
     } finally {
       this.#running = undefined;
-      try {
-        await lock.unlock();
-      } finally {
-        lock.close();
-      }
+      await lock.release();
       if (worked && this.#opts.recycleEngine !== false) this.#engine.recycle();
     }
     return this.#finish(name, report, started);
@@ -185,20 +182,6 @@ export class LakeJobs {
       this.#logger.error("Lake job failed", { ...fields, err: report.error });
     } else this.#logger.info("Lake job finished", fields);
     return report;
-  }
-
-  async #tryLock(): Promise<Deno.FsFile | undefined> {
-    const path = join(this.#lakeDir, JOB_FILES.lock);
-    await Deno.mkdir(join(path, ".."), { recursive: true });
-    const file = await Deno.open(path, { create: true, write: true });
-    try {
-      if (await file.tryLock(true)) return file;
-    } catch (err) {
-      file.close();
-      throw err;
-    }
-    file.close();
-    return undefined;
   }
 
   #record(name: JobName, r: JobReport): void {

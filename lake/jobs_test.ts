@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { testEvent } from "../tests/lake_helpers.ts";
+import { storeOf, testEvent } from "../tests/lake_helpers.ts";
 import { createLogger } from "../shared/logger.ts";
 import { BronzeWriter } from "./bronze.ts";
 import { LakeEngine } from "./engine/engine.ts";
 import { isJobName, JOBS, LakeJobs } from "./jobs.ts";
-import { JOB_FILES } from "./layout.ts";
+import { JOB_KEYS } from "./layout.ts";
 import { withLake as withLakeIn } from "./engine/testing.ts";
 
 const withLake = (fn: (lake: string, engine: LakeEngine) => Promise<void>) =>
@@ -26,7 +26,7 @@ async function seed(lake: string) {
     testEvent({ type: "login", user_id: "u1" }),
     testEvent({ type: "purchase", event_type: "purchase", user_id: "u1", payload: { amount: 3 } }),
   ];
-  await new BronzeWriter(engine, lake).write({
+  await new BronzeWriter(engine, await storeOf(lake)).write({
     topic: "wal",
     partition: 0,
     firstOffset: 0,
@@ -47,7 +47,7 @@ Deno.test("LakeJobs.run(all): silver then gold, a report, one log line and count
   await withLake(async (lake, engine) => {
     await seed(lake);
     const { lines, logger } = capture();
-    const jobs = new LakeJobs(engine, lake, logger);
+    const jobs = new LakeJobs(engine, await storeOf(lake), logger);
     const r = await jobs.run("all");
     assert.equal(r.status, "ok");
     assert.equal(r.silver?.rows_in, 2);
@@ -78,7 +78,7 @@ Deno.test("LakeJobs: the jobs lock makes a concurrent run skip", async () => {
   await withLake(async (lake, engine) => {
     await seed(lake);
     const { lines, logger } = capture();
-    const jobs = new LakeJobs(engine, lake, logger);
+    const jobs = new LakeJobs(engine, await storeOf(lake), logger);
 
     // Two runs at once in one process: the second one is skipped.
     const [a, b] = await Promise.all([jobs.run("silver"), jobs.run("gold")]);
@@ -89,10 +89,10 @@ Deno.test("LakeJobs: the jobs lock makes a concurrent run skip", async () => {
 
     // Another process (here: another open file description) holds the lock.
     await Deno.mkdir(join(lake, "_progress"), { recursive: true });
-    const other = await Deno.open(join(lake, JOB_FILES.lock), { create: true, write: true });
+    const other = await Deno.open(join(lake, JOB_KEYS.lock), { create: true, write: true });
     await other.lock(true);
     const otherEngine = new LakeEngine();
-    const skipped = await new LakeJobs(otherEngine, lake, logger).run("all");
+    const skipped = await new LakeJobs(otherEngine, await storeOf(lake), logger).run("all");
     otherEngine.close();
     assert.equal(skipped.status, "skipped");
     assert.equal(skipped.reason, "locked");
@@ -108,16 +108,16 @@ Deno.test("LakeJobs: the jobs lock makes a concurrent run skip", async () => {
 Deno.test("LakeJobs: a failing job is reported, counted and logged, and frees the lock", async () => {
   await withLake(async (lake, engine) => {
     await Deno.mkdir(join(lake, "_progress"), { recursive: true });
-    await Deno.writeTextFile(join(lake, JOB_FILES.silverProgress), "{not json");
+    await Deno.writeTextFile(join(lake, JOB_KEYS.silverProgress), "{not json");
     const { lines, logger } = capture();
-    const jobs = new LakeJobs(engine, lake, logger);
+    const jobs = new LakeJobs(engine, await storeOf(lake), logger);
     const r = await jobs.run("all");
     assert.equal(r.status, "failed");
     assert.match(r.error!, /JSON/);
     assert.equal(jobs.stats.all.failures, 1);
     assert.equal(jobs.stats.silver.failures, 1);
     assert.equal(lines.at(-1)!.level, "error");
-    await Deno.remove(join(lake, JOB_FILES.silverProgress));
+    await Deno.remove(join(lake, JOB_KEYS.silverProgress));
     assert.equal((await jobs.run("all")).status, "ok");
   });
 });

@@ -6,15 +6,10 @@
 // Runs are bounded and seeded. A failure prints the seed and the shrunk counterexample; replay it
 // with FUZZ_SEED=<seed>, or search longer with FUZZ_RUNS=<multiplier>.
 import assert from "node:assert/strict";
-import { join, relative, resolve, sep } from "node:path";
+import { dirname, join, relative, resolve, sep } from "node:path";
 import fc from "fast-check";
-import {
-  BRONZE_EVENTS,
-  bronzeFileName,
-  BronzeWriter,
-  partitionDate,
-  partitionDir,
-} from "../lake/bronze.ts";
+import { BronzeWriter, partitionDate } from "../lake/bronze.ts";
+import { bronzeFileKey, bronzeFileName, TABLES } from "../lake/layout.ts";
 import { LakeEngine } from "../lake/engine/engine.ts";
 import { EVENT_TYPES, type EventType, OTHER_TYPE, PAYLOADS, TYPE_NAME } from "../shared/schemas.ts";
 import {
@@ -24,7 +19,7 @@ import {
   type ValidationOptions,
 } from "./validate.ts";
 import { MINIMAL_PAYLOADS } from "./testing.ts";
-import { filesUnder } from "../tests/lake_helpers.ts";
+import { filesUnder, storeOf } from "../tests/lake_helpers.ts";
 
 const SEED = Number(Deno.env.get("FUZZ_SEED") ?? 20_240_501);
 const SCALE = Number(Deno.env.get("FUZZ_RUNS") ?? 1);
@@ -306,12 +301,17 @@ function assertIssues(result: Validated): void {
   }
 }
 
+/** A bronze partition's directory in a lake at `lake` (its keys come from `bronzeFileKey`). */
+function partitionDir(lake: string, dt: string, type: string): string {
+  return dirname(join(lake, bronzeFileKey(dt, type, bronzeFileName("wal", 0, 0, 1))));
+}
+
 /** Where the bronze writer would put an accepted event, and that it stays under the lake. */
 function assertUnderLake(event: { type: string; received_at: string }): string {
   const dt = partitionDate(event as Parameters<typeof partitionDate>[0]);
   const dir = partitionDir(LAKE, dt, event.type);
   const file = resolve(dir, bronzeFileName("wal", 0, 0, 2 ** 53 - 1));
-  const rel = relative(join(LAKE, BRONZE_EVENTS), file);
+  const rel = relative(join(LAKE, TABLES.bronze), file);
   assert.ok(file.startsWith(LAKE + sep), `${file} is outside ${LAKE}`);
   assert.deepEqual(rel.split(sep).slice(0, 2), [`dt=${dt}`, `type=${event.type}`], rel);
   assert.equal(rel.split(sep).length, 3, rel);
@@ -522,7 +522,7 @@ Deno.test("partitionDir() and bronzeFileName() on arbitrary strings refuse or st
       }
       assert.ok(!name.includes("/") && !name.includes("\\") && !name.includes("\u0000"), name);
       const file = resolve(dir, name);
-      assert.ok(file.startsWith(join(LAKE, BRONZE_EVENTS) + sep), file);
+      assert.ok(file.startsWith(join(LAKE, TABLES.bronze) + sep), file);
       assert.equal(relative(dir, file), name);
     }),
     runs(500),
@@ -538,7 +538,7 @@ Deno.test("BronzeWriter writes hostile accepted events only under the lake", asy
   const root = await Deno.makeTempDir({ prefix: "validate_fuzz_" });
   const lake = join(root, "lake");
   const engine = new LakeEngine();
-  const writer = new BronzeWriter(engine, lake);
+  const writer = new BronzeWriter(engine, await storeOf(lake));
   let offset = 0, written = 0;
   try {
     await fc.assert(
@@ -579,7 +579,7 @@ Deno.test("BronzeWriter writes hostile accepted events only under the lake", asy
     // Every row is there, with its user_id as sent (lone surrogates aside: Parquet holds UTF-8).
     const [{ n }] = await engine.query<{ n: bigint }>(
       `SELECT count(*) AS n FROM read_parquet('${
-        join(lake, BRONZE_EVENTS, "*", "*", "*.parquet")
+        join(lake, TABLES.bronze, "*", "*", "*.parquet")
       }')`,
     ) as [{ n: bigint }];
     assert.equal(Number(n), written);

@@ -4,19 +4,17 @@
  * @module
  */
 import { Hono } from "hono";
+import type { DependencyState, ProbeResult } from "../shared/health.ts";
 
-/** State of one dependency. */
-export type DependencyState = "ok" | "degraded" | "down";
+export type { DependencyState, ProbeResult };
 
 /** One readiness check: a name and a probe that answers quickly. */
 export interface ReadinessCheck {
   name: string;
   /** `down` on a check marked `critical` makes /ready answer 503. */
   critical: boolean;
-  probe: () => Promise<{ state: DependencyState; detail?: string }>;
+  probe: () => Promise<ProbeResult>;
 }
-
-type ProbeResult = { state: DependencyState; detail?: string };
 
 /**
  * `probe`, run at most once per `reuseMs`: callers within that time get the last answer, and

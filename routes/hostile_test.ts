@@ -13,7 +13,7 @@ import { LakeQuery } from "../lake/query/query.ts";
 import type { BodyLimits } from "./body.ts";
 import { Ingestor } from "../pipeline/ingest.ts";
 import { silentLogger } from "../shared/logger.ts";
-import { testEvent } from "../tests/lake_helpers.ts";
+import { storeOf, testEvent } from "../tests/lake_helpers.ts";
 import { createApp } from "./app.ts";
 import { gzipZeros, MemoryDeadLetters, MemoryLog } from "../pipeline/testing.ts";
 
@@ -892,7 +892,7 @@ async function withQueryApp(fn: (h: Harness) => Promise<void>): Promise<void> {
         received_at: new Date(NOW_MS - (i + 1) * 60_000 + 1000).toISOString(),
       })
     );
-    await new BronzeWriter(engine, dir).write({
+    await new BronzeWriter(engine, await storeOf(dir)).write({
       topic: "wal",
       partition: 0,
       firstOffset: 0,
@@ -911,7 +911,9 @@ async function withQueryApp(fn: (h: Harness) => Promise<void>): Promise<void> {
       await engine.writeParquet(marker, p);
     }
     await Deno.writeTextFile(join(root, "passwd"), `root:x:0:0:${MARKER}:/root:/bin/sh\n`);
-    await fn(harness(DEFAULT_LIMITS, new LakeQuery(engine, dir, { now: () => NOW_MS })));
+    await fn(
+      harness(DEFAULT_LIMITS, new LakeQuery(engine, await storeOf(dir), { now: () => NOW_MS })),
+    );
   } finally {
     engine.close();
     await Deno.remove(root, { recursive: true });

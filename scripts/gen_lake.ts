@@ -26,6 +26,9 @@
 import { LakeAlertSink } from "../lake/alerts.ts";
 import { type BronzeRow, BronzeWriter } from "../lake/bronze.ts";
 import { LakeEngine } from "../lake/engine/engine.ts";
+import { TOPIC } from "../lake/layout.ts";
+import { LocalStore } from "../lake/storage/local.ts";
+import { loadConfig } from "../config.ts";
 import type { Alert } from "../shared/alert.ts";
 import type { Envelope, EventType, PartitionType } from "../shared/schemas.ts";
 import { microsToIso } from "../shared/time.ts";
@@ -57,8 +60,9 @@ export async function generateLake(o: GenOptions, log: (msg: string) => void = (
   const users = f.users(o.users);
 
   const engine = new LakeEngine({ timeoutMs: 600_000 });
-  const writer = new BronzeWriter(engine, o.lakeDir);
-  const alerts = new LakeAlertSink(engine, o.lakeDir);
+  const store = await LocalStore.open(o.lakeDir);
+  const writer = new BronzeWriter(engine, store);
+  const alerts = new LakeAlertSink(engine, store);
   const startUs = Date.parse(`${o.start}T00:00:00Z`) * 1000;
   const spanUs = o.days * 86_400_000_000;
   let offset = await writer.committedOffset(o.topic, 0);
@@ -192,7 +196,7 @@ if (import.meta.main) {
     );
   if (!/^\d{4}-\d{2}-\d{2}$/.test(start)) throw new Error("--start must be YYYY-MM-DD");
   const opts: GenOptions = {
-    lakeDir: arg(a, "lake") ?? Deno.env.get("LAKE_DIR") ?? "./data/lake",
+    lakeDir: arg(a, "lake") ?? loadConfig().LAKE_DIR,
     events: num("events", 1_000_000),
     users: Math.max(1, num("users", 10_000)),
     days: Math.max(1, days),
@@ -205,7 +209,7 @@ if (import.meta.main) {
     seed: num("seed", 42),
     topic: arg(a, "topic") ?? "gen",
   };
-  if (!/^[A-Za-z0-9._-]{1,249}$/.test(opts.topic)) throw new Error("--topic: letters, digits, ._-");
+  if (!TOPIC.test(opts.topic)) throw new Error("--topic: letters, digits, ._-");
   const result = await generateLake(opts, (m) => console.error(m));
   console.log(JSON.stringify({ lake: opts.lakeDir, start, days: opts.days, ...result }));
 }

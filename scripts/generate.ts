@@ -17,6 +17,7 @@
  *
  * @module
  */
+import { TOPIC_NAME } from "../shared/schemas.ts";
 import { parseArgs as parseNodeArgs } from "node:util";
 import {
   type ClientEvent,
@@ -308,7 +309,7 @@ export function parseTarget(raw: string): Target {
         throw new UsageError(`Invalid --target "${raw}": broker "${b}" is not host:port`);
       }
     }
-    if (!/^[A-Za-z0-9._-]{1,249}$/.test(topic)) {
+    if (!TOPIC_NAME.test(topic)) {
       throw new UsageError(
         `Invalid --target "${raw}": topic "${topic}" may hold only letters, digits and ._-`,
       );

@@ -5,7 +5,7 @@
  * deno run -A scripts/jobs.ts [silver|gold|all] [--lake DIR]
  * ```
  *
- * The lake defaults to `LAKE_DIR`, else `./data/lake`; `JOBS_TIMEOUT_MS` and
+ * The lake defaults to the gateway's `LAKE_DIR` (see `config.ts`); `JOBS_TIMEOUT_MS` and
  * `SILVER_MAX_ROWS_PER_RUN` apply as in the gateway. Exit code: 0 done, 1 failed, 3 skipped
  * (another run holds the jobs lock), 2 bad arguments. Safe next to a running gateway: the jobs
  * lock keeps runs apart, and silver reads committed bronze batches only.
@@ -15,6 +15,7 @@
 import { ConfigError, loadConfig } from "../config.ts";
 import { LakeEngine } from "../lake/engine/engine.ts";
 import { isJobName, JOBS, LakeJobs } from "../lake/jobs.ts";
+import { LocalStore } from "../lake/storage/local.ts";
 import { createLogger, type Level } from "../shared/logger.ts";
 
 function usage(message: string): never {
@@ -22,8 +23,16 @@ function usage(message: string): never {
   Deno.exit(2);
 }
 
+// The same LAKE_DIR, JOBS_TIMEOUT_MS and SILVER_MAX_ROWS_PER_RUN the gateway's runs use.
+let config;
+try {
+  config = loadConfig();
+} catch (err) {
+  if (!(err instanceof ConfigError)) throw err;
+  usage(err.message);
+}
 const args = [...Deno.args];
-let lakeDir = Deno.env.get("LAKE_DIR") || "./data/lake";
+let lakeDir = config.LAKE_DIR;
 const li = args.indexOf("--lake");
 if (li >= 0) {
   const v = args[li + 1];
@@ -39,16 +48,8 @@ const level = (Deno.env.get("LOG_LEVEL") || "info") as Level;
 const logger = createLogger({ level, write: (_level, line) => console.error(line) }, {
   component: "jobs",
 });
-// The same JOBS_TIMEOUT_MS and SILVER_MAX_ROWS_PER_RUN the gateway's scheduled runs use.
-let config;
-try {
-  config = loadConfig();
-} catch (err) {
-  if (!(err instanceof ConfigError)) throw err;
-  usage(err.message);
-}
 const engine = new LakeEngine({ timeoutMs: config.JOBS_TIMEOUT_MS });
-const jobs = new LakeJobs(engine, lakeDir, logger, {
+const jobs = new LakeJobs(engine, await LocalStore.open(lakeDir), logger, {
   recycleEngine: false,
   silver: { maxRowsPerRun: config.SILVER_MAX_ROWS_PER_RUN },
 });

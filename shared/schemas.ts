@@ -129,6 +129,9 @@ export const DOMAINS: Record<EventType, "auth" | "commerce" | "usage" | "media" 
 /** A type name as clients may send it; safe characters only, since it may be echoed and logged. */
 export const TYPE_NAME = /^[a-z][a-z0-9_]{0,63}$/;
 
+/** A Kafka topic name (the embedded WAL's is `wal`): the log a record, and a bronze file, came from. */
+export const TOPIC_NAME = /^[A-Za-z0-9._-]{1,249}$/;
+
 const envelopeFields = {
   event_id: z.uuid("must be a UUID").optional(),
   type: z.string().regex(TYPE_NAME, 'must be a lower-case type name such as "login"'),

@@ -282,7 +282,7 @@ Deno.test("the gateway process survives a few hundred concurrent hostile request
       assert.ok(!f.includes(TOKEN), `${f} is named after a request`);
     }
     for (const f of await walk(env.LAKE_DIR)) {
-      assert.match(f, /^(bronze|_progress|_staging|alerts)(\/|$)/, `lake/${f}`);
+      assert.match(f, /^(bronze|_progress|_probe|alerts)(\/|$)/, `lake/${f}`);
     }
     // Nothing new in the working directory the gateway ran in, nor next to the temp root. Other
     // people may be editing sources meanwhile: only data-like names count.

@@ -5,7 +5,8 @@
  * @module
  */
 import { dirname, join, sep as SEP } from "node:path";
-import { BRONZE_EVENTS } from "../lake/bronze.ts";
+import { bronzeProgressKey, partitionKey, TABLES } from "../lake/layout.ts";
+import { LocalStore } from "../lake/storage/local.ts";
 import type { Column, LakeEngine } from "../lake/engine/engine.ts";
 import type { Envelope } from "../shared/schemas.ts";
 
@@ -58,9 +59,9 @@ export async function parquetFiles(dir: string): Promise<string[]> {
 
 /** Reads every bronze row of a lake with DuckDB, hive partitions included. */
 export async function readBronze(engine: LakeEngine, lakeDir: string): Promise<BronzeReadRow[]> {
-  const files = await parquetFiles(join(lakeDir, BRONZE_EVENTS));
+  const files = await parquetFiles(join(lakeDir, TABLES.bronze));
   if (files.length === 0) return [];
-  const glob = join(lakeDir, BRONZE_EVENTS, "*", "*", "*.parquet").replaceAll("'", "''");
+  const glob = join(lakeDir, TABLES.bronze, "*", "*", "*.parquet").replaceAll("'", "''");
   const rows = await engine.query<Record<string, unknown>>(
     `SELECT event_id, event_type, user_id, epoch_us(occurred_at) AS occurred_us,
             epoch_us(received_at) AS received_us, payload, log_topic, log_partition, log_offset,
@@ -136,4 +137,19 @@ export async function plantMarkerRows(
     await Deno.mkdir(dirname(p), { recursive: true });
     await engine.writeParquet(row, p);
   }
+}
+
+/** The lake store of a test lake directory (opening it creates the directory). */
+export function storeOf(lake: string): Promise<LocalStore> {
+  return LocalStore.open(lake);
+}
+
+/** The local path of a replace-whole table's partition file in a test lake. */
+export function partitionPath(lake: string, table: string, dt: string): string {
+  return join(lake, partitionKey(table, dt));
+}
+
+/** The local path of the bronze writer's progress object of one log partition. */
+export function bronzeProgressPath(lake: string, topic: string, partition: number): string {
+  return join(lake, bronzeProgressKey(topic, partition));
 }

@@ -277,6 +277,32 @@ function literal(s: string): string {
 
 let tableSeq = 0;
 
+/**
+ * Runs `COPY (<sql>) TO <buffer> (FORMAT PARQUET, <options>)` and returns the file's bytes and row
+ * count. DuckDB writes into a buffer of its own, never a path: the lake's store decides where the
+ * bytes go (a local file, an object store). It also keeps DuckDB-wasm 1.28 away from files it
+ * cannot open: a COPY to such a file never returns (it prints "FAIL WITH" and hangs until the
+ * engine's timeout, stalling every write queued behind it).
+ */
+function copyToBuffer(
+  db: duckdb.DuckDBBindings,
+  conn: duckdb.DuckDBConnection,
+  sql: string,
+  options: string,
+): { rows: number; bytes: Uint8Array } {
+  const out = `copy_${++tableSeq}.parquet`;
+  db.registerFileBuffer(out, new Uint8Array());
+  try {
+    const result = conn.query(
+      `COPY (${sql}) TO ${literal(out)} (FORMAT PARQUET${options ? `, ${options}` : ""})`,
+    );
+    const count = result.numRows > 0 ? result.getChildAt(0)?.get(0) : 0;
+    return { rows: Number(count ?? 0), bytes: db.copyFileToBuffer(out) };
+  } finally {
+    db.dropFile(out);
+  }
+}
+
 async function handle(req: EngineRequest): Promise<unknown> {
   const { db, conn } = await ready;
   try {
@@ -296,31 +322,17 @@ function run(
   req: EngineRequest,
 ): unknown {
   switch (req.op) {
-    case "writeParquet": {
+    case "toParquet": {
       const name = `load_${++tableSeq}`;
-      const table = new arrow.Table(
-        Object.fromEntries(Object.entries(req.columns).map(([k, c]) => [k, toVector(c)])),
-      );
-      conn.insertArrowFromIPCStream(arrow.tableToIPC(table, "stream"), {
-        name,
-        schema: "main",
-        create: true,
-      });
-      // DuckDB-wasm 1.28 never returns from a COPY whose target file it cannot open (a directory
-      // gone or turned into a file: it prints "FAIL WITH" and the call hangs until the engine's
-      // timeout, stalling every write queued behind it). So DuckDB writes into a buffer of its
-      // own, and this worker writes the bytes out, where a failure is an ordinary error.
-      const out = `${name}.parquet`;
-      db.registerFileBuffer(out, new Uint8Array());
+      loadTable(conn, name, req.columns);
       try {
-        conn.query(`COPY "${name}" TO ${literal(out)} (FORMAT PARQUET, COMPRESSION ZSTD)`);
-        Deno.writeFileSync(req.path, db.copyFileToBuffer(out));
+        return copyToBuffer(db, conn, `SELECT * FROM "${name}"`, "COMPRESSION ZSTD").bytes;
       } finally {
         conn.query(`DROP TABLE IF EXISTS "${name}"`);
-        db.dropFile(out);
       }
-      return table.numRows;
     }
+    case "copyParquet":
+      return copyToBuffer(db, conn, req.sql, req.options);
     case "query": {
       const stmt = conn.prepare(req.sql);
       try {
@@ -361,5 +373,10 @@ self.onmessage = async (e: MessageEvent<EngineRequest>) => {
       ...(fatal ? { fatal } : {}),
     };
   }
-  self.postMessage(reply);
+  // Parquet bytes move to the main thread instead of being copied.
+  const value = reply.ok ? reply.value : undefined;
+  const bytes = value instanceof Uint8Array
+    ? value
+    : (value as { bytes?: unknown } | undefined)?.bytes;
+  self.postMessage(reply, bytes instanceof Uint8Array ? [bytes.buffer as ArrayBuffer] : []);
 };

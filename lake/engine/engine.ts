@@ -52,10 +52,15 @@ export class LakeEngine {
     this.#recycleAfterRows = options.recycleAfterRows ?? 0;
   }
 
-  /** Writes columns to one Parquet file (ZSTD); resolves with the row count. */
-  async writeParquet(columns: Record<string, Column>, path: string): Promise<number> {
-    const rows = await this.#call({ op: "writeParquet", columns, path }) as number;
-    this.#rowsWritten += rows;
+  /**
+   * The bytes of one Parquet file (ZSTD) holding `columns`. The bytes are checked for the `PAR1`
+   * magic at both ends: DuckDB-wasm has been seen to report success for a file holding other bytes
+   * once its memory ran high; such a write fails ({@link CorruptParquetError}) and the worker that
+   * produced it is replaced before the retry.
+   */
+  async parquet(columns: Record<string, Column>): Promise<Uint8Array> {
+    const bytes = this.#checked(await this.#call({ op: "toParquet", columns }) as Uint8Array);
+    this.#rowsWritten += rowCount(columns);
     if (
       this.#recycleAfterRows > 0 && this.#rowsWritten >= this.#recycleAfterRows &&
       this.#pending.size === 0 && this.#worker
@@ -65,7 +70,25 @@ export class LakeEngine {
       this.#worker = undefined;
       this.recycled++;
     }
-    return rows;
+    return bytes;
+  }
+
+  /** {@link parquet}, written to a local file (tools and tests); resolves with the row count. */
+  async writeParquet(columns: Record<string, Column>, path: string): Promise<number> {
+    await Deno.writeFile(path, await this.parquet(columns));
+    return rowCount(columns);
+  }
+
+  /**
+   * `COPY (<sql>) TO … (FORMAT PARQUET, <options>)` into memory: the rows and bytes of the file,
+   * checked like {@link parquet}. `sql` is lake-built SQL only (see {@link exec}).
+   */
+  async copyParquet(sql: string, options = ""): Promise<{ rows: number; bytes: Uint8Array }> {
+    const out = await this.#call({ op: "copyParquet", sql, options }) as {
+      rows: number;
+      bytes: Uint8Array;
+    };
+    return { rows: out.rows, bytes: this.#checked(out.bytes) };
   }
 
   /** Runs one prepared statement with bound parameters and returns its rows as plain objects. */
@@ -114,6 +137,15 @@ export class LakeEngine {
     this.#fail(new Error("The lake engine is closed"));
     this.#worker?.terminate();
     this.#worker = undefined;
+  }
+
+  #checked(bytes: Uint8Array): Uint8Array {
+    const why = parquetProblem(bytes);
+    if (why) {
+      this.recycle();
+      throw new CorruptParquetError(why);
+    }
+    return bytes;
   }
 
   #call(req: Request): Promise<unknown> {
@@ -168,4 +200,26 @@ export class LakeEngine {
     }
     this.#pending.clear();
   }
+}
+
+function rowCount(columns: Record<string, Column>): number {
+  const first = Object.values(columns)[0];
+  return first ? first.values.length : 0;
+}
+
+/** Bytes DuckDB said form a Parquet file but that do not start and end with `PAR1`. */
+export class CorruptParquetError extends Error {
+  constructor(why: string) {
+    super(`DuckDB wrote an unreadable Parquet file: ${why}`);
+    this.name = "CorruptParquetError";
+  }
+}
+
+const PAR1 = [0x50, 0x41, 0x52, 0x31];
+
+/** Why `bytes` are not a Parquet file (no `PAR1` magic at both ends), or undefined. */
+export function parquetProblem(bytes: Uint8Array): string | undefined {
+  if (bytes.length < 12) return `only ${bytes.length} bytes`;
+  const at = (o: number) => PAR1.every((v, i) => bytes[o + i] === v);
+  return at(0) && at(bytes.length - 4) ? undefined : "no PAR1 magic";
 }

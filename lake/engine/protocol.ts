@@ -28,13 +28,13 @@ export interface ColumnarResult {
 }
 
 export type EngineRequest =
-  | {
-    id: number;
-    op: "writeParquet";
-    columns: Record<string, Column>;
-    /** The Parquet file to create. */
-    path: string;
-  }
+  /** Columns → the bytes of one Parquet file (ZSTD), handed back, never written by the worker. */
+  | { id: number; op: "toParquet"; columns: Record<string, Column> }
+  /**
+   * `COPY (<sql>) TO <buffer> (FORMAT PARQUET, <options>)` → `{rows, bytes}`: a job's output file
+   * as bytes, for the main thread to put in the lake's store.
+   */
+  | { id: number; op: "copyParquet"; sql: string; options: string }
   | { id: number; op: "query"; sql: string; params: (string | number | boolean | null)[] }
   | {
     id: number;

@@ -11,38 +11,35 @@
  * (silver records a run number per date in `_progress/silver.json`), dates whose alerts partition
  * changed (a fingerprint of its file names, sizes and times), and, because
  * `seconds_since_prev_purchase` looks back across days, the next purchase date of every user who
- * purchased on one of those dates. Each date is written to a staging file, fsynced and renamed over
- * the old one; progress is written last, so a crash just recomputes the same dates again.
+ * purchased on one of those dates. Each date's file replaces the old object whole; progress is
+ * written last, so a crash just recomputes the same dates again.
  *
  * Callers hold the jobs lock (see `jobs.ts`).
  *
  * @module
  */
 import { createHash } from "node:crypto";
-import { join } from "node:path";
 import { EVENT_TYPES } from "../../shared/schemas.ts";
-import { removeIfExists, writeFileDurably } from "../../shared/fs.ts";
+import { dateToDay, dayToDate } from "../../shared/time.ts";
 import type { LakeEngine } from "../engine/engine.ts";
+import { createTempFrom, parquetColumns } from "../engine/sql.ts";
 import {
   type Domain,
-  existingPartitionFile,
-  JOB_FILES,
-  jobStagingDir,
+  existingPartition,
+  JOB_KEYS,
   listAlertFiles,
   listDates,
-  partitionFile,
+  localFiles,
+  partitionKey,
+  readJson,
   SILVER_DOMAINS,
   sqlPath,
   TABLES,
+  writeJson,
 } from "../layout.ts";
-import { dateToDay, dayToDate } from "../../shared/time.ts";
-import {
-  createTempFrom,
-  parquetColumns,
-  readSilverProgress,
-  replaceFile,
-  SILVER_SPECS,
-} from "../silver/silver.ts";
+import type { ObjectStore } from "../storage/store.ts";
+import { readSilverProgress } from "../silver/plan.ts";
+import { SILVER_SPECS } from "../silver/spec.ts";
 
 /** `_progress/gold.json`. */
 export interface GoldProgress {
@@ -98,19 +95,14 @@ export const DAILY_TYPE_METRICS_COLUMNS: readonly { name: string; sql: string }[
 ];
 
 /** Reads gold's progress (empty when gold never ran). */
-export async function readGoldProgress(lakeDir: string): Promise<GoldProgress> {
-  try {
-    const p = JSON.parse(await Deno.readTextFile(join(lakeDir, JOB_FILES.goldProgress)));
-    return { silver: p.silver ?? {}, alerts: p.alerts ?? {} };
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return { silver: {}, alerts: {} };
-    throw err;
-  }
+export async function readGoldProgress(store: ObjectStore): Promise<GoldProgress> {
+  const p = await readJson<Partial<GoldProgress>>(store, JOB_KEYS.goldProgress);
+  return { silver: p?.silver ?? {}, alerts: p?.alerts ?? {} };
 }
 
 /** A fingerprint of one alerts partition: changes when a file appears, goes or is rewritten. */
-async function alertsFingerprint(lakeDir: string, dt: string): Promise<string> {
-  const files = await listAlertFiles(lakeDir, dt);
+async function alertsFingerprint(store: ObjectStore, dt: string): Promise<string> {
+  const files = await listAlertFiles(store, dt);
   const h = createHash("sha256");
   for (const f of files) h.update(`${f.name}:${f.size}:${f.mtimeMs}\n`);
   return `${files.length}:${h.digest("hex").slice(0, 16)}`;
@@ -143,7 +135,7 @@ async function eventsSql(engine: LakeEngine, files: Map<Domain, string>): Promis
 /** Runs gold once. See the module documentation. */
 export async function runGold(
   engine: LakeEngine,
-  lakeDir: string,
+  store: ObjectStore,
   options: GoldOptions = {},
 ): Promise<GoldStats> {
   const started = performance.now();
@@ -154,174 +146,191 @@ export async function runGold(
     rows: { user_daily_features: 0, daily_type_metrics: 0 },
     duration_ms: 0,
   };
-  const silver = await readSilverProgress(lakeDir);
-  const progress = await readGoldProgress(lakeDir);
-
-  const dirty = new Set<string>();
-  for (const [dt, run] of Object.entries(silver.dates)) {
-    if (progress.silver[dt] !== run) dirty.add(dt);
-  }
-  const alertDates = new Set([
-    ...await listDates(lakeDir, TABLES.alerts),
-    ...Object.keys(progress.alerts),
-  ]);
-  const fingerprints: Record<string, string> = {};
-  for (const dt of alertDates) {
-    const fp = await alertsFingerprint(lakeDir, dt);
-    if (fp.startsWith("0:")) continue; // no alerts (left) on that date
-    fingerprints[dt] = fp;
-  }
-  for (const dt of alertDates) {
-    if (fingerprints[dt] !== progress.alerts[dt]) dirty.add(dt);
-  }
-  if (dirty.size === 0) {
-    stats.duration_ms = Math.round(performance.now() - started);
-    return stats;
-  }
-
-  // Leftovers of a crashed run go; this run stages under a fresh name of its own.
-  const stagingRoot = jobStagingDir(lakeDir, "gold");
-  await removeIfExists(stagingRoot);
-  const staging = join(stagingRoot, crypto.randomUUID());
-  await Deno.mkdir(staging, { recursive: true });
-  try {
-    // Every purchase day of every user (small: users × days with purchases), for the look-back.
-    const commerce = [];
-    for (const dt of await listDates(lakeDir, TABLES.silver("commerce"))) {
-      const f = await existingPartitionFile(lakeDir, TABLES.silver("commerce"), dt);
-      if (f) commerce.push(f);
-    }
-    // Each file is one date, so aggregating scan by scan is exact.
-    const purchaseDays = (src: string) =>
-      `SELECT user_id, epoch_us(occurred_at) // 86400000000 AS day,
-              min(epoch_us(occurred_at)) AS first_us, max(epoch_us(occurred_at)) AS last_us
-         FROM ${src} WHERE event_type = 'purchase' GROUP BY ALL`;
-    if (commerce.length > 0) {
-      await createTempFrom(engine, "gold_purchase_days", commerce, purchaseDays);
-    } else {
-      await engine.exec(
-        `CREATE OR REPLACE TEMP TABLE gold_purchase_days (user_id VARCHAR, day BIGINT,
-           first_us BIGINT, last_us BIGINT)`,
-      );
-    }
-
-    // A purchase added on day d changes the look-back of the user's next purchase day.
-    const days = [...dirty].map(dateToDay);
-    const following = await engine.exec<{ next_day: bigint }>(
-      `SELECT DISTINCT next_day FROM (
-         SELECT day, lead(day) OVER (PARTITION BY user_id ORDER BY day) AS next_day
-           FROM gold_purchase_days
-       ) WHERE next_day IS NOT NULL AND day IN (${days.join(", ")})`,
-    );
-    const todo = new Set(dirty);
-    for (const { next_day } of following) {
-      const dt = dayToDate(Number(next_day));
-      if (!todo.has(dt)) {
-        todo.add(dt);
-        stats.cascaded.push(dt);
-      }
-    }
-    stats.cascaded.sort();
-
-    for (const dt of [...todo].sort()) {
-      const files = new Map<Domain, string>();
-      for (const d of SILVER_DOMAINS) {
-        const f = await existingPartitionFile(lakeDir, TABLES.silver(d), dt);
-        if (f) files.set(d, f);
-      }
-      if (files.size === 0) continue; // nothing in silver (yet) for that date
-      const ev = await eventsSql(engine, files);
-      // One file per alert: there may be thousands, so they are gathered scan by scan.
-      const alerts = (await listAlertFiles(lakeDir, dt)).map((f) => f.path);
-      if (alerts.length > 0) {
-        await createTempFrom(
-          engine,
-          "gold_alerts",
-          alerts,
-          (src) => `SELECT user_id, alert_id, fraud_score FROM ${src}`,
-        );
-      }
-      const al = alerts.length > 0
-        ? `SELECT user_id, count(DISTINCT alert_id) AS alert_count,
-                  max(fraud_score) AS max_fraud_score
-             FROM gold_alerts GROUP BY user_id`
-        : `SELECT CAST(NULL AS VARCHAR) AS user_id, CAST(NULL AS BIGINT) AS alert_count,
-                  CAST(NULL AS DOUBLE) AS max_fraud_score WHERE false`;
-
-      const counts = EVENT_TYPES.map((t) =>
-        `CAST(count(*) FILTER (WHERE event_type = ${sqlPath(t)}) AS BIGINT) AS "n_${t}"`
-      ).join(",\n");
-      const features = join(staging, `features-${dt}.parquet`);
-      const [f] = await engine.exec<{ Count: bigint }>(
-        `COPY (
-           WITH ev AS (${ev}),
-           f AS (
-             SELECT user_id,
-                    CAST(count(*) AS BIGINT) AS events_total,
-                    ${counts},
-                    CAST(count(DISTINCT ip) AS BIGINT) AS distinct_ips,
-                    CAST(count(DISTINCT country) AS BIGINT) AS distinct_countries,
-                    CAST(count(DISTINCT device_id) AS BIGINT) AS distinct_devices,
-                    CAST(count(*) FILTER (WHERE event_type = 'purchase') AS BIGINT)
-                      AS purchase_count,
-                    CAST(coalesce(sum(amount), 0) AS DOUBLE) AS purchase_sum,
-                    CAST(avg(amount) AS DOUBLE) AS purchase_avg,
-                    CAST(max(amount) AS DOUBLE) AS purchase_max,
-                    min(epoch_us(occurred_at)) FILTER (WHERE event_type = 'purchase')
-                      AS first_purchase_us
-               FROM ev GROUP BY user_id
-           ),
-           prev AS (
-             SELECT user_id, max(last_us) AS prev_us FROM gold_purchase_days
-              WHERE day < ${dateToDay(dt)} GROUP BY user_id
-           ),
-           al AS (${al})
-           SELECT f.user_id, events_total, ${EVENT_TYPES.map((t) => `"n_${t}"`).join(", ")},
-                  CASE WHEN n_login + n_login_failed = 0 THEN CAST(NULL AS DOUBLE)
-                       ELSE CAST(n_login_failed AS DOUBLE) / (n_login + n_login_failed)
-                  END AS login_failure_ratio,
-                  distinct_ips, distinct_countries, distinct_devices,
-                  purchase_count, purchase_sum, purchase_avg, purchase_max,
-                  CAST((f.first_purchase_us - prev.prev_us) / 1e6 AS DOUBLE)
-                    AS seconds_since_prev_purchase,
-                  CAST(coalesce(al.alert_count, 0) AS BIGINT) AS alert_count,
-                  CAST(al.max_fraud_score AS DOUBLE) AS max_fraud_score
-             FROM f LEFT JOIN prev ON prev.user_id = f.user_id
-                    LEFT JOIN al ON al.user_id = f.user_id
-            ORDER BY f.user_id
-         ) TO ${sqlPath(features)} (FORMAT PARQUET, COMPRESSION ZSTD)`,
-      );
-      const metrics = join(staging, `metrics-${dt}.parquet`);
-      const [m] = await engine.exec<{ Count: bigint }>(
-        `COPY (
-           WITH ev AS (${ev})
-           SELECT event_type,
-                  CAST(count(*) AS BIGINT) AS events,
-                  CAST(count(DISTINCT user_id) AS BIGINT) AS distinct_users,
-                  min(occurred_at) AS first_at,
-                  max(occurred_at) AS last_at,
-                  CASE WHEN event_type = 'purchase' THEN CAST(sum(amount) AS DOUBLE) END
-                    AS amount_sum
-             FROM ev GROUP BY event_type ORDER BY event_type
-         ) TO ${sqlPath(metrics)} (FORMAT PARQUET, COMPRESSION ZSTD)`,
-      );
-      await replaceFile(features, partitionFile(lakeDir, TABLES.userDailyFeatures, dt));
-      await replaceFile(metrics, partitionFile(lakeDir, TABLES.dailyTypeMetrics, dt));
-      stats.partitions_rewritten += 2;
-      stats.rows.user_daily_features += Number(f?.Count ?? 0);
-      stats.rows.daily_type_metrics += Number(m?.Count ?? 0);
-      stats.dates.push(dt);
+  const silver = await readSilverProgress(store);
+  const progress = await readGoldProgress(store);
+  const { dirty, fingerprints } = await changedDates(store, silver.dates, progress);
+  if (dirty.size > 0) {
+    await loadPurchaseDays(engine, store);
+    for (const dt of await withCascade(engine, dirty, stats)) {
+      await computeDate(engine, store, dt, stats);
     }
     await engine.exec("DROP TABLE IF EXISTS gold_purchase_days; DROP TABLE IF EXISTS gold_alerts");
 
     await options.beforeProgress?.();
     const next: GoldProgress = { silver: { ...progress.silver }, alerts: fingerprints };
     for (const dt of dirty) if (silver.dates[dt] !== undefined) next.silver[dt] = silver.dates[dt];
-    await Deno.mkdir(join(lakeDir, "_progress"), { recursive: true });
-    await writeFileDurably(join(lakeDir, JOB_FILES.goldProgress), JSON.stringify(next));
-  } finally {
-    await removeIfExists(stagingRoot);
+    await writeJson(store, JOB_KEYS.goldProgress, next);
   }
   stats.duration_ms = Math.round(performance.now() - started);
   return stats;
+}
+
+/** The dates silver rewrote since gold saw them, and those whose alerts partition changed. */
+async function changedDates(
+  store: ObjectStore,
+  silverDates: Record<string, number>,
+  progress: GoldProgress,
+): Promise<{ dirty: Set<string>; fingerprints: Record<string, string> }> {
+  const dirty = new Set<string>();
+  for (const [dt, run] of Object.entries(silverDates)) {
+    if (progress.silver[dt] !== run) dirty.add(dt);
+  }
+  const alertDates = new Set([
+    ...await listDates(store, TABLES.alerts),
+    ...Object.keys(progress.alerts),
+  ]);
+  const fingerprints: Record<string, string> = {};
+  for (const dt of alertDates) {
+    const fp = await alertsFingerprint(store, dt);
+    if (fp.startsWith("0:")) continue; // no alerts (left) on that date
+    fingerprints[dt] = fp;
+  }
+  for (const dt of alertDates) {
+    if (fingerprints[dt] !== progress.alerts[dt]) dirty.add(dt);
+  }
+  return { dirty, fingerprints };
+}
+
+/** Every purchase day of every user (small: users × days with purchases), for the look-back. */
+async function loadPurchaseDays(engine: LakeEngine, store: ObjectStore): Promise<void> {
+  const commerce: string[] = [];
+  for (const dt of await listDates(store, TABLES.silver("commerce"))) {
+    const key = await existingPartition(store, TABLES.silver("commerce"), dt);
+    if (key) commerce.push(await store.localFile(key));
+  }
+  // Each file is one date, so aggregating scan by scan is exact.
+  const purchaseDays = (src: string) =>
+    `SELECT user_id, epoch_us(occurred_at) // 86400000000 AS day,
+            min(epoch_us(occurred_at)) AS first_us, max(epoch_us(occurred_at)) AS last_us
+       FROM ${src} WHERE event_type = 'purchase' GROUP BY ALL`;
+  if (commerce.length > 0) {
+    await createTempFrom(engine, "gold_purchase_days", commerce, purchaseDays);
+  } else {
+    await engine.exec(
+      `CREATE OR REPLACE TEMP TABLE gold_purchase_days (user_id VARCHAR, day BIGINT,
+         first_us BIGINT, last_us BIGINT)`,
+    );
+  }
+}
+
+/** The dirty dates plus, for each, the next purchase day of its purchasers (sorted). */
+async function withCascade(
+  engine: LakeEngine,
+  dirty: Set<string>,
+  stats: GoldStats,
+): Promise<string[]> {
+  // A purchase added on day d changes the look-back of the user's next purchase day.
+  const days = [...dirty].map(dateToDay);
+  const following = await engine.exec<{ next_day: bigint }>(
+    `SELECT DISTINCT next_day FROM (
+       SELECT day, lead(day) OVER (PARTITION BY user_id ORDER BY day) AS next_day
+         FROM gold_purchase_days
+     ) WHERE next_day IS NOT NULL AND day IN (${days.join(", ")})`,
+  );
+  const todo = new Set(dirty);
+  for (const { next_day } of following) {
+    const dt = dayToDate(Number(next_day));
+    if (!todo.has(dt)) {
+      todo.add(dt);
+      stats.cascaded.push(dt);
+    }
+  }
+  stats.cascaded.sort();
+  return [...todo].sort();
+}
+
+/** Recomputes both gold tables of one date and replaces their partitions. */
+async function computeDate(
+  engine: LakeEngine,
+  store: ObjectStore,
+  dt: string,
+  stats: GoldStats,
+): Promise<void> {
+  const files = new Map<Domain, string>();
+  for (const d of SILVER_DOMAINS) {
+    const key = await existingPartition(store, TABLES.silver(d), dt);
+    if (key) files.set(d, await store.localFile(key));
+  }
+  if (files.size === 0) return; // nothing in silver (yet) for that date
+  const ev = await eventsSql(engine, files);
+  // One file per alert: there may be thousands, so they are gathered scan by scan.
+  const alerts = await localFiles(store, (await listAlertFiles(store, dt)).map((f) => f.key));
+  if (alerts.length > 0) {
+    await createTempFrom(
+      engine,
+      "gold_alerts",
+      alerts,
+      (src) => `SELECT user_id, alert_id, fraud_score FROM ${src}`,
+    );
+  }
+  const features = await engine.copyParquet(
+    featuresSql(ev, alerts.length > 0, dt),
+    "COMPRESSION ZSTD",
+  );
+  const metrics = await engine.copyParquet(metricsSql(ev), "COMPRESSION ZSTD");
+  await store.put(partitionKey(TABLES.userDailyFeatures, dt), features.bytes);
+  await store.put(partitionKey(TABLES.dailyTypeMetrics, dt), metrics.bytes);
+  stats.partitions_rewritten += 2;
+  stats.rows.user_daily_features += features.rows;
+  stats.rows.daily_type_metrics += metrics.rows;
+  stats.dates.push(dt);
+}
+
+/** `user_daily_features` of one date from its events (`ev`) and, if any, `gold_alerts`. */
+function featuresSql(ev: string, alerts: boolean, dt: string): string {
+  const al = alerts
+    ? `SELECT user_id, count(DISTINCT alert_id) AS alert_count,
+              max(fraud_score) AS max_fraud_score
+         FROM gold_alerts GROUP BY user_id`
+    : `SELECT CAST(NULL AS VARCHAR) AS user_id, CAST(NULL AS BIGINT) AS alert_count,
+              CAST(NULL AS DOUBLE) AS max_fraud_score WHERE false`;
+  const counts = EVENT_TYPES.map((t) =>
+    `CAST(count(*) FILTER (WHERE event_type = ${sqlPath(t)}) AS BIGINT) AS "n_${t}"`
+  ).join(",\n");
+  return `WITH ev AS (${ev}),
+     f AS (
+       SELECT user_id,
+              CAST(count(*) AS BIGINT) AS events_total,
+              ${counts},
+              CAST(count(DISTINCT ip) AS BIGINT) AS distinct_ips,
+              CAST(count(DISTINCT country) AS BIGINT) AS distinct_countries,
+              CAST(count(DISTINCT device_id) AS BIGINT) AS distinct_devices,
+              CAST(count(*) FILTER (WHERE event_type = 'purchase') AS BIGINT) AS purchase_count,
+              CAST(coalesce(sum(amount), 0) AS DOUBLE) AS purchase_sum,
+              CAST(avg(amount) AS DOUBLE) AS purchase_avg,
+              CAST(max(amount) AS DOUBLE) AS purchase_max,
+              min(epoch_us(occurred_at)) FILTER (WHERE event_type = 'purchase')
+                AS first_purchase_us
+         FROM ev GROUP BY user_id
+     ),
+     prev AS (
+       SELECT user_id, max(last_us) AS prev_us FROM gold_purchase_days
+        WHERE day < ${dateToDay(dt)} GROUP BY user_id
+     ),
+     al AS (${al})
+     SELECT f.user_id, events_total, ${EVENT_TYPES.map((t) => `"n_${t}"`).join(", ")},
+            CASE WHEN n_login + n_login_failed = 0 THEN CAST(NULL AS DOUBLE)
+                 ELSE CAST(n_login_failed AS DOUBLE) / (n_login + n_login_failed)
+            END AS login_failure_ratio,
+            distinct_ips, distinct_countries, distinct_devices,
+            purchase_count, purchase_sum, purchase_avg, purchase_max,
+            CAST((f.first_purchase_us - prev.prev_us) / 1e6 AS DOUBLE)
+              AS seconds_since_prev_purchase,
+            CAST(coalesce(al.alert_count, 0) AS BIGINT) AS alert_count,
+            CAST(al.max_fraud_score AS DOUBLE) AS max_fraud_score
+       FROM f LEFT JOIN prev ON prev.user_id = f.user_id
+              LEFT JOIN al ON al.user_id = f.user_id
+      ORDER BY f.user_id`;
+}
+
+/** `daily_type_metrics` of one date from its events (`ev`). */
+function metricsSql(ev: string): string {
+  return `WITH ev AS (${ev})
+     SELECT event_type,
+            CAST(count(*) AS BIGINT) AS events,
+            CAST(count(DISTINCT user_id) AS BIGINT) AS distinct_users,
+            min(occurred_at) AS first_at,
+            max(occurred_at) AS last_at,
+            CASE WHEN event_type = 'purchase' THEN CAST(sum(amount) AS DOUBLE) END AS amount_sum
+       FROM ev GROUP BY event_type ORDER BY event_type`;
 }

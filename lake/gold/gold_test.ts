@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { testEvent } from "../../tests/lake_helpers.ts";
+import { partitionPath, storeOf, testEvent } from "../../tests/lake_helpers.ts";
 import type { Alert } from "../../shared/alert.ts";
 import type { Envelope } from "../../shared/schemas.ts";
 import { LakeAlertSink } from "../alerts.ts";
@@ -12,7 +12,7 @@ import {
   runGold,
   USER_DAILY_FEATURES_COLUMNS,
 } from "./gold.ts";
-import { JOB_FILES, listDates, partitionFile, sqlFileList, TABLES } from "../layout.ts";
+import { JOB_KEYS, listDates, sqlFileList, TABLES } from "../layout.ts";
 import { runSilver } from "../silver/silver.ts";
 import { withLake as withLakeIn } from "../engine/testing.ts";
 
@@ -25,7 +25,7 @@ let offset = 0;
 async function bronze(lake: string, engine: LakeEngine, events: Envelope[]) {
   const first = offset;
   offset += events.length;
-  await new BronzeWriter(engine, lake).write({
+  await new BronzeWriter(engine, await storeOf(lake)).write({
     topic: "wal",
     partition: 0,
     firstOffset: first,
@@ -62,7 +62,7 @@ function alert(user: string, at: string, score: number): Alert {
 type Features = Record<string, unknown> & { user_id: string; dt: string };
 
 async function table(engine: LakeEngine, lake: string, t: string, order: string) {
-  const files = (await listDates(lake, t)).map((dt) => partitionFile(lake, t, dt));
+  const files = (await listDates(await storeOf(lake), t)).map((dt) => partitionPath(lake, t, dt));
   if (files.length === 0) return [];
   const rows = await engine.query(
     `SELECT * EXCLUDE (dt), CAST(dt AS VARCHAR) AS dt
@@ -107,7 +107,7 @@ async function seed(lake: string, engine: LakeEngine) {
     ev("purchase", "u2", `${D2}T08:00:00Z`, { amount: 100 }),
     ev("refund", "u2", `${D2}T08:30:00Z`, { order_id: "o", amount: 100 }),
   ]);
-  await new LakeAlertSink(engine, lake).send([
+  await new LakeAlertSink(engine, await storeOf(lake)).send([
     alert("u1", `${D1}T12:00:00Z`, 0.8),
     alert("u1", `${D1}T12:00:01Z`, 0.95),
   ]);
@@ -116,8 +116,8 @@ async function seed(lake: string, engine: LakeEngine) {
 Deno.test("gold: user_daily_features and daily_type_metrics match hand-computed values", async () => {
   await withLake(async (lake, engine) => {
     await seed(lake, engine);
-    await runSilver(engine, lake);
-    const s = await runGold(engine, lake);
+    await runSilver(engine, await storeOf(lake));
+    const s = await runGold(engine, await storeOf(lake));
     assert.deepEqual(s.dates, [D1, D2]);
     assert.equal(s.partitions_rewritten, 4);
     assert.equal(s.rows.user_daily_features, 4);
@@ -212,7 +212,7 @@ Deno.test("gold: user_daily_features and daily_type_metrics match hand-computed 
     const described = async (t: string) =>
       (await engine.query<{ column_name: string; column_type: string }>(
         `DESCRIBE SELECT * FROM read_parquet('${
-          partitionFile(lake, t, D1)
+          partitionPath(lake, t, D1)
         }', hive_partitioning = false)`,
       )).map((
         c,
@@ -231,31 +231,33 @@ Deno.test("gold: user_daily_features and daily_type_metrics match hand-computed 
 Deno.test("gold: recomputes only changed dates; a late purchase cascades to the next purchase day", async () => {
   await withLake(async (lake, engine) => {
     await seed(lake, engine);
-    await runSilver(engine, lake);
-    await runGold(engine, lake);
-    const progress = await Deno.readTextFile(join(lake, JOB_FILES.goldProgress));
-    const d2Bytes = await Deno.readFile(partitionFile(lake, TABLES.userDailyFeatures, D2));
+    await runSilver(engine, await storeOf(lake));
+    await runGold(engine, await storeOf(lake));
+    const progress = await Deno.readTextFile(join(lake, JOB_KEYS.goldProgress));
+    const d2Bytes = await Deno.readFile(partitionPath(lake, TABLES.userDailyFeatures, D2));
 
     // Nothing new: no work, nothing rewritten.
-    const again = await runGold(engine, lake);
+    const again = await runGold(engine, await storeOf(lake));
     assert.deepEqual(again.dates, []);
     assert.equal(again.partitions_rewritten, 0);
-    assert.equal(await Deno.readTextFile(join(lake, JOB_FILES.goldProgress)), progress);
+    assert.equal(await Deno.readTextFile(join(lake, JOB_KEYS.goldProgress)), progress);
 
     // A new alert on D2 only: D2 is recomputed, D1 is not.
-    const d1Bytes = await Deno.readFile(partitionFile(lake, TABLES.userDailyFeatures, D1));
-    await new LakeAlertSink(engine, lake).send([alert("u2", `${D2}T08:00:00Z`, 0.75)]);
-    const a = await runGold(engine, lake);
+    const d1Bytes = await Deno.readFile(partitionPath(lake, TABLES.userDailyFeatures, D1));
+    await new LakeAlertSink(engine, await storeOf(lake)).send([
+      alert("u2", `${D2}T08:00:00Z`, 0.75),
+    ]);
+    const a = await runGold(engine, await storeOf(lake));
     assert.deepEqual(a.dates, [D2]);
     assert.deepEqual(
-      await Deno.readFile(partitionFile(lake, TABLES.userDailyFeatures, D1)),
+      await Deno.readFile(partitionPath(lake, TABLES.userDailyFeatures, D1)),
       d1Bytes,
     );
     let f = await features(engine, lake);
     assert.equal(find(f, "u2", D2).alert_count, 1);
     assert.equal(find(f, "u2", D2).max_fraud_score, 0.75);
     assert.notDeepEqual(
-      await Deno.readFile(partitionFile(lake, TABLES.userDailyFeatures, D2)),
+      await Deno.readFile(partitionPath(lake, TABLES.userDailyFeatures, D2)),
       d2Bytes,
     );
 
@@ -265,9 +267,9 @@ Deno.test("gold: recomputes only changed dates; a late purchase cascades to the 
       ...ev("purchase", "u2", `${D1}T20:00:00Z`, { amount: 7 }),
       received_at: `${D2}T23:00:00Z`,
     }]);
-    const s = await runSilver(engine, lake);
+    const s = await runSilver(engine, await storeOf(lake));
     assert.deepEqual(s.dates, [D1]);
-    const g = await runGold(engine, lake);
+    const g = await runGold(engine, await storeOf(lake));
     assert.deepEqual(g.dates, [D1, D2]);
     assert.deepEqual(g.cascaded, [D2]);
     f = await features(engine, lake);
@@ -276,7 +278,7 @@ Deno.test("gold: recomputes only changed dates; a late purchase cascades to the 
     assert.equal(find(f, "u2", D2).seconds_since_prev_purchase, 12 * 3600);
     assert.equal(find(f, "u1", D2).seconds_since_prev_purchase, 21 * 3600, "u1 unchanged");
 
-    const p = await readGoldProgress(lake);
+    const p = await readGoldProgress(await storeOf(lake));
     assert.deepEqual(Object.keys(p.silver).sort(), [D1, D2]);
     assert.deepEqual(Object.keys(p.alerts).sort(), [D1, D2]);
   });
@@ -285,9 +287,9 @@ Deno.test("gold: recomputes only changed dates; a late purchase cascades to the 
 Deno.test("gold: a crash before progress is written recomputes the same dates next time", async () => {
   await withLake(async (lake, engine) => {
     await seed(lake, engine);
-    await runSilver(engine, lake);
+    await runSilver(engine, await storeOf(lake));
     await assert.rejects(
-      runGold(engine, lake, {
+      runGold(engine, await storeOf(lake), {
         beforeProgress: () => {
           throw new Error("crash");
         },
@@ -295,9 +297,9 @@ Deno.test("gold: a crash before progress is written recomputes the same dates ne
       /crash/,
     );
     const before = await features(engine, lake);
-    const g = await runGold(engine, lake);
+    const g = await runGold(engine, await storeOf(lake));
     assert.deepEqual(g.dates, [D1, D2]);
     assert.deepEqual(await features(engine, lake), before);
-    assert.deepEqual((await runGold(engine, lake)).dates, []);
+    assert.deepEqual((await runGold(engine, await storeOf(lake))).dates, []);
   });
 });

@@ -13,7 +13,7 @@ import { BronzeWriter } from "../bronze.ts";
 import { LakeEngine } from "../engine/engine.ts";
 import { fnv1a, InvalidQueryError, LakeQuery, QUERY_TYPES } from "./query.ts";
 import { SEVERITIES } from "../../shared/alert.ts";
-import { plantMarkerRows, testEvent } from "../../tests/lake_helpers.ts";
+import { plantMarkerRows, storeOf, testEvent } from "../../tests/lake_helpers.ts";
 
 const SEED = Number(Deno.env.get("FUZZ_SEED") ?? 20_240_501);
 const SCALE = Number(Deno.env.get("FUZZ_RUNS") ?? 1);
@@ -164,14 +164,14 @@ async function withLake(fn: (lake: Lake) => Promise<void>): Promise<void> {
         })
       )
     );
-    await new BronzeWriter(engine, dir).write({
+    await new BronzeWriter(engine, await storeOf(dir)).write({
       topic: "wal",
       partition: 0,
       firstOffset: 0,
       lastOffset: events.length - 1,
       rows: events.map((event, offset) => ({ offset, event })),
     });
-    await new LakeAlertSink(engine, dir).send(USERS.map((user_id, u) => ({
+    await new LakeAlertSink(engine, await storeOf(dir)).send(USERS.map((user_id, u) => ({
       alert_id: crypto.randomUUID(),
       user_id,
       raised_at: new Date(NOW - (u + 1) * 3_600_000).toISOString(),
@@ -197,7 +197,7 @@ async function withLake(fn: (lake: Lake) => Promise<void>): Promise<void> {
       MARKER,
       (NOW - 1000) * 1000,
     );
-    const query = new LakeQuery(engine, dir, { now: () => NOW });
+    const query = new LakeQuery(engine, await storeOf(dir), { now: () => NOW });
     await fn({ query, engine, eventIds: new Set(events.map((e) => e.event_id)) });
     // The engine is still sound after all of it.
     const all = await query.events({ limit: 1000, from: "2026-03-08T00:00:00Z" });

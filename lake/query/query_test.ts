@@ -4,11 +4,12 @@ import { dirname, join } from "node:path";
 import { LakeAlertSink } from "../alerts.ts";
 import { type BronzeRow, BronzeWriter } from "../bronze.ts";
 import { LakeEngine } from "../engine/engine.ts";
-import { partitionFile, TABLES } from "../layout.ts";
+import { TABLES } from "../layout.ts";
 import { chunkList, InvalidQueryError, LakeQuery } from "./query.ts";
 import type { Alert } from "../../shared/alert.ts";
+import type { ObjectStore } from "../storage/store.ts";
 import type { Envelope } from "../../shared/schemas.ts";
-import { testEvent } from "../../tests/lake_helpers.ts";
+import { partitionPath, storeOf, testEvent } from "../../tests/lake_helpers.ts";
 
 const NOW = Date.parse("2026-03-10T12:00:00Z");
 
@@ -26,13 +27,13 @@ async function withLake(
 ): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: opts.prefix ?? "query_test_" });
   const engine = new LakeEngine();
-  const writer = new BronzeWriter(engine, dir);
-  const sink = new LakeAlertSink(engine, dir);
+  const writer = new BronzeWriter(engine, await storeOf(dir));
+  const sink = new LakeAlertSink(engine, await storeOf(dir));
   let offset = 0;
   const lake: Lake = {
     dir,
     engine,
-    query: new LakeQuery(engine, dir, { now: () => NOW, ...opts.query }),
+    query: new LakeQuery(engine, await storeOf(dir), { now: () => NOW, ...opts.query }),
     async write(events) {
       const rows: BronzeRow[] = events.map((event) => ({ offset: offset++, event }));
       await writer.write({
@@ -285,7 +286,7 @@ Deno.test("events: limit default, maximum and cap", async () => {
     assert.equal((await query.events({ limit: 1000 })).events.length, 120);
     assert.equal((await query.events({ limit: "120" })).next_cursor, null);
     await rejects(query.events({ limit: 1001 }), "limit");
-    const small = new LakeQuery(engine, dir, { now: () => NOW, maxLimit: 5 });
+    const small = new LakeQuery(engine, await storeOf(dir), { now: () => NOW, maxLimit: 5 });
     assert.equal((await small.events({})).events.length, 5, "default limit within maxLimit");
     assert.equal((await small.events({ limit: 5 })).events.length, 5);
     await rejects(small.events({ limit: 6 }), "limit");
@@ -325,7 +326,10 @@ Deno.test("events: range validation", async () => {
       await rejects(query.alerts({ from: bad }), "from");
     }
     // Validation happens before the engine is touched.
-    const narrow = new LakeQuery({} as LakeEngine, "/x", { now: () => NOW, maxRangeDays: 2 });
+    const narrow = new LakeQuery({} as LakeEngine, {} as ObjectStore, {
+      now: () => NOW,
+      maxRangeDays: 2,
+    });
     await rejects(narrow.stats({ from: "2026-03-07T00:00:00Z" }), "to");
     await narrow.stats({ from: "2026-03-08T12:00:00Z" }).catch((err) => {
       assert.ok(!(err instanceof InvalidQueryError), "2 days is within the cap");
@@ -567,7 +571,7 @@ Deno.test("user: recent events, alerts and gold features", async () => {
 
     // A fake gold table, whatever its columns.
     for (const [dt, rows] of [["2026-03-08", 2], ["2026-03-09", 2], ["2026-01-01", 1]] as const) {
-      const path = partitionFile(dir, TABLES.userDailyFeatures, dt);
+      const path = partitionPath(dir, TABLES.userDailyFeatures, dt);
       await Deno.mkdir(dirname(path), { recursive: true });
       await engine.writeParquet({
         user_id: { kind: "utf8", values: ["u1", "u2"].slice(0, rows) },
@@ -706,10 +710,12 @@ Deno.test("chunkList() keeps every statement's file list within the budget", () 
 Deno.test("a lake path DuckDB would read as a glob is refused", () => {
   const engine = {} as LakeEngine;
   for (const d of ["/data/lake*", "/data/la?e", "/data/[lake]", "/data/lake(1)", "/d/{a,b}"]) {
-    assert.throws(() => new LakeQuery(engine, d), /glob/);
+    const store = { localDir: () => d } as unknown as ObjectStore;
+    assert.throws(() => new LakeQuery(engine, store), /glob/);
   }
-  assert.throws(() => new LakeQuery(engine, "/data", { maxLimit: 0 }), RangeError);
-  assert.throws(() => new LakeQuery(engine, "/data", { maxRangeDays: 1.5 }), RangeError);
+  const store = {} as ObjectStore;
+  assert.throws(() => new LakeQuery(engine, store, { maxLimit: 0 }), RangeError);
+  assert.throws(() => new LakeQuery(engine, store, { maxRangeDays: 1.5 }), RangeError);
 });
 
 Deno.test("bronze files are pruned by their occurred_at range before DuckDB opens them", async () => {
@@ -725,7 +731,7 @@ Deno.test("bronze files are pruned by their occurred_at range before DuckDB open
         return engine.query(sql, params as never);
       },
     } as unknown as LakeEngine;
-    const query = new LakeQuery(spy, dir, { now: () => NOW });
+    const query = new LakeQuery(spy, await storeOf(dir), { now: () => NOW });
     const r = await query.events({ from: "2026-03-10T09:00:00Z", to: "2026-03-10T11:00:00Z" });
     assert.deepEqual(ids(r.events), ids([late]));
     const select = statements.find((s) => s.includes("ORDER BY occurred_at"))!;

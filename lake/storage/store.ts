@@ -107,3 +107,31 @@ export function checkPrefix(prefix: string): string {
   checkKey(prefix.endsWith("/") ? prefix.slice(0, -1) : prefix);
   return prefix;
 }
+
+/** A held lock; release it once (a second release does nothing). */
+export interface Lock {
+  release(): Promise<void>;
+}
+
+/**
+ * A store that can also lock a key among the processes sharing it (local disk: an flock). Only
+ * table protocols that predate put-if-absent commits use it; an object store offers no such step.
+ */
+export interface LockingStore extends ObjectStore {
+  /** An exclusive lock on `key`; with `wait: false`, `undefined` when another holder has it. */
+  lock(key: string, options?: { wait?: boolean }): Promise<Lock | undefined>;
+}
+
+/**
+ * A store whose objects are files in local directories, so a reader may hand DuckDB a glob over a
+ * whole directory instead of a list of its files (local disk).
+ */
+export interface DirectoryStore extends ObjectStore {
+  /** The local directory of the objects whose keys start with `prefix/`. */
+  localDir(prefix: string): string;
+}
+
+/** Whether `store` is a {@link DirectoryStore}. */
+export function hasLocalDirs(store: ObjectStore): store is DirectoryStore {
+  return typeof (store as Partial<DirectoryStore>).localDir === "function";
+}

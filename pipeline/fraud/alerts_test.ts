@@ -1,9 +1,10 @@
 // The alert pipeline: LLM part present, missing or disabled; sinks retried; the lake's alerts table.
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { alertFile, LakeAlertSink } from "../../lake/alerts.ts";
+import { LakeAlertSink } from "../../lake/alerts.ts";
+import { alertKey } from "../../lake/layout.ts";
 import { LakeEngine } from "../../lake/engine/engine.ts";
-import { readAlerts } from "../../tests/lake_helpers.ts";
+import { readAlerts, storeOf } from "../../tests/lake_helpers.ts";
 import { createLogger } from "../../shared/logger.ts";
 import type { Envelope } from "../../shared/schemas.ts";
 import {
@@ -160,7 +161,7 @@ Deno.test("the lake alerts table: one row per alert id, even when raised twice",
   const lake = await Deno.makeTempDir({ prefix: "alerts_" });
   const engine = new LakeEngine();
   try {
-    const sink = new LakeAlertSink(engine, lake);
+    const sink = new LakeAlertSink(engine, await storeOf(lake));
     const pipeline = new AlertPipeline(
       fixedJudge({
         status: "ok",
@@ -188,11 +189,11 @@ Deno.test("the lake alerts table: one row per alert id, even when raised twice",
     assert.deepEqual(JSON.parse(row.event_ids as string), first.event_ids);
     assert.ok(rows.some((r) => r.alert_id === other.alert_id));
     assert.equal(
-      alertFile(lake, first),
+      join(lake, alertKey(first)),
       join(lake, "alerts", "dt=2026-11-20", `${first.alert_id}.parquet`),
     );
     assert.throws(
-      () => alertFile(lake, { ...first, alert_id: "../../etc/passwd" }),
+      () => alertKey({ ...first, alert_id: "../../etc/passwd" }),
       /Invalid alert id/,
     );
   } finally {

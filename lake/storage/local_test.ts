@@ -1,24 +1,26 @@
 import assert from "node:assert/strict";
-import { type BronzeRow, BronzeWriter } from "./bronze.ts";
-import { LakeGoneError, LakeRoot, probeLakeDisk } from "./disk.ts";
-import { LakeJobs } from "./jobs.ts";
-import { withLake } from "./engine/testing.ts";
-import { createLogger } from "../shared/logger.ts";
-import { readBronze, testEvent } from "../tests/lake_helpers.ts";
+import { type BronzeRow, BronzeWriter } from "../bronze.ts";
+import { LakeJobs } from "../jobs.ts";
+import { withLake } from "../engine/testing.ts";
+import { createLogger } from "../../shared/logger.ts";
+import { readBronze, testEvent } from "../../tests/lake_helpers.ts";
+import { LocalStore } from "./local.ts";
+import { probeStore } from "./probe.ts";
+import { StoreGoneError } from "./store.ts";
 
 const rows = (from: number, to: number): BronzeRow[] =>
   Array.from({ length: to - from + 1 }, (_, i) => ({ offset: from + i, event: testEvent() }));
 
 const exists = (path: string) => Deno.stat(path).then(() => true, () => false);
 
-Deno.test("LakeRoot.check() passes for the directory of the start, and names a lake gone or replaced", async () => {
-  await withLake("disk_test_", async (lake) => {
-    const root = await LakeRoot.open(lake);
+Deno.test("LocalStore.check() passes for the directory of the start, and names a lake gone or replaced", async () => {
+  await withLake("local_store_test_", async (lake) => {
+    const root = await LocalStore.open(lake);
     await root.check();
     await Deno.rename(lake, `${lake}.away`);
     await assert.rejects(
       root.check(),
-      (e: Error) => e instanceof LakeGoneError && /is gone/.test(e.message),
+      (e: Error) => e instanceof StoreGoneError && /is gone/.test(e.message),
     );
     await Deno.writeTextFile(lake, "a file");
     await assert.rejects(root.check(), /not a directory/);
@@ -32,10 +34,9 @@ Deno.test("LakeRoot.check() passes for the directory of the start, and names a l
 });
 
 Deno.test("a lake that vanished is not recreated: bronze writes, the disk probe and jobs fail until it is back", async () => {
-  await withLake("disk_test_", async (lake, engine) => {
-    const root = await LakeRoot.open(lake);
-    const writer = new BronzeWriter(engine, lake, { root });
-    const jobs = new LakeJobs(engine, lake, createLogger({ write: () => {} }), { root });
+  await withLake("local_store_test_", async (lake, engine, store) => {
+    const writer = new BronzeWriter(engine, store);
+    const jobs = new LakeJobs(engine, store, createLogger({ write: () => {} }));
     await writer.write({
       topic: "t",
       partition: 0,
@@ -53,9 +54,9 @@ Deno.test("a lake that vanished is not recreated: bronze writes, the disk probe 
         lastOffset: 19,
         rows: rows(10, 19),
       }),
-      LakeGoneError,
+      StoreGoneError,
     );
-    const probe = await probeLakeDisk(lake, { root });
+    const probe = await probeStore(store);
     assert.equal(probe.state, "down");
     assert.match(probe.detail ?? "", /LAKE_DIR .* is gone/);
     const report = await jobs.run("all");
@@ -71,7 +72,7 @@ Deno.test("a lake that vanished is not recreated: bronze writes, the disk probe 
       lastOffset: 19,
       rows: rows(10, 19),
     });
-    assert.equal((await probeLakeDisk(lake, { root })).state, "ok");
+    assert.equal((await probeStore(store)).state, "ok");
     assert.deepEqual(
       (await readBronze(engine, lake)).map((r) => Number(r.log_offset)).sort((a, b) => a - b),
       [

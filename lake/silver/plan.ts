@@ -1,0 +1,127 @@
+/**
+ * What a silver run reads: the committed bronze batches silver has not read yet, taken whole, in
+ * offset order, round robin over log partitions, until the run's budget is spent; and silver's own
+ * progress (`_progress/silver.json`).
+ *
+ * @module
+ */
+import type { ObjectStore } from "../storage/store.ts";
+import {
+  type BronzeFile,
+  bronzeProgressKey,
+  JOB_KEYS,
+  listBronzeFiles,
+  readJson,
+} from "../layout.ts";
+
+/** `_progress/silver.json`. */
+export interface SilverProgress {
+  /** Completed runs that changed something. */
+  run: number;
+  /** Per `<topic>+<partition>`: the first bronze offset silver has not read yet. */
+  watermarks: Record<string, number>;
+  /** Per occurred date: the run that last rewrote one of its domain partitions (gold reads it). */
+  dates: Record<string, number>;
+}
+
+/** Reads silver's progress (empty when silver never ran). */
+export async function readSilverProgress(store: ObjectStore): Promise<SilverProgress> {
+  const p = await readJson<Partial<SilverProgress>>(store, JOB_KEYS.silverProgress);
+  return { run: p?.run ?? 0, watermarks: p?.watermarks ?? {}, dates: p?.dates ?? {} };
+}
+
+async function bronzeNextOffset(store: ObjectStore, topic: string, partition: number) {
+  const p = await readJson<{ next_offset?: unknown }>(store, bronzeProgressKey(topic, partition));
+  return typeof p?.next_offset === "number" ? p.next_offset : 0;
+}
+
+/** The files of one offset range of one log partition. */
+export interface Batch {
+  key: string;
+  topic: string;
+  partition: number;
+  first: number;
+  last: number;
+  files: BronzeFile[];
+}
+
+/** The committed, unread bronze batches, in offset order per log partition. */
+export async function pendingBatches(
+  store: ObjectStore,
+  progress: SilverProgress,
+): Promise<Batch[][]> {
+  const byPartition = new Map<string, Map<number, Batch>>();
+  for (const f of await listBronzeFiles(store)) {
+    const key = `${f.topic}+${f.partition}`;
+    let batches = byPartition.get(key);
+    if (!batches) byPartition.set(key, batches = new Map());
+    const b = batches.get(f.first);
+    if (b) {
+      if (b.last !== f.last) throw new Error(`Bronze batches overlap in ${key} at ${f.first}`);
+      b.files.push(f);
+    } else {
+      const { topic, partition, first, last } = f;
+      batches.set(f.first, { key, topic, partition, first, last, files: [f] });
+    }
+  }
+  const out: Batch[][] = [];
+  for (const [key, batches] of [...byPartition].sort(([a], [b]) => a < b ? -1 : 1)) {
+    const any = batches.values().next().value!;
+    const committed = await bronzeNextOffset(store, any.topic, any.partition);
+    const from = progress.watermarks[key] ?? 0;
+    const list = [...batches.values()]
+      .filter((b) => b.first >= from && b.last < committed)
+      .sort((a, b) => a.first - b.first);
+    if (list.length > 0) out.push(list);
+  }
+  return out;
+}
+
+/** Takes whole batches, round-robin over log partitions, until the budget is spent. */
+export function takeBudget(partitions: Batch[][], maxRows: number, maxFiles: number) {
+  const taken: Batch[] = [];
+  let rows = 0, files = 0;
+  const cursors = partitions.map(() => 0);
+  for (let progress = true; progress;) {
+    progress = false;
+    for (let p = 0; p < partitions.length; p++) {
+      const b = partitions[p]![cursors[p]!];
+      if (!b) continue;
+      const span = b.last - b.first + 1;
+      if (taken.length > 0 && (rows + span > maxRows || files + b.files.length > maxFiles)) {
+        return { taken, more: true };
+      }
+      taken.push(b);
+      rows += span;
+      files += b.files.length;
+      cursors[p]!++;
+      progress = true;
+    }
+  }
+  return { taken, more: false };
+}
+
+/**
+ * Groups the taken batches' files into read steps of about `rows` rows (estimated from offset
+ * ranges) and at most `files` files each.
+ */
+export function* readGroups(
+  batches: Batch[],
+  rows: number,
+  files: number,
+): Generator<BronzeFile[]> {
+  let group: BronzeFile[] = [], span = 0;
+  for (const b of batches) {
+    const perFile = (b.last - b.first + 1) / b.files.length;
+    for (const f of b.files) {
+      group.push(f);
+      span += perFile;
+      if (span >= rows || group.length >= files) {
+        yield group;
+        group = [];
+        span = 0;
+      }
+    }
+  }
+  if (group.length > 0) yield group;
+}
