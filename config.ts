@@ -6,7 +6,7 @@
  */
 import { z } from "zod";
 import type { Thresholds } from "./pipeline/fraud/rules.ts";
-import { parseApiKeys } from "./routes/auth.ts";
+import { parseApiKeys } from "./routes/auth/api_keys.ts";
 
 /** Kafka's own rule for topic names; it also makes a topic safe inside a file name. */
 const TOPIC_NAME = /^[A-Za-z0-9._-]{1,249}$/;

@@ -47,7 +47,7 @@ export interface OpenApiOptions {
   /** The gateway's `QUERY_MAX_LIMIT`: largest `limit` of `GET /events` and `GET /alerts`. @default 1000 */
   maxQueryLimit?: number;
   /**
-   * Route groups that need an API key (`routes/auth.ts`): `ingest` (POST /events, POST /score)
+   * Route groups that need an API key (`routes/auth/`): `ingest` (POST /events, POST /score)
    * when `API_KEYS` is set, `query` too with `QUERY_AUTH=private`. @default []
    */
   apiKeyGroups?: ("ingest" | "query")[];
@@ -395,7 +395,7 @@ const unauthorized = errorResponse(
   "No API key, an unknown one, or a bad body signature (`unauthorized`, see `error.reason`)",
   { "WWW-Authenticate": { schema: { type: "string" } } },
 );
-/** The API key schemes of `routes/auth.ts`: either one. */
+/** The API key schemes of `routes/auth/api_key_auth.ts`: either one. */
 const API_KEY_SECURITY = [{ apiKey: [] }, { apiKeyHeader: [] }];
 
 /** Query parameters from a zod object schema; descriptions by name. */

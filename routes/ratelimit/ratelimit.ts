@@ -14,7 +14,7 @@
  * bounds the events one request can carry.
  *
  * No `hono` here: the HTTP side (429, `Retry-After`, `RateLimit-*`) is `rateLimit()` in
- * `routes/auth.ts`.
+ * `middleware.ts`.
  *
  * @module
  */
