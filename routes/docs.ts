@@ -13,7 +13,7 @@
 import { Hono } from "hono";
 import DOCS_CSS from "./docs_assets/docs.css" with { type: "text" };
 import DOCS_JS from "./docs_assets/docs.js" with { type: "text" };
-import { openApiDocument, type OpenApiOptions } from "./openapi.ts";
+import { openApiDocument, type OpenApiOptions } from "./openapi/openapi.ts";
 
 /** Where the document is served; the page reads it from here. */
 export const OPENAPI_PATH = "/openapi.json";
