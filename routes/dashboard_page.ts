@@ -14,12 +14,21 @@
  */
 import DASHBOARD_CSS from "./dashboard_assets/dashboard.css" with { type: "text" };
 import DASHBOARD_JS from "./dashboard_assets/dashboard.js" with { type: "text" };
+import PROMETHEUS_JS from "./dashboard_assets/prometheus.js" with { type: "text" };
 
 /** The page's inline style sheet (hashed into the CSP: change it and the hash follows). */
 export const DASHBOARD_STYLE: string = DASHBOARD_CSS;
 
-/** The page's inline script (hashed into the CSP). It must not contain a closing script tag. */
-export const DASHBOARD_SCRIPT: string = DASHBOARD_JS;
+/**
+ * The page's inline script (hashed into the CSP): `prometheus.js` then `dashboard.js`, in one
+ * strict-mode function scope so that none of their names reach the page's global scope. Neither
+ * may contain a closing script tag.
+ */
+export const DASHBOARD_SCRIPT: string = `"use strict";
+(() => {
+${PROMETHEUS_JS}
+${DASHBOARD_JS}})();
+`;
 
 /** Settings the page's script reads from `<body data-*>`. */
 export interface DashboardPageOptions {
