@@ -93,13 +93,13 @@ function colorFor(type) {
 // ---- Rendering
 
 function render(snap, r) {
-  const knownTypes = new Set([
-    ...snap.received.keys(),
-    ...snap.accepted.keys(),
-    ...snap.rejected.keys(),
-  ]);
-  const types = [...knownTypes].sort(collator.compare);
+  renderTiles(snap, r);
+  renderTypes(snap, r);
+  renderBreakdowns(snap, r);
+}
 
+/** The totals at the top: rates need two polls (`r`), counts need one. */
+function renderTiles(snap, r) {
   byId("tile-accepted").textContent = r ? fmtRate(sum(r.accepted)) : "–";
   byId("tile-rejected").textContent = r ? fmtRate(sum(r.rejected)) : "–";
   byId("tile-dead").textContent = fmtCount(sum(snap.deadLetters));
@@ -109,6 +109,16 @@ function render(snap, r) {
   byId("tile-lake").textContent = r ? fmtRate(r.lakeRows) : "–";
   byId("tile-fraud").textContent = fmtCount(snap.fraud.reduce((s, f) => s + f.value, 0));
   byId("tile-memory").textContent = fmtBytes(snap.memory);
+}
+
+/** One row per event type seen in any counter, with its rates and totals. */
+function renderTypes(snap, r) {
+  const knownTypes = new Set([
+    ...snap.received.keys(),
+    ...snap.accepted.keys(),
+    ...snap.rejected.keys(),
+  ]);
+  const types = [...knownTypes].sort(collator.compare);
 
   fill(
     "types-body",
@@ -130,7 +140,10 @@ function render(snap, r) {
     6,
     "no events yet",
   );
+}
 
+/** Consumer lag per partition, dead letters per source, fraud alerts per rule. */
+function renderBreakdowns(snap, r) {
   const lag = [...snap.lag].sort((a, b) =>
     collator.compare(a.topic, b.topic) || Number(a.partition) - Number(b.partition)
   );
@@ -199,13 +212,20 @@ function drawChart() {
   const ctx = canvas.getContext("2d");
   ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
   ctx.clearRect(0, 0, w, h);
-  const css = getComputedStyle(document.documentElement);
-  const muted = css.getPropertyValue("--muted").trim() || "#888";
-  const grid = css.getPropertyValue("--grid").trim() || "#ddd";
+  const chart = chartLayout(ctx, w, h);
+  const types = [...colorOf.keys()];
+  drawAxes(chart);
+  drawSeries(chart, types);
+
+  canvas.dataset.points = String(history.length);
+  canvas.dataset.series = String(types.length);
+  drawLegend(types);
+}
+
+/** The plot area inside the canvas, and the scales from rates and times to it. */
+function chartLayout(ctx, w, h) {
   const pad = { left: 52, right: 12, top: 10, bottom: 22 };
   const pw = w - pad.left - pad.right, ph = h - pad.top - pad.bottom;
-
-  const types = [...colorOf.keys()];
   let max = 0;
   for (const p of history) {
     max = Math.max(max, p.rejected);
@@ -218,7 +238,14 @@ function drawChart() {
   const span = Math.min(full, Math.max(60000, history.length ? end - history[0].t : 0));
   const x = (t) => pad.left + pw * (1 - (end - t) / span);
   const y = (v) => pad.top + ph * (1 - v / max);
+  return { ctx, pad, pw, ph, max, end, span, x, y };
+}
 
+/** Horizontal grid lines with their rates, time labels below, and a note while empty. */
+function drawAxes({ ctx, pad, pw, ph, max, end, span, x, y }) {
+  const css = getComputedStyle(document.documentElement);
+  const muted = css.getPropertyValue("--muted").trim() || "#888";
+  const grid = css.getPropertyValue("--grid").trim() || "#ddd";
   ctx.font = "11px system-ui, sans-serif";
   ctx.lineWidth = 1;
   ctx.strokeStyle = grid;
@@ -251,7 +278,10 @@ function drawChart() {
     ctx.textBaseline = "middle";
     ctx.fillText("collecting data…", pad.left + pw / 2, pad.top + ph / 2);
   }
+}
 
+/** A line of accepted events/s per type and a dashed one of rejected/s, clipped to the plot. */
+function drawSeries({ ctx, pad, pw, ph, x, y }, types) {
   ctx.save();
   ctx.beginPath();
   ctx.rect(pad.left, pad.top - 2, pw, ph + 4);
@@ -282,10 +312,10 @@ function drawChart() {
   for (const type of types) line(colorFor(type), false, (p) => p.accepted.get(type));
   line(REJECTED_COLOR, true, (p) => p.rejected);
   ctx.restore();
+}
 
-  canvas.dataset.points = String(history.length);
-  canvas.dataset.series = String(types.length);
-
+/** The legend under the chart: each type's color, then the rejected line's. */
+function drawLegend(types) {
   const legend = [...types.map((t) => [t, colorFor(t)]), [
     "rejected (all types)",
     REJECTED_COLOR,
