@@ -237,8 +237,42 @@ function operationView(spec, base, path, method, op) {
   const params = [...(spec.paths[path].parameters ?? []), ...(op.parameters ?? [])];
   const secured = (op.security ?? spec.security ?? []).some((r) => Object.keys(r).length > 0);
   const form = h("form", { class: "try", novalidate: true });
+  const inputs = paramFields(form, params, opId);
+  const bodyInputs = bodyField(form, spec, op.requestBody?.content ?? {}, opId);
 
-  const inputs = params.map((p, i) => {
+  const output = h("div", { class: "output", "aria-live": "polite" });
+  const curl = h("pre", { class: "curl", hidden: true });
+  const send = h("button", { type: "submit" }, "Send");
+  form.append(h("div", { class: "actions" }, send), curl, output);
+  const request = { base, path, method, secured, inputs, bodyInputs, curl, send, output };
+  form.addEventListener("submit", (e) => sendRequest(e, request));
+
+  const responses = responsesList(op);
+  return h(
+    "details",
+    { class: "op", id: `op-${opId}` },
+    h(
+      "summary",
+      {},
+      h("span", { class: `method method-${method}` }, method.toUpperCase()),
+      h("span", { class: "path" }, path),
+      h("span", { class: "summary" }, op.summary ?? ""),
+      secured ? h("span", { class: "lock", title: "Sends the bearer token" }, "token") : null,
+    ),
+    h(
+      "div",
+      { class: "op-body" },
+      op.description ? h("p", {}, prose(op.description)) : null,
+      form,
+      h("h4", {}, "Responses"),
+      h("ul", { class: "responses" }, responses),
+    ),
+  );
+}
+
+/** One labelled input per parameter, appended to `form`; returns each with its parameter. */
+function paramFields(form, params, opId) {
+  return params.map((p, i) => {
     const id = `${opId}-p${i}`;
     const input = paramInput(p, id);
     form.append(
@@ -258,8 +292,13 @@ function operationView(spec, base, path, method, op) {
     );
     return { param: p, input };
   });
+}
 
-  const content = op.requestBody?.content ?? {};
+/**
+ * The request body field of an operation with a `requestBody`: a media type, for a discriminated
+ * union a variant, for bodies that take several events a count, and an editable example.
+ */
+function bodyField(form, spec, content, opId) {
   const mediaTypes = Object.keys(content);
   let typeSelect, bodyArea, variantSelect, countInput;
   if (mediaTypes.length > 0) {
@@ -311,65 +350,69 @@ function operationView(spec, base, path, method, op) {
       ),
     );
   }
+  return { typeSelect, bodyArea };
+}
 
-  const output = h("div", { class: "output", "aria-live": "polite" });
-  const curl = h("pre", { class: "curl", hidden: true });
-  const send = h("button", { type: "submit" }, "Send");
-  form.append(h("div", { class: "actions" }, send), curl, output);
+/** Sends the operation's request from the form's values and shows the response. */
+async function sendRequest(
+  e,
+  { base, path, method, secured, inputs, bodyInputs, curl, send, output },
+) {
+  e.preventDefault();
+  const { typeSelect, bodyArea } = bodyInputs;
+  let url = path;
+  const query = new URLSearchParams();
+  const headers = {};
+  const missing = [];
+  for (const { param, input } of inputs) {
+    const value = input.value.trim();
+    if (value === "") {
+      if (param.required) missing.push(param.name);
+      continue;
+    }
+    if (param.in === "path") url = url.replace(`{${param.name}}`, encodeURIComponent(value));
+    else if (param.in === "query") query.append(param.name, value);
+    else if (param.in === "header") headers[param.name] = value;
+  }
+  if (missing.length > 0) {
+    output.replaceChildren(
+      h("p", { class: "status status-client" }, `Fill in: ${missing.join(", ")}`),
+    );
+    return;
+  }
+  const full = new URL(`${base}${url}${String(query) ? `?${query}` : ""}`, location.href);
+  let body;
+  let gzip = false;
+  if (bodyArea) {
+    headers["Content-Type"] = typeSelect.value;
+    const enc = (headers["Content-Encoding"] ?? "").toLowerCase();
+    gzip = enc === "gzip" || enc === "x-gzip";
+    body = bodyArea.value;
+  }
+  if (secured && bearerToken) headers.Authorization = `Bearer ${bearerToken}`;
+  curl.textContent = curlCommand(method, full.href, headers, body, gzip);
+  curl.hidden = false;
+  send.disabled = true;
+  output.replaceChildren(h("p", { class: "muted" }, "Sending…"));
+  const started = performance.now();
+  try {
+    const res = await fetch(full, {
+      method: method.toUpperCase(),
+      headers,
+      body: body === undefined ? undefined : gzip ? await gzipBytes(body) : body,
+    });
+    const text = await res.text();
+    output.replaceChildren(responseView(res, performance.now() - started, text));
+  } catch (err) {
+    output.replaceChildren(h("p", { class: "status status-server" }, `Request failed: ${err}`));
+  } finally {
+    send.disabled = false;
+  }
+}
 
-  form.addEventListener("submit", async (e) => {
-    e.preventDefault();
-    let url = path;
-    const query = new URLSearchParams();
-    const headers = {};
-    const missing = [];
-    for (const { param, input } of inputs) {
-      const value = input.value.trim();
-      if (value === "") {
-        if (param.required) missing.push(param.name);
-        continue;
-      }
-      if (param.in === "path") url = url.replace(`{${param.name}}`, encodeURIComponent(value));
-      else if (param.in === "query") query.append(param.name, value);
-      else if (param.in === "header") headers[param.name] = value;
-    }
-    if (missing.length > 0) {
-      output.replaceChildren(
-        h("p", { class: "status status-client" }, `Fill in: ${missing.join(", ")}`),
-      );
-      return;
-    }
-    const full = new URL(`${base}${url}${String(query) ? `?${query}` : ""}`, location.href);
-    let body;
-    let gzip = false;
-    if (bodyArea) {
-      headers["Content-Type"] = typeSelect.value;
-      const enc = (headers["Content-Encoding"] ?? "").toLowerCase();
-      gzip = enc === "gzip" || enc === "x-gzip";
-      body = bodyArea.value;
-    }
-    if (secured && bearerToken) headers.Authorization = `Bearer ${bearerToken}`;
-    curl.textContent = curlCommand(method, full.href, headers, body, gzip);
-    curl.hidden = false;
-    send.disabled = true;
-    output.replaceChildren(h("p", { class: "muted" }, "Sending…"));
-    const started = performance.now();
-    try {
-      const res = await fetch(full, {
-        method: method.toUpperCase(),
-        headers,
-        body: body === undefined ? undefined : gzip ? await gzipBytes(body) : body,
-      });
-      const text = await res.text();
-      output.replaceChildren(responseView(res, performance.now() - started, text));
-    } catch (err) {
-      output.replaceChildren(h("p", { class: "status status-server" }, `Request failed: ${err}`));
-    } finally {
-      send.disabled = false;
-    }
-  });
-
-  const responses = Object.entries(op.responses ?? {}).map(([code, r]) => {
+/** The operation's responses: status, description, headers, and each media type's schema. */
+function responsesList(op) {
+  return Object.entries(op.responses ?? {}).map(([code, r]) => {
     const media = Object.entries(r.content ?? {});
     const headers = Object.keys(r.headers ?? {});
     return h(
@@ -391,27 +434,6 @@ function operationView(spec, base, path, method, op) {
       ),
     );
   });
-
-  return h(
-    "details",
-    { class: "op", id: `op-${opId}` },
-    h(
-      "summary",
-      {},
-      h("span", { class: `method method-${method}` }, method.toUpperCase()),
-      h("span", { class: "path" }, path),
-      h("span", { class: "summary" }, op.summary ?? ""),
-      secured ? h("span", { class: "lock", title: "Sends the bearer token" }, "token") : null,
-    ),
-    h(
-      "div",
-      { class: "op-body" },
-      op.description ? h("p", {}, prose(op.description)) : null,
-      form,
-      h("h4", {}, "Responses"),
-      h("ul", { class: "responses" }, responses),
-    ),
-  );
 }
 
 function render(spec) {
