@@ -1,5 +1,5 @@
 /**
- * `GET /openapi.json` (the OpenAPI 3.1 document, see `openapi.ts`) and `GET /docs`, an interactive
+ * `GET /openapi.json` (the OpenAPI 3.1 document, see `openapi/openapi.ts`) and `GET /docs`, an interactive
  * page that lists the operations and sends requests from forms built from the document.
  *
  * The page is a few KB of plain JavaScript and CSS in `docs_assets/`, imported as text so they are
