@@ -7,7 +7,7 @@
 import { TOPIC_NAME } from "./shared/schemas.ts";
 import { z } from "zod";
 import type { Thresholds } from "./pipeline/fraud/rules.ts";
-import { parseApiKeys } from "./routes/auth.ts";
+import { parseApiKeys } from "./routes/auth/api_keys.ts";
 
 /** Kafka's own rule for topic names; it also makes a topic safe inside a file name. */
 

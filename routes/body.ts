@@ -254,106 +254,158 @@ export function checkDepth(text: string, maxDepth: number, lineNo: number): void
  * client fixing its request needs one. Only called once parsing has failed, so speed is secondary.
  */
 export function locateJsonError(text: string): { line: number; column: number; message: string } {
-  let i = 0;
-  const fail = (message: string): never => {
-    throw { at: i, message };
-  };
-  const ws = () => {
-    while (i < text.length && " \t\n\r".includes(text[i]!)) i++;
-  };
-  const literal = (word: string) => {
-    if (text.startsWith(word, i)) i += word.length;
-    else fail(`unexpected ${describe(text[i])}`);
-  };
-  const string = () => {
-    i++;
-    while (i < text.length) {
-      const ch = text[i]!;
+  const scanner = new JsonScanner(text);
+  try {
+    scanner.scan();
+    return { ...lineColumn(text, text.length), message: "invalid JSON" };
+  } catch (e) {
+    const { at, message } = e as ScanError;
+    return { ...lineColumn(text, at), message };
+  }
+}
+
+/** What {@link JsonScanner} throws at the first thing that is not JSON: where, and what. */
+interface ScanError {
+  at: number;
+  message: string;
+}
+
+/**
+ * Walks JSON text the way a parser would, throwing a {@link ScanError} where it stops being valid.
+ * Iterative (open containers are a stack, not calls) so that the locator itself cannot overflow
+ * the stack.
+ */
+class JsonScanner {
+  #text: string;
+  /** Where the scan is. */
+  #i = 0;
+  /** The closing bracket of each open container, innermost last. */
+  #stack: string[] = [];
+
+  constructor(text: string) {
+    this.#text = text;
+  }
+
+  /** Scans one JSON value and the whitespace around it; throws where the text goes wrong. */
+  scan(): void {
+    const text = this.#text;
+    if (this.#value() === "open") this.#containers();
+    this.#ws();
+    if (this.#i < text.length) {
+      this.#fail(`unexpected ${describe(text[this.#i])} after the JSON value`);
+    }
+  }
+
+  /** The rest of the open containers: their values, commas and closing brackets. */
+  #containers(): void {
+    const text = this.#text;
+    const stack = this.#stack;
+    for (;;) {
+      if (stack.length === 0) break;
+      if (this.#value() === "open") continue;
+      // after a value inside a container
+      for (;;) {
+        this.#ws();
+        const close = stack.at(-1)!;
+        if (text[this.#i] === ",") {
+          this.#i++;
+          if (close === "}") this.#member();
+          break;
+        }
+        if (text[this.#i] === close) {
+          stack.pop();
+          this.#i++;
+          if (stack.length === 0) break;
+          continue;
+        }
+        this.#fail(`expected "," or "${close}", found ${describe(text[this.#i])}`);
+      }
+    }
+  }
+
+  /** One value; "open" when it opened a non-empty container (whose contents come next). */
+  #value(): "open" | undefined {
+    const text = this.#text;
+    this.#ws();
+    const ch = text[this.#i];
+    if (ch === "{" || ch === "[") {
+      this.#stack.push(ch === "{" ? "}" : "]");
+      this.#i++;
+      this.#ws();
+      if (text[this.#i] === this.#stack.at(-1)) {
+        this.#stack.pop();
+        this.#i++;
+        return;
+      }
+      if (ch === "{") this.#member();
+      return "open";
+    }
+    if (ch === '"') this.#string();
+    else if (ch === "t") this.#literal("true");
+    else if (ch === "f") this.#literal("false");
+    else if (ch === "n") this.#literal("null");
+    else if (ch === "-" || (ch !== undefined && ch >= "0" && ch <= "9")) this.#number();
+    else this.#fail(`unexpected ${describe(ch)}`);
+  }
+
+  /** A property name and its colon. */
+  #member(): void {
+    const text = this.#text;
+    this.#ws();
+    if (text[this.#i] !== '"') {
+      this.#fail(`expected a property name in double quotes, found ${describe(text[this.#i])}`);
+    }
+    this.#string();
+    this.#ws();
+    if (text[this.#i] !== ":") {
+      this.#fail(`expected ":" after a property name, found ${describe(text[this.#i])}`);
+    }
+    this.#i++;
+  }
+
+  #string(): void {
+    const text = this.#text;
+    this.#i++;
+    while (this.#i < text.length) {
+      const ch = text[this.#i]!;
       if (ch === '"') {
-        i++;
+        this.#i++;
         return;
       }
       if (ch === "\\") {
-        const esc = text[i + 1];
+        const esc = text[this.#i + 1];
         if (esc === "u") {
-          if (!/^[0-9a-fA-F]{4}$/.test(text.slice(i + 2, i + 6))) fail("bad \\u escape in string");
-          i += 6;
-        } else if (esc !== undefined && '"\\/bfnrt'.includes(esc)) i += 2;
-        else fail("bad escape in string");
-      } else if (ch.charCodeAt(0) < 0x20) fail("control character in string");
-      else i++;
-    }
-    fail("unterminated string");
-  };
-  const number = () => {
-    const m = /^-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?/.exec(text.slice(i, i + 400));
-    if (!m || m[0] === "" || m[0] === "-") fail(`unexpected ${describe(text[i])}`);
-    i += m![0].length;
-  };
-  // Iterative so that the locator itself cannot overflow the stack.
-  const stack: string[] = [];
-  const value = () => {
-    ws();
-    const ch = text[i];
-    if (ch === "{" || ch === "[") {
-      stack.push(ch === "{" ? "}" : "]");
-      i++;
-      ws();
-      if (text[i] === stack.at(-1)) {
-        stack.pop();
-        i++;
-        return;
-      }
-      if (ch === "{") member();
-      return "open";
-    }
-    if (ch === '"') string();
-    else if (ch === "t") literal("true");
-    else if (ch === "f") literal("false");
-    else if (ch === "n") literal("null");
-    else if (ch === "-" || (ch !== undefined && ch >= "0" && ch <= "9")) number();
-    else fail(`unexpected ${describe(ch)}`);
-  };
-  const member = () => {
-    ws();
-    if (text[i] !== '"') {
-      fail(`expected a property name in double quotes, found ${describe(text[i])}`);
-    }
-    string();
-    ws();
-    if (text[i] !== ":") fail(`expected ":" after a property name, found ${describe(text[i])}`);
-    i++;
-  };
-  try {
-    if (value() === "open") {
-      for (;;) {
-        if (stack.length === 0) break;
-        if (value() === "open") continue;
-        // after a value inside a container
-        for (;;) {
-          ws();
-          const close = stack.at(-1)!;
-          if (text[i] === ",") {
-            i++;
-            if (close === "}") member();
-            break;
+          if (!/^[0-9a-fA-F]{4}$/.test(text.slice(this.#i + 2, this.#i + 6))) {
+            this.#fail("bad \\u escape in string");
           }
-          if (text[i] === close) {
-            stack.pop();
-            i++;
-            if (stack.length === 0) break;
-            continue;
-          }
-          fail(`expected "," or "${close}", found ${describe(text[i])}`);
-        }
-      }
+          this.#i += 6;
+        } else if (esc !== undefined && '"\\/bfnrt'.includes(esc)) this.#i += 2;
+        else this.#fail("bad escape in string");
+      } else if (ch.charCodeAt(0) < 0x20) this.#fail("control character in string");
+      else this.#i++;
     }
-    ws();
-    if (i < text.length) fail(`unexpected ${describe(text[i])} after the JSON value`);
-    return { ...lineColumn(text, text.length), message: "invalid JSON" };
-  } catch (e) {
-    const { at, message } = e as { at: number; message: string };
-    return { ...lineColumn(text, at), message };
+    this.#fail("unterminated string");
+  }
+
+  #number(): void {
+    const text = this.#text;
+    const m = /^-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?/.exec(text.slice(this.#i, this.#i + 400));
+    if (!m || m[0] === "" || m[0] === "-") this.#fail(`unexpected ${describe(text[this.#i])}`);
+    this.#i += m![0].length;
+  }
+
+  #literal(word: string): void {
+    if (this.#text.startsWith(word, this.#i)) this.#i += word.length;
+    else this.#fail(`unexpected ${describe(this.#text[this.#i])}`);
+  }
+
+  #ws(): void {
+    const text = this.#text;
+    while (this.#i < text.length && " \t\n\r".includes(text[this.#i]!)) this.#i++;
+  }
+
+  #fail(message: string): never {
+    throw { at: this.#i, message } satisfies ScanError;
   }
 }
 

@@ -1,10 +1,11 @@
 /**
- * `GET /openapi.json` (the OpenAPI 3.1 document, see `openapi.ts`) and `GET /docs`, an interactive
+ * `GET /openapi.json` (the OpenAPI 3.1 document, see `openapi/openapi.ts`) and `GET /docs`, an interactive
  * page that lists the operations and sends requests from forms built from the document.
  *
  * The page is a few KB of plain JavaScript and CSS in `docs_assets/`, imported as text so they are
  * part of the module graph: they ship inside a `deno compile` binary with no `--include`, and no
- * page loads anything from another origin. A strict Content-Security-Policy holds it to that.
+ * page loads anything from another origin. The script is `examples.js` (schemas to example bodies)
+ * and `docs.js` (the page) joined into one module, so the page still loads one script. A strict Content-Security-Policy holds it to that.
  * (swagger-ui-dist or Scalar would add 1.5–3 MB to every binary and need `style-src
  * 'unsafe-inline'`.)
  *
@@ -13,7 +14,8 @@
 import { Hono } from "hono";
 import DOCS_CSS from "./docs_assets/docs.css" with { type: "text" };
 import DOCS_JS from "./docs_assets/docs.js" with { type: "text" };
-import { openApiDocument, type OpenApiOptions } from "./openapi.ts";
+import EXAMPLES_JS from "./docs_assets/examples.js" with { type: "text" };
+import { openApiDocument, type OpenApiOptions } from "./openapi/openapi.ts";
 
 /** Where the document is served; the page reads it from here. */
 export const OPENAPI_PATH = "/openapi.json";
@@ -21,6 +23,11 @@ export const OPENAPI_PATH = "/openapi.json";
 export const DOCS_PATH = "/docs";
 const SCRIPT_PATH = "/docs/docs.js";
 const STYLE_PATH = "/docs/docs.css";
+/**
+ * The page's module: `examples.js` first, because `docs.js` ends with a top-level `await` after
+ * which it uses what `examples.js` defines.
+ */
+const SCRIPT = `${EXAMPLES_JS}\n${DOCS_JS}`;
 
 /**
  * Only this origin's scripts, styles and requests; no inline code, no frames, no forms posting
@@ -81,7 +88,7 @@ export function docsRoutes(options: DocsRoutesOptions = {}): Hono {
   const document = JSON.stringify(openApiDocument(options));
   const html = page(options.title ?? "streamgate");
   const assets: [path: string, body: string, type: string][] = [
-    [SCRIPT_PATH, DOCS_JS, "text/javascript; charset=utf-8"],
+    [SCRIPT_PATH, SCRIPT, "text/javascript; charset=utf-8"],
     [STYLE_PATH, DOCS_CSS, "text/css; charset=utf-8"],
     [OPENAPI_PATH, document, "application/json; charset=utf-8"],
   ];

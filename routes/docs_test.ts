@@ -8,7 +8,7 @@ import { silentLogger } from "../shared/logger.ts";
 import { EVENT_TYPES } from "../shared/schemas.ts";
 import { DOCS_CSP, docsRoutes } from "./docs.ts";
 import { eventRoutes } from "./events.ts";
-import { eventSchemaName, type OpenApiDocument } from "./openapi.ts";
+import { eventSchemaName, type OpenApiDocument } from "./openapi/openapi.ts";
 
 type Json = Record<string, unknown>;
 type Operation = {

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { signBody } from "../routes/auth.ts";
+import { signBody } from "../routes/auth/signature.ts";
 import { assertCleanStop, clientEvent, startGateway } from "./gateway_process.ts";
 import { removeDir } from "./kafka_helpers.ts";
 

@@ -1,6 +1,6 @@
 /**
  * `deno task compile`: one executable that embeds the DuckDB-wasm worker and its `.wasm`, the
- * docs page, and runs every role.
+ * docs page and the dashboard, and runs every role.
  *
  * `deno compile` appends the program to a runtime (`denort`) that it downloads from Deno's release
  * host, which these machines cannot reach, and that no registry here has. `DENORT_BIN` names a
@@ -150,6 +150,10 @@ Deno.test({
         const page = await fetch(`${gw.url}/docs/docs.js`);
         assert.equal(page.status, 200);
         await page.body?.cancel();
+        // So are the dashboard's (inline in the page, from routes/dashboard_assets/).
+        const dashboard = await fetch(`${gw.url}/`);
+        assert.equal(dashboard.status, 200);
+        assert.match(await dashboard.text(), /<script>[^]*pollMetrics[^]*<\/script>/);
 
         const code = await gw.stop("SIGTERM");
         stopped = true;

@@ -10,7 +10,8 @@ import assert from "node:assert/strict";
 import { Hono } from "hono";
 import { RateLimitGuard } from "../routes/ratelimit/ratelimit.ts";
 import { UpstashRateLimiter } from "../routes/ratelimit/upstash.ts";
-import { apiKeyAuth, rateLimit } from "../routes/auth.ts";
+import { apiKeyAuth } from "../routes/auth/api_key_auth.ts";
+import { rateLimit } from "../routes/ratelimit/middleware.ts";
 import { startUpstashBridge } from "./fixtures/upstash_bridge.ts";
 import { rateLimiterContract } from "./rate_limiter_contract.ts";
 

@@ -3,6 +3,9 @@
 // JavaScript with no dependencies, served by the gateway itself (`routes/docs.ts`); the page's
 // Content-Security-Policy allows only same-origin scripts, styles and requests, so everything is
 // built with DOM calls, never HTML strings or inline styles.
+//
+// Served after examples.js, in the same module (see routes/docs.ts): variants, takesArray and
+// sampleBody come from there.
 
 const METHODS = ["get", "post", "put", "patch", "delete"];
 /** Response headers worth showing first; the others follow. */
@@ -38,114 +41,6 @@ function prose(text) {
       ? h("code", {}, part.slice(1, -1))
       : part
   );
-}
-
-function refName(ref) {
-  return ref.replace(/^#\/components\/schemas\//, "");
-}
-
-/** Follows a local `$ref`; other schemas come back as they are. */
-function resolve(spec, schema, seen = new Set()) {
-  if (!schema || typeof schema !== "object" || typeof schema.$ref !== "string") return schema;
-  if (seen.has(schema.$ref)) return {};
-  seen.add(schema.$ref);
-  return resolve(spec, spec.components?.schemas?.[refName(schema.$ref)] ?? {}, seen);
-}
-
-/** The discriminator values a schema (or the schemas it is made of) offers, e.g. event types. */
-function variants(spec, schema, depth = 0) {
-  const s = resolve(spec, schema);
-  if (!s || depth > 4) return null;
-  if (s.discriminator?.mapping) {
-    return { property: s.discriminator.propertyName, mapping: s.discriminator.mapping };
-  }
-  for (const sub of [...(s.oneOf ?? []), ...(s.anyOf ?? []), s.items, s["x-item-schema"]]) {
-    const v = sub && variants(spec, sub, depth + 1);
-    if (v) return v;
-  }
-  return null;
-}
-
-/** Whether a body schema also takes an array of its items (so a count makes sense). */
-function takesArray(spec, schema) {
-  const s = resolve(spec, schema);
-  if (!s) return false;
-  if (s.type === "array") return true;
-  return (s.oneOf ?? s.anyOf ?? []).some((x) => resolve(spec, x)?.type === "array");
-}
-
-const STRING_HINTS = {
-  user_id: "u-1",
-  page: "/home",
-  endpoint: "/api/v1/items",
-  path: "/reports/q1.pdf",
-  ip: "203.0.113.7",
-};
-
-/**
- * A value that satisfies `schema`, built from its required parts: fresh timestamps and UUIDs, so
- * a generated event is accepted now. `choice` picks the discriminator value (an event type).
- */
-function sample(spec, schema, choice, name = "", depth = 0) {
-  if (depth > 12) return null;
-  let s = resolve(spec, schema);
-  if (!s || typeof s !== "object") return null;
-  if (s.discriminator?.mapping && choice && s.discriminator.mapping[choice]) {
-    s = resolve(spec, { $ref: s.discriminator.mapping[choice] });
-  }
-  if ("const" in s) return s.const;
-  if (Array.isArray(s.enum)) return s.enum[0];
-  if ("default" in s) return s.default;
-  if (Array.isArray(s.examples) && s.examples.length > 0) return s.examples[0];
-  const alt = s.oneOf ?? s.anyOf;
-  if (Array.isArray(alt) && alt.length > 0) {
-    const objectFirst = alt.find((x) => resolve(spec, x)?.type !== "array") ?? alt[0];
-    return sample(spec, objectFirst, choice, name, depth + 1);
-  }
-  const type = Array.isArray(s.type) ? s.type.find((t) => t !== "null") : s.type;
-  switch (type ?? (s.properties ? "object" : undefined)) {
-    case "object": {
-      const out = {};
-      for (const key of s.required ?? []) {
-        out[key] = sample(spec, s.properties?.[key] ?? {}, choice, key, depth + 1);
-      }
-      return out;
-    }
-    case "array":
-      return s.minItems > 0 ? [sample(spec, s.items, choice, name, depth + 1)] : [];
-    case "integer":
-    case "number":
-      return s.minimum ?? (s.exclusiveMinimum !== undefined ? s.exclusiveMinimum + 1 : 1);
-    case "boolean":
-      return false;
-    case "string": {
-      if (s.format === "date-time") return new Date().toISOString();
-      if (s.format === "uuid") return crypto.randomUUID();
-      if (s.format === "ipv4") return "203.0.113.7";
-      if (s.format === "ipv6") return "2001:db8::7";
-      let v = STRING_HINTS[name] ?? (name.endsWith("_id") ? `${name.slice(0, -3)}-1` : "example");
-      if (s.maxLength !== undefined) v = v.slice(0, s.maxLength);
-      return v;
-    }
-    default:
-      return null;
-  }
-}
-
-/** The body text for a media type: JSON, or NDJSON lines for the streaming types. */
-function sampleBody(spec, mediaType, media, choice, count) {
-  if (media["x-item-schema"]) {
-    return Array.from(
-      { length: Math.max(1, count) },
-      () => JSON.stringify(sample(spec, media["x-item-schema"], choice)),
-    ).join("\n") + "\n";
-  }
-  if (!/json/.test(mediaType)) return typeof media.example === "string" ? media.example : "";
-  const schema = media.schema ?? {};
-  const value = count > 1 && takesArray(spec, schema)
-    ? Array.from({ length: count }, () => sample(spec, schema, choice))
-    : sample(spec, schema, choice);
-  return JSON.stringify(value, null, 2);
 }
 
 /** A JSON Schema shown as text, with `$ref`s as links to the schema list. */
@@ -237,8 +132,42 @@ function operationView(spec, base, path, method, op) {
   const params = [...(spec.paths[path].parameters ?? []), ...(op.parameters ?? [])];
   const secured = (op.security ?? spec.security ?? []).some((r) => Object.keys(r).length > 0);
   const form = h("form", { class: "try", novalidate: true });
+  const inputs = paramFields(form, params, opId);
+  const bodyInputs = bodyField(form, spec, op.requestBody?.content ?? {}, opId);
 
-  const inputs = params.map((p, i) => {
+  const output = h("div", { class: "output", "aria-live": "polite" });
+  const curl = h("pre", { class: "curl", hidden: true });
+  const send = h("button", { type: "submit" }, "Send");
+  form.append(h("div", { class: "actions" }, send), curl, output);
+  const request = { base, path, method, secured, inputs, bodyInputs, curl, send, output };
+  form.addEventListener("submit", (e) => sendRequest(e, request));
+
+  const responses = responsesList(op);
+  return h(
+    "details",
+    { class: "op", id: `op-${opId}` },
+    h(
+      "summary",
+      {},
+      h("span", { class: `method method-${method}` }, method.toUpperCase()),
+      h("span", { class: "path" }, path),
+      h("span", { class: "summary" }, op.summary ?? ""),
+      secured ? h("span", { class: "lock", title: "Sends the bearer token" }, "token") : null,
+    ),
+    h(
+      "div",
+      { class: "op-body" },
+      op.description ? h("p", {}, prose(op.description)) : null,
+      form,
+      h("h4", {}, "Responses"),
+      h("ul", { class: "responses" }, responses),
+    ),
+  );
+}
+
+/** One labelled input per parameter, appended to `form`; returns each with its parameter. */
+function paramFields(form, params, opId) {
+  return params.map((p, i) => {
     const id = `${opId}-p${i}`;
     const input = paramInput(p, id);
     form.append(
@@ -258,8 +187,13 @@ function operationView(spec, base, path, method, op) {
     );
     return { param: p, input };
   });
+}
 
-  const content = op.requestBody?.content ?? {};
+/**
+ * The request body field of an operation with a `requestBody`: a media type, for a discriminated
+ * union a variant, for bodies that take several events a count, and an editable example.
+ */
+function bodyField(form, spec, content, opId) {
   const mediaTypes = Object.keys(content);
   let typeSelect, bodyArea, variantSelect, countInput;
   if (mediaTypes.length > 0) {
@@ -311,65 +245,69 @@ function operationView(spec, base, path, method, op) {
       ),
     );
   }
+  return { typeSelect, bodyArea };
+}
 
-  const output = h("div", { class: "output", "aria-live": "polite" });
-  const curl = h("pre", { class: "curl", hidden: true });
-  const send = h("button", { type: "submit" }, "Send");
-  form.append(h("div", { class: "actions" }, send), curl, output);
+/** Sends the operation's request from the form's values and shows the response. */
+async function sendRequest(
+  e,
+  { base, path, method, secured, inputs, bodyInputs, curl, send, output },
+) {
+  e.preventDefault();
+  const { typeSelect, bodyArea } = bodyInputs;
+  let url = path;
+  const query = new URLSearchParams();
+  const headers = {};
+  const missing = [];
+  for (const { param, input } of inputs) {
+    const value = input.value.trim();
+    if (value === "") {
+      if (param.required) missing.push(param.name);
+      continue;
+    }
+    if (param.in === "path") url = url.replace(`{${param.name}}`, encodeURIComponent(value));
+    else if (param.in === "query") query.append(param.name, value);
+    else if (param.in === "header") headers[param.name] = value;
+  }
+  if (missing.length > 0) {
+    output.replaceChildren(
+      h("p", { class: "status status-client" }, `Fill in: ${missing.join(", ")}`),
+    );
+    return;
+  }
+  const full = new URL(`${base}${url}${String(query) ? `?${query}` : ""}`, location.href);
+  let body;
+  let gzip = false;
+  if (bodyArea) {
+    headers["Content-Type"] = typeSelect.value;
+    const enc = (headers["Content-Encoding"] ?? "").toLowerCase();
+    gzip = enc === "gzip" || enc === "x-gzip";
+    body = bodyArea.value;
+  }
+  if (secured && bearerToken) headers.Authorization = `Bearer ${bearerToken}`;
+  curl.textContent = curlCommand(method, full.href, headers, body, gzip);
+  curl.hidden = false;
+  send.disabled = true;
+  output.replaceChildren(h("p", { class: "muted" }, "Sending…"));
+  const started = performance.now();
+  try {
+    const res = await fetch(full, {
+      method: method.toUpperCase(),
+      headers,
+      body: body === undefined ? undefined : gzip ? await gzipBytes(body) : body,
+    });
+    const text = await res.text();
+    output.replaceChildren(responseView(res, performance.now() - started, text));
+  } catch (err) {
+    output.replaceChildren(h("p", { class: "status status-server" }, `Request failed: ${err}`));
+  } finally {
+    send.disabled = false;
+  }
+}
 
-  form.addEventListener("submit", async (e) => {
-    e.preventDefault();
-    let url = path;
-    const query = new URLSearchParams();
-    const headers = {};
-    const missing = [];
-    for (const { param, input } of inputs) {
-      const value = input.value.trim();
-      if (value === "") {
-        if (param.required) missing.push(param.name);
-        continue;
-      }
-      if (param.in === "path") url = url.replace(`{${param.name}}`, encodeURIComponent(value));
-      else if (param.in === "query") query.append(param.name, value);
-      else if (param.in === "header") headers[param.name] = value;
-    }
-    if (missing.length > 0) {
-      output.replaceChildren(
-        h("p", { class: "status status-client" }, `Fill in: ${missing.join(", ")}`),
-      );
-      return;
-    }
-    const full = new URL(`${base}${url}${String(query) ? `?${query}` : ""}`, location.href);
-    let body;
-    let gzip = false;
-    if (bodyArea) {
-      headers["Content-Type"] = typeSelect.value;
-      const enc = (headers["Content-Encoding"] ?? "").toLowerCase();
-      gzip = enc === "gzip" || enc === "x-gzip";
-      body = bodyArea.value;
-    }
-    if (secured && bearerToken) headers.Authorization = `Bearer ${bearerToken}`;
-    curl.textContent = curlCommand(method, full.href, headers, body, gzip);
-    curl.hidden = false;
-    send.disabled = true;
-    output.replaceChildren(h("p", { class: "muted" }, "Sending…"));
-    const started = performance.now();
-    try {
-      const res = await fetch(full, {
-        method: method.toUpperCase(),
-        headers,
-        body: body === undefined ? undefined : gzip ? await gzipBytes(body) : body,
-      });
-      const text = await res.text();
-      output.replaceChildren(responseView(res, performance.now() - started, text));
-    } catch (err) {
-      output.replaceChildren(h("p", { class: "status status-server" }, `Request failed: ${err}`));
-    } finally {
-      send.disabled = false;
-    }
-  });
-
-  const responses = Object.entries(op.responses ?? {}).map(([code, r]) => {
+/** The operation's responses: status, description, headers, and each media type's schema. */
+function responsesList(op) {
+  return Object.entries(op.responses ?? {}).map(([code, r]) => {
     const media = Object.entries(r.content ?? {});
     const headers = Object.keys(r.headers ?? {});
     return h(
@@ -391,27 +329,6 @@ function operationView(spec, base, path, method, op) {
       ),
     );
   });
-
-  return h(
-    "details",
-    { class: "op", id: `op-${opId}` },
-    h(
-      "summary",
-      {},
-      h("span", { class: `method method-${method}` }, method.toUpperCase()),
-      h("span", { class: "path" }, path),
-      h("span", { class: "summary" }, op.summary ?? ""),
-      secured ? h("span", { class: "lock", title: "Sends the bearer token" }, "token") : null,
-    ),
-    h(
-      "div",
-      { class: "op-body" },
-      op.description ? h("p", {}, prose(op.description)) : null,
-      form,
-      h("h4", {}, "Responses"),
-      h("ul", { class: "responses" }, responses),
-    ),
-  );
 }
 
 function render(spec) {

@@ -1,7 +1,7 @@
 /**
  * Per-key rate limits: a small {@link RateLimiter} interface with two implementations that keep
  * one contract (`tests/rate_limiter_contract.ts`), {@link MemoryRateLimiter} for one process (the
- * embedded default) and `UpstashRateLimiter` (`upstash_ratelimit.ts`, `@upstash/ratelimit`) shared
+ * embedded default) and `UpstashRateLimiter` (`upstash.ts`, `@upstash/ratelimit`) shared
  * by every gateway through Redis; and {@link RateLimitGuard}, which decides what happens when the
  * store cannot be reached: fail open (let the request through) or closed (refuse it).
  *
@@ -14,7 +14,7 @@
  * bounds the events one request can carry.
  *
  * No `hono` here: the HTTP side (429, `Retry-After`, `RateLimit-*`) is `rateLimit()` in
- * `routes/auth.ts`.
+ * `middleware.ts`.
  *
  * @module
  */

@@ -7,30 +7,24 @@
 import assert from "node:assert/strict";
 import { Hono } from "hono";
 import { requestId } from "hono/request-id";
-import { readBody } from "./body.ts";
-import { createLogger, type Logger, silentLogger } from "../shared/logger.ts";
+import { readBody } from "../body.ts";
+import { createLogger, type Logger, silentLogger } from "../../shared/logger.ts";
 import {
   MemoryRateLimiter,
   type RateLimitDecision,
   type RateLimiter,
   RateLimitGuard,
-} from "./ratelimit/ratelimit.ts";
+} from "../ratelimit/ratelimit.ts";
 import type { MiddlewareHandler } from "hono";
-import {
-  type ApiKey,
-  apiKeyAuth,
-  type ApiKeyAuthOptions,
-  type AuthEnv,
-  parseApiKeys,
-  parseSignature,
-  rateLimit,
-  signBody,
-} from "./auth.ts";
-import { Ingestor } from "../pipeline/ingest.ts";
-import type { DeadLetterSink, EventLog } from "../pipeline/durable_log.ts";
-import type { Envelope } from "../shared/schemas.ts";
-import { errorHandler } from "./errors.ts";
-import { eventRoutes } from "./events.ts";
+import { type ApiKey, parseApiKeys } from "./api_keys.ts";
+import { apiKeyAuth, type ApiKeyAuthOptions, type AuthEnv } from "./api_key_auth.ts";
+import { parseSignature, signBody } from "./signature.ts";
+import { rateLimit } from "../ratelimit/middleware.ts";
+import { Ingestor } from "../../pipeline/ingest.ts";
+import type { DeadLetterSink, EventLog } from "../../pipeline/durable_log.ts";
+import type { Envelope } from "../../shared/schemas.ts";
+import { errorHandler } from "../errors.ts";
+import { eventRoutes } from "../events.ts";
 
 const INGEST: ApiKey = { name: "ingest", secret: "Hq3vT9xKp2Lw8Zr5Nc7Ym4Bd" };
 const BACKFILL: ApiKey = { name: "backfill", secret: "Js6Fu1Qe0Wa9Gt3Vk8Po2Xh" };
