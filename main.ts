@@ -18,12 +18,9 @@ import { LakeJobs } from "./lake/jobs.ts";
 import { LakeQuery } from "./lake/query/query.ts";
 import { FileDeadLetterSink } from "./pipeline/wal/dead_letter_file.ts";
 import { Ingestor } from "./pipeline/ingest.ts";
-import {
-  AlertPipeline,
-  type AlertSink,
-  FraudProcessor,
-  LogAlertSink,
-} from "./pipeline/fraud/alerts.ts";
+import { AlertPipeline } from "./pipeline/fraud/alert_pipeline.ts";
+import { type AlertSink, LogAlertSink } from "./pipeline/fraud/sinks.ts";
+import { FraudProcessor } from "./pipeline/fraud/processor.ts";
 import { FraudDetector } from "./pipeline/fraud/detector.ts";
 import { LlmJudge } from "./pipeline/fraud/ollama.ts";
 import { UpstashWindowStore } from "./pipeline/fraud/upstash.ts";

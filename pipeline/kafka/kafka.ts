@@ -29,7 +29,7 @@ import {
 import type { PartitionLag } from "../../shared/metrics.ts";
 import type { Envelope } from "../../shared/schemas.ts";
 import type { Logger } from "../../shared/logger.ts";
-import type { AlertSink } from "../fraud/alerts.ts";
+import type { AlertSink } from "../fraud/sinks.ts";
 import type { Alert } from "../../shared/alert.ts";
 
 /** Connection settings shared by producers and consumers. */
