@@ -22,7 +22,7 @@ import { AlertPipeline } from "./pipeline/fraud/alert_pipeline.ts";
 import { type AlertSink, LogAlertSink } from "./pipeline/fraud/sinks.ts";
 import { FraudProcessor } from "./pipeline/fraud/processor.ts";
 import { FraudDetector } from "./pipeline/fraud/detector.ts";
-import { LlmJudge } from "./pipeline/fraud/ollama.ts";
+import { LlmJudge } from "./pipeline/fraud/llm/llm_judge.ts";
 import { UpstashWindowStore } from "./pipeline/fraud/upstash.ts";
 import { MemoryWindowStore, type WindowStore } from "./pipeline/fraud/windows.ts";
 import {

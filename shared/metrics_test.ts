@@ -10,7 +10,7 @@ import type { BodyItem } from "../pipeline/ingest.ts";
 import { AlertPipeline } from "../pipeline/fraud/alert_pipeline.ts";
 import type { AlertSink } from "../pipeline/fraud/sinks.ts";
 import { alertIdOf, FraudDetector, summarize } from "../pipeline/fraud/detector.ts";
-import { LlmJudge, outcomeKind } from "../pipeline/fraud/ollama.ts";
+import { LlmJudge, outcomeKind } from "../pipeline/fraud/llm/llm_judge.ts";
 import { DEFAULT_THRESHOLDS } from "../pipeline/fraud/rules.ts";
 import type { WindowStore } from "../pipeline/fraud/windows.ts";
 import { Ingestor } from "../pipeline/ingest.ts";
