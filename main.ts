@@ -25,14 +25,12 @@ import { FraudDetector } from "./pipeline/fraud/detector.ts";
 import { LlmJudge } from "./pipeline/fraud/llm/llm_judge.ts";
 import { UpstashWindowStore } from "./pipeline/fraud/upstash.ts";
 import { MemoryWindowStore, type WindowStore } from "./pipeline/fraud/windows.ts";
-import {
-  createKafka,
-  KafkaAlertSink,
-  KafkaDeadLetterSink,
-  KafkaEventLog,
-  KafkaInput,
-  KafkaLag,
-} from "./pipeline/kafka/kafka.ts";
+import { createKafka } from "./pipeline/kafka/client.ts";
+import { KafkaAlertSink } from "./pipeline/kafka/alert_sink.ts";
+import { KafkaDeadLetterSink } from "./pipeline/kafka/dead_letter_sink.ts";
+import { KafkaEventLog } from "./pipeline/kafka/event_log.ts";
+import { KafkaInput } from "./pipeline/kafka/input.ts";
+import { KafkaLag } from "./pipeline/kafka/lag.ts";
 import { LakeLoader } from "./pipeline/lake_loader.ts";
 import type { DeadLetterSink, EventLog, LogInput } from "./pipeline/durable_log.ts";
 import { createLogger } from "./shared/logger.ts";
