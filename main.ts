@@ -35,7 +35,7 @@ import { LakeLoader } from "./pipeline/lake_loader.ts";
 import type { DeadLetterSink, EventLog, LogInput } from "./pipeline/durable_log.ts";
 import { createLogger } from "./shared/logger.ts";
 import { instrumentLakeJobs, type LagProbe, Metrics } from "./shared/metrics.ts";
-import { walLagProbe } from "./pipeline/wal/wal.ts";
+import { walLagProbe } from "./pipeline/wal/input.ts";
 import {
   MemoryRateLimiter,
   type RateLimiter,
@@ -43,7 +43,9 @@ import {
 } from "./routes/ratelimit/ratelimit.ts";
 import { UpstashRateLimiter } from "./routes/ratelimit/upstash.ts";
 import type { ValidationOptions } from "./pipeline/validate.ts";
-import { Wal, WAL_TOPIC, WalEventLog, WalInput } from "./pipeline/wal/wal.ts";
+import { Wal, WAL_TOPIC } from "./pipeline/wal/wal.ts";
+import { WalEventLog } from "./pipeline/wal/event_log.ts";
+import { WalInput } from "./pipeline/wal/input.ts";
 import { createApp } from "./routes/app.ts";
 import type { ReadinessCheck } from "./routes/health.ts";
 

@@ -26,7 +26,7 @@ import {
   throttleLagProbe,
   typeLabel,
 } from "./metrics.ts";
-import { walLagProbe } from "../pipeline/wal/wal.ts";
+import { walLagProbe } from "../pipeline/wal/input.ts";
 import type { Envelope } from "./schemas.ts";
 import type { ValidationOptions } from "../pipeline/validate.ts";
 import { WAL_TOPIC } from "../pipeline/wal/wal.ts";
