@@ -19,29 +19,24 @@ import { LakeJobs } from "./lake/jobs.ts";
 import { LakeQuery } from "./lake/query/query.ts";
 import { FileDeadLetterSink } from "./pipeline/wal/dead_letter_file.ts";
 import { Ingestor } from "./pipeline/ingest.ts";
-import {
-  AlertPipeline,
-  type AlertSink,
-  FraudProcessor,
-  LogAlertSink,
-} from "./pipeline/fraud/alerts.ts";
+import { AlertPipeline } from "./pipeline/fraud/alert_pipeline.ts";
+import { type AlertSink, LogAlertSink } from "./pipeline/fraud/sinks.ts";
+import { FraudProcessor } from "./pipeline/fraud/processor.ts";
 import { FraudDetector } from "./pipeline/fraud/detector.ts";
-import { LlmJudge } from "./pipeline/fraud/ollama.ts";
+import { LlmJudge } from "./pipeline/fraud/llm/llm_judge.ts";
 import { UpstashWindowStore } from "./pipeline/fraud/upstash.ts";
 import { MemoryWindowStore, type WindowStore } from "./pipeline/fraud/windows.ts";
-import {
-  createKafka,
-  KafkaAlertSink,
-  KafkaDeadLetterSink,
-  KafkaEventLog,
-  KafkaInput,
-  KafkaLag,
-} from "./pipeline/kafka/kafka.ts";
+import { createKafka } from "./pipeline/kafka/client.ts";
+import { KafkaAlertSink } from "./pipeline/kafka/alert_sink.ts";
+import { KafkaDeadLetterSink } from "./pipeline/kafka/dead_letter_sink.ts";
+import { KafkaEventLog } from "./pipeline/kafka/event_log.ts";
+import { KafkaInput } from "./pipeline/kafka/input.ts";
+import { KafkaLag } from "./pipeline/kafka/lag.ts";
 import { LakeLoader } from "./pipeline/lake_loader.ts";
 import type { DeadLetterSink, EventLog, LogInput } from "./pipeline/durable_log.ts";
 import { createLogger } from "./shared/logger.ts";
 import { instrumentLakeJobs, type LagProbe, Metrics } from "./shared/metrics.ts";
-import { walLagProbe } from "./pipeline/wal/wal.ts";
+import { walLagProbe } from "./pipeline/wal/input.ts";
 import {
   MemoryRateLimiter,
   type RateLimiter,
@@ -49,7 +44,9 @@ import {
 } from "./routes/ratelimit/ratelimit.ts";
 import { UpstashRateLimiter } from "./routes/ratelimit/upstash.ts";
 import type { ValidationOptions } from "./pipeline/validate.ts";
-import { Wal, WAL_TOPIC, WalEventLog, WalInput } from "./pipeline/wal/wal.ts";
+import { Wal, WAL_TOPIC } from "./pipeline/wal/wal.ts";
+import { WalEventLog } from "./pipeline/wal/event_log.ts";
+import { WalInput } from "./pipeline/wal/input.ts";
 import { createApp } from "./routes/app.ts";
 import type { ReadinessCheck } from "./routes/health.ts";
 

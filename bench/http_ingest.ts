@@ -14,7 +14,8 @@
 import { join } from "node:path";
 import { Buffer } from "node:buffer";
 import { decodeUtf8, parseBody } from "../routes/body.ts";
-import { createKafka, KafkaEventLog } from "../pipeline/kafka/kafka.ts";
+import { createKafka } from "../pipeline/kafka/client.ts";
+import { KafkaEventLog } from "../pipeline/kafka/event_log.ts";
 import { encodeEnvelope } from "../pipeline/durable_log.ts";
 import { createLogger } from "../shared/logger.ts";
 import { Wal } from "../pipeline/wal/wal.ts";

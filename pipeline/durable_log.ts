@@ -1,6 +1,6 @@
 /**
  * The small interfaces between inputs, processors and outputs. Two implementations each: Kafka
- * (`kafka.ts`) and embedded (`wal.ts`, `dead_letter_file.ts`).
+ * (`kafka/`) and embedded (`wal/`).
  *
  * ```
  * HTTP ──► EventLog.append ──► (durable log) ──► LogInput ──► LakeLoader ──► bronze Parquet

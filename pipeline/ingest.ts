@@ -120,23 +120,9 @@ export class Ingestor {
         ...(typeof id === "string" ? { event_id: id.slice(0, 64) } : {}),
         issues,
       });
-      // The dead-letter destination has the same record size limit as the log.
-      const cut = size > maxBytes;
-      letters.push({
-        // A third of the limit in characters is at most the limit in UTF-8 bytes.
-        raw: cut ? item.raw.slice(0, Math.floor(maxBytes / 3)) : item.raw,
-        reasons: cut
-          ? [...issues, {
-            path: "",
-            code: "raw_truncated",
-            message: `raw holds the start of an event of ${size} bytes`,
-          }]
-          : issues,
-        source: "http",
-        received_at: receivedAt,
-        request_id: requestId,
-        index,
-      });
+      letters.push(
+        httpDeadLetter(item.raw, issues, { size, maxBytes, receivedAt, requestId, index }),
+      );
     });
 
     const metrics = this.#opts.metrics;
@@ -154,6 +140,40 @@ export class Ingestor {
     metrics?.events("rejected", "http", rejectedTypes);
     return { accepted: events.length, rejected, events };
   }
+}
+
+/** Where and how big a rejected HTTP event was, for {@link httpDeadLetter}. */
+interface DeadLetterOptions {
+  /** UTF-8 bytes of the raw event. */
+  size: number;
+  /** Largest record the dead-letter destination takes (the log's limit). */
+  maxBytes: number;
+  receivedAt: string;
+  requestId: string;
+  /** The event's index in its request. */
+  index: number;
+}
+
+/** The dead letter of a rejected HTTP event; one too large for the destination is cut short. */
+function httpDeadLetter(raw: string, issues: Issue[], options: DeadLetterOptions): DeadLetter {
+  const { size, maxBytes, receivedAt, requestId, index } = options;
+  // The dead-letter destination has the same record size limit as the log.
+  const cut = size > maxBytes;
+  return {
+    // A third of the limit in characters is at most the limit in UTF-8 bytes.
+    raw: cut ? raw.slice(0, Math.floor(maxBytes / 3)) : raw,
+    reasons: cut
+      ? [...issues, {
+        path: "",
+        code: "raw_truncated",
+        message: `raw holds the start of an event of ${size} bytes`,
+      }]
+      : issues,
+    source: "http",
+    received_at: receivedAt,
+    request_id: requestId,
+    index,
+  };
 }
 
 async function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {

@@ -7,7 +7,7 @@
  * @module
  */
 import type { BronzeBatch, BronzeRow, BronzeWriteResult } from "../lake/bronze.ts";
-import type { EventProcessor } from "./fraud/alerts.ts";
+import type { EventProcessor } from "./processor.ts";
 import type { DeadLetter, DeadLetterSink, LogRecord, RecordHandler } from "./durable_log.ts";
 import { type Metrics, typeOf } from "../shared/metrics.ts";
 import { validateEvent, type ValidationOptions } from "./validate.ts";

@@ -85,38 +85,8 @@ export function validateEvent(raw: unknown, ctx: EventContext, opts: ValidationO
     ? isoToMicros(e.received_at)
     : ctx.receivedAtMs * 1000;
   const occurredUs = isoToMicros(e.occurred_at);
-  // An offset can carry a valid "9999-12-31T23:59:59-23:59" into UTC year 10000, and a Kafka record
-  // can carry any received_at: the lake's `dt=YYYY-MM-DD` needs a four-digit UTC year, and an event
-  // it cannot partition would block its log partition forever.
-  if (!inLakeYears(receivedUs)) {
-    issues.push({
-      path: "received_at",
-      code: "out_of_range",
-      message: "received_at is outside the years 0000 to 9999 in UTC",
-    });
-  } else if (!inLakeYears(occurredUs)) {
-    issues.push({
-      path: "occurred_at",
-      code: "out_of_range",
-      message: `occurred_at "${e.occurred_at}" is outside the years 0000 to 9999 in UTC`,
-    });
-  } else if (occurredUs < receivedUs - opts.maxPastMs * 1000) {
-    issues.push({
-      path: "occurred_at",
-      code: "too_old",
-      message: `occurred_at "${e.occurred_at}" is more than ${
-        Math.round(opts.maxPastMs / 86_400_000)
-      } days before received_at`,
-    });
-  } else if (occurredUs > receivedUs + opts.maxFutureMs * 1000) {
-    issues.push({
-      path: "occurred_at",
-      code: "in_future",
-      message: `occurred_at "${e.occurred_at}" is more than ${
-        Math.round(opts.maxFutureMs / 1000)
-      } s after received_at`,
-    });
-  }
+  const timeIssue = checkTimes(e.occurred_at, occurredUs, receivedUs, opts);
+  if (timeIssue !== undefined) issues.push(timeIssue);
   if (issues.length > 0) return { ok: false, issues };
 
   return {
@@ -132,6 +102,48 @@ export function validateEvent(raw: unknown, ctx: EventContext, opts: ValidationO
       payload,
     },
   };
+}
+
+/** What is wrong with an event's times, if anything: outside the lake's years, too old, too new. */
+function checkTimes(
+  occurredAt: string,
+  occurredUs: number,
+  receivedUs: number,
+  opts: ValidationOptions,
+): Issue | undefined {
+  // An offset can carry a valid "9999-12-31T23:59:59-23:59" into UTC year 10000, and a Kafka record
+  // can carry any received_at: the lake's `dt=YYYY-MM-DD` needs a four-digit UTC year, and an event
+  // it cannot partition would block its log partition forever.
+  if (!inLakeYears(receivedUs)) {
+    return {
+      path: "received_at",
+      code: "out_of_range",
+      message: "received_at is outside the years 0000 to 9999 in UTC",
+    };
+  } else if (!inLakeYears(occurredUs)) {
+    return {
+      path: "occurred_at",
+      code: "out_of_range",
+      message: `occurred_at "${occurredAt}" is outside the years 0000 to 9999 in UTC`,
+    };
+  } else if (occurredUs < receivedUs - opts.maxPastMs * 1000) {
+    return {
+      path: "occurred_at",
+      code: "too_old",
+      message: `occurred_at "${occurredAt}" is more than ${
+        Math.round(opts.maxPastMs / 86_400_000)
+      } days before received_at`,
+    };
+  } else if (occurredUs > receivedUs + opts.maxFutureMs * 1000) {
+    return {
+      path: "occurred_at",
+      code: "in_future",
+      message: `occurred_at "${occurredAt}" is more than ${
+        Math.round(opts.maxFutureMs / 1000)
+      } s after received_at`,
+    };
+  }
+  return undefined;
 }
 
 /** First and last+1 µs with a four-digit UTC year. */

@@ -525,7 +525,7 @@ function parseJson(text: string): Record<string, unknown> | undefined {
 async function kafkaSink(brokers: string[], topic: string): Promise<Sink> {
   // kafkajs warns once about its v2 partitioner change; the key-hash default is what we want.
   Deno.env.set("KAFKAJS_NO_PARTITIONER_WARNING", "1");
-  const { createKafka } = await import("../pipeline/kafka/kafka.ts");
+  const { createKafka } = await import("../pipeline/kafka/client.ts");
   const { createLogger } = await import("../shared/logger.ts");
   const kafka = createKafka({
     brokers,

@@ -109,162 +109,212 @@ export interface MetricsOptions {
   registry?: Registry;
 }
 
-/** Every metric of the gateway, and the methods the pipeline reports through. */
-export class Metrics {
-  /** The prom-client registry holding every metric below. */
-  readonly registry: Registry;
+type Registers = Registry[];
 
-  readonly #events: Record<EventOutcome, Counter<"source" | "type">>;
-  readonly #deadLetters: Counter<"source">;
-  readonly #lakeRows: Counter;
-  readonly #lakeFiles: Counter;
-  readonly #lakeBytes: Counter;
-  readonly #lakeFlush: Histogram;
-  readonly #lag: Gauge<"topic" | "partition">;
-  readonly #alerts: Counter<"rule" | "severity">;
-  readonly #degraded: Counter;
-  readonly #rateLimitUnchecked: Counter;
-  readonly #llmCalls: Counter<"outcome">;
-  readonly #llmSeconds: Histogram;
-  readonly #http: Histogram<"method" | "route" | "status">;
-  readonly #jobRuns: Counter<"job" | "status">;
-  readonly #jobSeconds: Histogram<"job">;
-  readonly #jobRows: Counter<"job">;
-  readonly #pending: Gauge;
+// The metric groups, in registration order (the order `/metrics` lists them in).
 
-  constructor(options: MetricsOptions = {}) {
-    const registers = [this.registry = options.registry ?? new Registry()];
-    const events = (outcome: EventOutcome, help: string) =>
-      new Counter({
-        name: `streamgate_events_${outcome}_total`,
-        help,
-        labelNames: ["source", "type"] as const,
-        registers,
-      });
-    this.#events = {
+/** What happened to the events that came in, and the dead letters stored. */
+function ingestMetrics(registers: Registers) {
+  const events = (outcome: EventOutcome, help: string) =>
+    new Counter({
+      name: `streamgate_events_${outcome}_total`,
+      help,
+      labelNames: ["source", "type"] as const,
+      registers,
+    });
+  return {
+    events: {
       received: events("received", "Events received, by source and event type"),
       accepted: events("accepted", "Events that passed validation, by source and event type"),
       rejected: events("rejected", "Events that failed validation, by source and event type"),
-    };
-    this.#deadLetters = new Counter({
+    } satisfies Record<EventOutcome, Counter<"source" | "type">>,
+    deadLetters: new Counter({
       name: "streamgate_dead_letters_total",
       help: "Dead letters durably stored, by source",
       labelNames: ["source"] as const,
       registers,
-    });
-    this.#lakeRows = new Counter({
+    }),
+  };
+}
+
+/** Bronze writes, and the consumer lag: what is not in the lake yet. */
+function lakeMetrics(registers: Registers) {
+  return {
+    rows: new Counter({
       name: "streamgate_lake_rows_written_total",
       help: "Rows written to bronze Parquet",
       registers,
-    });
-    this.#lakeFiles = new Counter({
+    }),
+    files: new Counter({
       name: "streamgate_lake_files_written_total",
       help: "Bronze Parquet files written",
       registers,
-    });
-    this.#lakeBytes = new Counter({
+    }),
+    bytes: new Counter({
       name: "streamgate_lake_bytes_written_total",
       help: "Bytes of bronze Parquet files written",
       registers,
-    });
-    this.#lakeFlush = new Histogram({
+    }),
+    flush: new Histogram({
       name: "streamgate_lake_flush_seconds",
       help: "Time to write one partition's buffered batch to bronze",
       buckets: [...BUCKETS.lakeFlush],
       registers,
-    });
-    this.#lag = new Gauge({
+    }),
+    lag: new Gauge({
       name: "streamgate_consumer_lag",
       help: "Records in the log not yet committed to the lake, by topic and partition",
       labelNames: ["topic", "partition"] as const,
       registers,
-    });
-    this.#alerts = new Counter({
+    }),
+  };
+}
+
+/** Fraud alerts and degraded scoring. */
+function fraudMetrics(registers: Registers) {
+  return {
+    alerts: new Counter({
       name: "streamgate_fraud_alerts_total",
       help: "Fraud alerts raised, once per rule that fired in the alert",
       labelNames: ["rule", "severity"] as const,
       registers,
-    });
-    this.#degraded = new Counter({
+    }),
+    degraded: new Counter({
       name: "streamgate_fraud_scoring_degraded_total",
       help: "Events scored with the stateless rules only because the window store was unavailable",
       registers,
-    });
-    this.#rateLimitUnchecked = new Counter({
+    }),
+  };
+}
+
+/** Requests the rate limiter decided without its store. */
+function rateLimitMetrics(registers: Registers) {
+  return {
+    unchecked: new Counter({
       name: "streamgate_rate_limit_unchecked_total",
       help: "Requests decided without the rate-limit store (it was down), by the failure policy",
       labelNames: ["policy"],
       registers,
-    });
-    this.#llmCalls = new Counter({
+    }),
+  };
+}
+
+/** LLM judge requests and the time of the calls that reached the model. */
+function llmMetrics(registers: Registers) {
+  return {
+    calls: new Counter({
       name: "streamgate_llm_calls_total",
       help: "LLM judge requests, by outcome",
       labelNames: ["outcome"] as const,
       registers,
-    });
-    this.#llmSeconds = new Histogram({
+    }),
+    seconds: new Histogram({
       name: "streamgate_llm_call_seconds",
       help: "Duration of LLM judge calls that reached the model, retries included",
       buckets: [...BUCKETS.llm],
       registers,
-    });
-    this.#http = new Histogram({
+    }),
+  };
+}
+
+/** HTTP request durations. */
+function httpMetrics(registers: Registers) {
+  return {
+    duration: new Histogram({
       name: "streamgate_http_request_duration_seconds",
       help: "HTTP request duration until the response starts, by method, route pattern and status",
       labelNames: ["method", "route", "status"] as const,
       buckets: [...BUCKETS.http],
       registers,
-    });
-    this.#jobRuns = new Counter({
+    }),
+  };
+}
+
+/** Lake job runs, durations and rows. */
+function lakeJobMetrics(registers: Registers) {
+  return {
+    runs: new Counter({
       name: "streamgate_lake_job_runs_total",
       help: "Lake job runs, by job and status (an `all` run counts under `all` only)",
       labelNames: ["job", "status"] as const,
       registers,
-    });
-    this.#jobSeconds = new Histogram({
+    }),
+    seconds: new Histogram({
       name: "streamgate_lake_job_seconds",
       help: "Duration of lake job runs, by job",
       labelNames: ["job"] as const,
       buckets: [...BUCKETS.lakeJob],
       registers,
-    });
-    this.#jobRows = new Counter({
+    }),
+    rows: new Counter({
       name: "streamgate_lake_job_rows_total",
       help: "Rows processed by lake jobs, by job (silver: bronze rows read; gold: rows written)",
       labelNames: ["job"] as const,
       registers,
-    });
-    this.#pending = new Gauge({
-      name: "streamgate_ingest_pending_events",
-      help: "Accepted HTTP events handed to the durable log and not yet confirmed",
-      registers,
-    });
-    new Gauge({
-      name: "process_resident_memory_bytes",
-      help: "Resident memory size in bytes",
-      registers,
-      collect() {
-        this.set(Deno.memoryUsage().rss);
-      },
-    });
+    }),
+  };
+}
+
+/** Gauges of the process now: events waiting for the log, resident memory (read at scrape). */
+function processMetrics(registers: Registers) {
+  const pending = new Gauge({
+    name: "streamgate_ingest_pending_events",
+    help: "Accepted HTTP events handed to the durable log and not yet confirmed",
+    registers,
+  });
+  new Gauge({
+    name: "process_resident_memory_bytes",
+    help: "Resident memory size in bytes",
+    registers,
+    collect() {
+      this.set(Deno.memoryUsage().rss);
+    },
+  });
+  return { pending };
+}
+
+/** Every metric of the gateway, and the methods the pipeline reports through. */
+export class Metrics {
+  /** The prom-client registry holding every metric below. */
+  readonly registry: Registry;
+
+  readonly #ingest: ReturnType<typeof ingestMetrics>;
+  readonly #lake: ReturnType<typeof lakeMetrics>;
+  readonly #fraud: ReturnType<typeof fraudMetrics>;
+  readonly #rateLimit: ReturnType<typeof rateLimitMetrics>;
+  readonly #llm: ReturnType<typeof llmMetrics>;
+  readonly #http: ReturnType<typeof httpMetrics>;
+  readonly #jobs: ReturnType<typeof lakeJobMetrics>;
+  readonly #process: ReturnType<typeof processMetrics>;
+
+  constructor(options: MetricsOptions = {}) {
+    const registers = [this.registry = options.registry ?? new Registry()];
+    this.#ingest = ingestMetrics(registers);
+    this.#lake = lakeMetrics(registers);
+    this.#fraud = fraudMetrics(registers);
+    this.#rateLimit = rateLimitMetrics(registers);
+    this.#llm = llmMetrics(registers);
+    this.#http = httpMetrics(registers);
+    this.#jobs = lakeJobMetrics(registers);
+    this.#process = processMetrics(registers);
   }
 
   /** Counts events by outcome; `types` are the events' raw `type` fields (see {@link typeLabel}). */
   events(outcome: EventOutcome, source: EventSource, types: Iterable<unknown>): void {
-    const counter = this.#events[outcome];
+    const counter = this.#ingest.events[outcome];
     for (const [type, n] of tally(types, typeLabel)) counter.inc({ source, type }, n);
   }
 
   /** Counts dead letters that are durably stored, by their source. */
   deadLetters(letters: Iterable<{ source: EventSource }>): void {
     for (const [source, n] of tally(letters, (l) => l.source)) {
-      this.#deadLetters.inc({ source }, n);
+      this.#ingest.deadLetters.inc({ source }, n);
     }
   }
 
   /** Moves the pending-events gauge: `+n` when events go to the log, `-n` when it answers. */
   ingestPending(delta: number): void {
-    this.#pending.inc(delta);
+    this.#process.pending.inc(delta);
   }
 
   /** Counts one bronze flush and observes its duration. */
@@ -272,15 +322,15 @@ export class Metrics {
     result: { rows: number; files: readonly unknown[]; bytes: number },
     ms: number,
   ): void {
-    this.#lakeRows.inc(result.rows);
-    this.#lakeFiles.inc(result.files.length);
-    this.#lakeBytes.inc(result.bytes);
-    this.#lakeFlush.observe(ms / 1000);
+    this.#lake.rows.inc(result.rows);
+    this.#lake.files.inc(result.files.length);
+    this.#lake.bytes.inc(result.bytes);
+    this.#lake.flush.observe(ms / 1000);
   }
 
   /** Sets the consumer lag of one partition. */
   setLag(topic: string, partition: number, lag: number): void {
-    this.#lag.set({ topic, partition: String(partition) }, Math.max(0, lag));
+    this.#lake.lag.set({ topic, partition: String(partition) }, Math.max(0, lag));
   }
 
   /**
@@ -288,14 +338,14 @@ export class Metrics {
    * could not be read) removes them all, since a stale lag would look healthy.
    */
   setLags(lags: readonly PartitionLag[] | undefined): void {
-    this.#lag.reset();
+    this.#lake.lag.reset();
     for (const l of lags ?? []) this.setLag(l.topic, l.partition, l.lag);
   }
 
   /** Counts a raised alert once per rule that fired in it. */
   fraudAlert(rules: readonly { name: string; severity: string }[]): void {
     for (const r of rules) {
-      this.#alerts.inc({
+      this.#fraud.alerts.inc({
         rule: RULE_NAMES.has(r.name) ? r.name : OTHER_TYPE,
         severity: SEVERITIES.has(r.severity) ? r.severity : OTHER_TYPE,
       });
@@ -304,22 +354,22 @@ export class Metrics {
 
   /** Counts events scored without their windows (the window store was unavailable). */
   fraudScoringDegraded(events: number): void {
-    if (events > 0) this.#degraded.inc(events);
+    if (events > 0) this.#fraud.degraded.inc(events);
   }
 
   /** Counts a request let through (`open`) or refused (`closed`) with the limit store down. */
   rateLimitUnchecked(policy: "open" | "closed"): void {
-    this.#rateLimitUnchecked.inc({ policy });
+    this.#rateLimit.unchecked.inc({ policy });
   }
 
   /** Counts one LLM judge request by outcome. */
   llmCall(outcome: LlmOutcome): void {
-    this.#llmCalls.inc({ outcome });
+    this.#llm.calls.inc({ outcome });
   }
 
   /** Observes the duration of an LLM call that reached the model. */
   llmCallDuration(ms: number): void {
-    this.#llmSeconds.observe(ms / 1000);
+    this.#llm.seconds.observe(ms / 1000);
   }
 
   /**
@@ -327,7 +377,7 @@ export class Metrics {
    * never the raw path: every distinct value is a new time series.
    */
   httpRequest(method: string, route: string, status: number, ms: number): void {
-    this.#http.observe({
+    this.#http.duration.observe({
       method: HTTP_METHODS.has(method) ? method : "OTHER",
       route,
       status: String(status),
@@ -338,9 +388,9 @@ export class Metrics {
   lakeJob(report: LakeJobRun): void {
     const job = JOB_NAMES.has(report.job) ? report.job : OTHER_TYPE;
     const status = JOB_STATUSES.has(report.status) ? report.status : OTHER_TYPE;
-    this.#jobRuns.inc({ job, status });
-    this.#jobSeconds.observe({ job }, report.duration_ms / 1000);
-    if (report.rows > 0) this.#jobRows.inc({ job }, report.rows);
+    this.#jobs.runs.inc({ job, status });
+    this.#jobs.seconds.observe({ job }, report.duration_ms / 1000);
+    if (report.rows > 0) this.#jobs.rows.inc({ job }, report.rows);
   }
 
   /** Every metric in the Prometheus text exposition format ({@link METRICS_CONTENT_TYPE}). */

@@ -7,9 +7,10 @@ import { startFakeOllama } from "../tests/fixtures/fake_ollama.ts";
 import { labelValues, parseSamples, sampleValue } from "../tests/metrics_helpers.ts";
 import type { BronzeBatch, BronzeWriteResult } from "../lake/bronze.ts";
 import type { BodyItem } from "../pipeline/ingest.ts";
-import { AlertPipeline, type AlertSink } from "../pipeline/fraud/alerts.ts";
+import { AlertPipeline } from "../pipeline/fraud/alert_pipeline.ts";
+import type { AlertSink } from "../pipeline/fraud/sinks.ts";
 import { alertIdOf, FraudDetector, summarize } from "../pipeline/fraud/detector.ts";
-import { LlmJudge, outcomeKind } from "../pipeline/fraud/ollama.ts";
+import { LlmJudge, outcomeKind } from "../pipeline/fraud/llm/llm_judge.ts";
 import { DEFAULT_THRESHOLDS } from "../pipeline/fraud/rules.ts";
 import type { WindowStore } from "../pipeline/fraud/windows.ts";
 import { Ingestor } from "../pipeline/ingest.ts";
@@ -25,7 +26,7 @@ import {
   throttleLagProbe,
   typeLabel,
 } from "./metrics.ts";
-import { walLagProbe } from "../pipeline/wal/wal.ts";
+import { walLagProbe } from "../pipeline/wal/input.ts";
 import type { Envelope } from "./schemas.ts";
 import type { ValidationOptions } from "../pipeline/validate.ts";
 import { WAL_TOPIC } from "../pipeline/wal/wal.ts";

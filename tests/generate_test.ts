@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { SUSPICIOUS } from "../pipeline/fraud/alerts.ts";
+import { SUSPICIOUS } from "../pipeline/fraud/sinks.ts";
 import type { Summary } from "../scripts/generate.ts";
 import { type GatewayProcess, startGateway, waitFor } from "./gateway_process.ts";
 import { BROKERS, readTopic, setup, teardown } from "./kafka_helpers.ts";

@@ -1,10 +1,10 @@
-// KafkaLag (pipeline/kafka.ts) against the real broker: high watermark minus the group's committed
-// offset, per partition. Needs Kafka (`deno task kafka:start`); fails, never skips, without it.
+// KafkaLag (pipeline/kafka/lag.ts) against the real broker: high watermark minus the group's
+// committed offset, per partition. Needs Kafka (`deno task kafka:start`); fails, never skips, without it.
 //
 // jsr: is not reachable on these machines, so assertions use node:assert.
 import assert from "node:assert/strict";
 import { Partitioners } from "kafkajs";
-import { KafkaLag } from "../pipeline/kafka/kafka.ts";
+import { KafkaLag } from "../pipeline/kafka/lag.ts";
 import { kafka, setup, teardown } from "./kafka_helpers.ts";
 
 Deno.test("KafkaLag.read() is the high watermark minus the committed offset, per partition", async () => {

@@ -127,24 +127,7 @@ function plan(e: Envelope, t: Thresholds, ops: WindowOp[], reads: Read[]): void 
       minScore: at - windowMs,
     });
 
-  push({
-    op: "zadd",
-    key: u("recent"),
-    member: JSON.stringify(summarize(e)),
-    score: at,
-    ttlMs: HOUR,
-    keep: RECENT_EVENTS,
-    minScore: at - HOUR,
-  });
-  push({
-    op: "zadd",
-    key: u("hours"),
-    member: slotOf(at),
-    score: at,
-    ttlMs: 31 * DAY,
-    nx: true,
-    minScore: at - 30 * DAY,
-  });
+  planHistory(e, at, push);
   const { ip, country, card_fingerprint: card } = e.payload;
   switch (e.type) {
     case "login": {
@@ -193,6 +176,29 @@ function plan(e: Envelope, t: Thresholds, ops: WindowOp[], reads: Read[]): void 
 }
 
 type Push = (op: WindowOp, read?: (r: WindowResult, facts: Facts) => void) => void;
+
+/** Every event joins the user's recent window (for alerts) and the hours the user is active at. */
+function planHistory(e: Envelope, at: number, push: Push): void {
+  const u = (what: string) => key("u", e.user_id, what);
+  push({
+    op: "zadd",
+    key: u("recent"),
+    member: JSON.stringify(summarize(e)),
+    score: at,
+    ttlMs: HOUR,
+    keep: RECENT_EVENTS,
+    minScore: at - HOUR,
+  });
+  push({
+    op: "zadd",
+    key: u("hours"),
+    member: slotOf(at),
+    score: at,
+    ttlMs: 31 * DAY,
+    nx: true,
+    minScore: at - 30 * DAY,
+  });
+}
 
 /** Countries keep their first-seen time; a login's country is new if first seen with it. */
 function planCountry(e: Envelope, at: number, country: string, push: Push): void {

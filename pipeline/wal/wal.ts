@@ -7,20 +7,15 @@
  * `[u32 length][u32 crc32][f64 append time ms][payload]`, little-endian. A torn tail left by a crash
  * fails its CRC or length check and is cut off at the next open.
  *
+ * This file is the log itself; `event_log.ts` (the `EventLog` HTTP appends to) and
+ * `input.ts` (the `LogInput` the lake loader reads) sit on it.
+ *
  * @module
  */
 import { join } from "node:path";
 import { GroupCommitter } from "../group_commit.ts";
-import {
-  encodeEnvelope,
-  type EventLog,
-  type LogInput,
-  type LogRecord,
-  type RecordHandler,
-} from "../durable_log.ts";
-import type { Envelope } from "../../shared/schemas.ts";
+import type { LogRecord } from "../durable_log.ts";
 import { syncDir, writeAll } from "../../shared/fs.ts";
-import type { LagProbe } from "../../shared/metrics.ts";
 
 /** The topic name WAL records carry, so bronze files name their origin as Kafka ones do. */
 export const WAL_TOPIC = "wal";
@@ -320,128 +315,4 @@ export function crc32(bytes: Uint8Array): number {
   let c = 0xffffffff;
   for (let i = 0; i < bytes.length; i++) c = CRC_TABLE[(c ^ bytes[i]!) & 0xff]! ^ (c >>> 8);
   return (c ^ 0xffffffff) >>> 0;
-}
-
-/** Options of {@link WalEventLog}. */
-export interface WalEventLogOptions {
-  /** Events durable in the WAL but not yet in the lake, beyond which appends are refused. */
-  maxLagEvents: number;
-}
-
-/** The embedded {@link EventLog}: a 2xx after the fsync of the WAL. */
-export class WalEventLog implements EventLog {
-  readonly #wal: Wal;
-  readonly #maxLag: number;
-  #committed: () => number;
-
-  constructor(wal: Wal, committed: () => number, options: WalEventLogOptions) {
-    this.#wal = wal;
-    this.#committed = committed;
-    this.#maxLag = options.maxLagEvents;
-  }
-
-  append(events: Envelope[]): Promise<void> {
-    return this.#wal.append(events.map(encodeEnvelope));
-  }
-
-  overloaded(): string | undefined {
-    const lag = this.#wal.nextOffset - this.#committed();
-    if (lag > this.#maxLag) {
-      return `The lake is ${lag} events behind the log (limit ${this.#maxLag})`;
-    }
-    return undefined;
-  }
-
-  close(): Promise<void> {
-    return this.#wal.close();
-  }
-}
-
-/** The embedded {@link LogInput}: tails the WAL from the lake's committed offset. */
-export class WalInput implements LogInput {
-  readonly #wal: Wal;
-  #position: number;
-  #committed: number;
-  readonly #abort = new AbortController();
-  #loop: Promise<void> | undefined;
-  readonly #batch: number;
-  #onError: (err: unknown) => void;
-
-  constructor(
-    wal: Wal,
-    startOffset: number,
-    options: { batchRecords?: number; onError: (err: unknown) => void },
-  ) {
-    this.#wal = wal;
-    this.#position = Math.max(startOffset, wal.firstOffset);
-    this.#committed = this.#position;
-    this.#batch = options.batchRecords ?? 5000;
-    this.#onError = options.onError;
-  }
-
-  /** Everything before this offset is in the lake. */
-  get committed(): number {
-    return this.#committed;
-  }
-
-  start(handler: RecordHandler): Promise<void> {
-    this.#loop ??= this.#run(handler);
-    return Promise.resolve();
-  }
-
-  async #run(handler: RecordHandler): Promise<void> {
-    const signal = this.#abort.signal;
-    while (!signal.aborted) {
-      try {
-        await this.#wal.waitFor(this.#position, signal);
-        if (signal.aborted) break;
-        const records = await this.#wal.read(this.#position, this.#batch);
-        if (records.length === 0) {
-          // A closed WAL wakes every waiter at once: stop here rather than spin on microtasks.
-          if (this.#wal.closed) break;
-          continue;
-        }
-        await handler.handle(records);
-        this.#position = records.at(-1)!.offset + 1;
-      } catch (err) {
-        this.#onError(err);
-        await new Promise((r) => setTimeout(r, 1000));
-      }
-    }
-  }
-
-  async commit(_topic: string, _partition: number, nextOffset: number): Promise<void> {
-    if (nextOffset <= this.#committed) return;
-    this.#committed = nextOffset;
-    await this.#wal.truncateBefore(nextOffset);
-  }
-
-  /** Waits until everything appended so far has been handed to the handler, or `timeoutMs` passes. */
-  async drain(timeoutMs: number): Promise<boolean> {
-    const deadline = Date.now() + timeoutMs;
-    while (
-      this.#position < this.#wal.nextOffset && Date.now() < deadline && !this.#abort.signal.aborted
-    ) {
-      await new Promise((r) => setTimeout(r, 10));
-    }
-    return this.#position >= this.#wal.nextOffset;
-  }
-
-  async stop(): Promise<void> {
-    this.#abort.abort();
-    await this.#loop;
-  }
-
-  close(): Promise<void> {
-    return this.stop();
-  }
-}
-
-/** The lag of the embedded log: records appended to the WAL and not yet committed to the lake. */
-export function walLagProbe(
-  wal: { readonly nextOffset: number },
-  input: { readonly committed: number },
-): LagProbe {
-  return () =>
-    Promise.resolve([{ topic: WAL_TOPIC, partition: 0, lag: wal.nextOffset - input.committed }]);
 }

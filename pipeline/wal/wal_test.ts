@@ -1,56 +1,11 @@
-// Tests of the embedded write-ahead log: durability across reopen, torn tails, segments, inputs.
+// Tests of the embedded write-ahead log: durability across reopen, torn tails, segments.
 //
 // jsr: is not reachable on these machines, so assertions use node:assert.
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { ShuttingDownError } from "../../shared/errors.ts";
-import type { LogRecord } from "../durable_log.ts";
-import type { Envelope } from "../../shared/schemas.ts";
-import { crc32, Wal, WAL_TOPIC, WalEventLog, WalInput } from "./wal.ts";
-
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
-
-function bytes(s: string): Uint8Array {
-  return encoder.encode(s);
-}
-
-function texts(records: LogRecord[]): string[] {
-  return records.map((r) => decoder.decode(r.value));
-}
-
-/** Runs `fn` with a fresh temporary directory, removed afterwards. */
-async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "wal_test_" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
-/** Opens a WAL, runs `fn`, and always closes it. */
-async function withWal(
-  dir: string,
-  fn: (wal: Wal) => Promise<void>,
-  options: Parameters<typeof Wal.open>[1] = {},
-): Promise<void> {
-  const wal = await Wal.open(dir, options);
-  try {
-    await fn(wal);
-  } finally {
-    await wal.close();
-  }
-}
-
-async function segmentFiles(dir: string): Promise<string[]> {
-  const names: string[] = [];
-  for await (const e of Deno.readDir(dir)) if (e.name.endsWith(".wal")) names.push(e.name);
-  return names.sort();
-}
-
-/** 10 payloads of 20 bytes each: a frame is 36 bytes with its header. */
-const RECORDS = Array.from({ length: 10 }, (_, i) => `record-${String(i).padStart(13, "0")}`);
+import { crc32, Wal, WAL_TOPIC } from "./wal.ts";
+import { bytes, name, RECORDS, segmentFiles, texts, withDir, withWal } from "./testing.ts";
 
 Deno.test("crc32() matches the IEEE check value", () => {
   assert.equal(crc32(bytes("123456789")), 0xcbf43926);
@@ -221,10 +176,6 @@ Deno.test("Wal with small segmentBytes rolls segments and reads across them", as
   });
 });
 
-function name(base: number): string {
-  return `${String(base).padStart(20, "0")}.wal`;
-}
-
 Deno.test("Wal.truncateBefore() deletes only whole segments below the offset", async (t) => {
   await withDir((dir) =>
     withWal(dir, async (wal) => {
@@ -310,114 +261,4 @@ Deno.test("Wal.waitFor() resolves on append or abort", async () => {
       await aborted;
     })
   );
-});
-
-function event(i: number): Envelope {
-  return {
-    event_id: `00000000-0000-4000-8000-${String(i).padStart(12, "0")}`,
-    type: "login",
-    event_type: "login",
-    user_id: `u${i}`,
-    occurred_at: "2024-05-01T12:00:00.000000Z",
-    received_at: "2024-05-01T12:00:01.000000Z",
-    source: "http",
-    payload: { i },
-  };
-}
-
-Deno.test("WalInput delivers appended records to its handler and drain() resolves", async () => {
-  await withDir((dir) =>
-    withWal(dir, async (wal) => {
-      await wal.append([bytes("before-0"), bytes("before-1")]);
-      const received: LogRecord[] = [];
-      const errors: unknown[] = [];
-      const input = new WalInput(wal, 1, { batchRecords: 2, onError: (e) => errors.push(e) });
-      try {
-        await input.start({
-          handle(records) {
-            received.push(...records);
-            return Promise.resolve();
-          },
-        });
-        for (let i = 0; i < 5; i++) await wal.append([bytes(`r${i}`)]);
-        assert.equal(await input.drain(5_000), true);
-        assert.deepEqual(received.map((r) => r.offset), [1, 2, 3, 4, 5, 6]);
-        assert.deepEqual(texts(received), ["before-1", "r0", "r1", "r2", "r3", "r4"]);
-        assert.deepEqual(errors, []);
-
-        await input.commit(WAL_TOPIC, 0, 7);
-        assert.equal(input.committed, 7);
-        await input.commit(WAL_TOPIC, 0, 3); // never moves back
-        assert.equal(input.committed, 7);
-      } finally {
-        await input.close();
-      }
-    })
-  );
-});
-
-Deno.test("WalInput.commit() frees whole segments the lake has", async () => {
-  await withDir((dir) =>
-    withWal(dir, async (wal) => {
-      for (const r of RECORDS) await wal.append([bytes(r)]);
-      const input = new WalInput(wal, 0, { onError: () => {} });
-      try {
-        await input.start({ handle: () => Promise.resolve() });
-        assert.equal(await input.drain(5_000), true);
-        await input.commit(WAL_TOPIC, 0, 4);
-        assert.equal(wal.firstOffset, 4);
-        assert.deepEqual(await segmentFiles(dir), [4, 6, 8].map(name));
-      } finally {
-        await input.close();
-      }
-    }, { segmentBytes: 100 })
-  );
-});
-
-Deno.test("WalInput.drain() reports false when the handler does not keep up in time", async () => {
-  await withDir((dir) =>
-    withWal(dir, async (wal) => {
-      let release!: () => void;
-      const blocked = new Promise<void>((r) => (release = r));
-      const input = new WalInput(wal, 0, { onError: () => {} });
-      try {
-        await input.start({ handle: () => blocked });
-        await wal.append([bytes("a")]);
-        assert.equal(await input.drain(30), false);
-        release();
-        assert.equal(await input.drain(5_000), true);
-      } finally {
-        release();
-        await input.close();
-      }
-    })
-  );
-});
-
-Deno.test("WalEventLog.overloaded() reports when lag exceeds maxLagEvents", async () => {
-  await withDir(async (dir) => {
-    const wal = await Wal.open(dir);
-    let committed = 0;
-    const log = new WalEventLog(wal, () => committed, { maxLagEvents: 2 });
-    try {
-      assert.equal(log.overloaded(), undefined);
-      await log.append([event(0), event(1)]);
-      assert.equal(log.overloaded(), undefined, "lag 2 is at the limit, not beyond");
-      await log.append([event(2)]);
-      const why = log.overloaded();
-      assert.ok(why !== undefined);
-      assert.match(why, /3 events behind/);
-      committed = 1;
-      assert.equal(log.overloaded(), undefined);
-
-      // The log stores the envelope as clients send it.
-      const stored = JSON.parse(decoder.decode((await wal.read(2, 1))[0]!.value));
-      assert.equal(stored.type, "login");
-      assert.equal(stored.event_type, undefined);
-      assert.equal(stored.event_id, event(2).event_id);
-      assert.deepEqual(stored.payload, { i: 2 });
-    } finally {
-      await log.close();
-    }
-  });
 });

@@ -6,17 +6,11 @@ import {
   DEFAULT_REPLY,
   type FakeOllama,
   startFakeOllama,
-} from "../../tests/fixtures/fake_ollama.ts";
-import {
-  buildMessages,
-  LlmJudge,
-  type LlmJudgeOptions,
-  MAX_PROMPT_DATA_CHARS,
-  VERDICT_JSON_SCHEMA,
-  type VerdictOutcome,
-  type VerdictRequest,
-  type WindowEvent,
-} from "./ollama.ts";
+} from "../../../tests/fixtures/fake_ollama.ts";
+import type { WindowEvent } from "../detector.ts";
+import { LlmJudge, type LlmJudgeOptions, type VerdictOutcome } from "./llm_judge.ts";
+import { buildMessages, MAX_PROMPT_DATA_CHARS, type VerdictRequest } from "./prompt.ts";
+import { VERDICT_JSON_SCHEMA } from "./verdict.ts";
 
 const MODEL = "llama3.2:1b";
 const BEGIN = "<<<BEGIN UNTRUSTED DATA>>>";

@@ -1,79 +1,18 @@
 /**
- * Alerts: what a flagged event becomes. The alert pipeline asks the LLM judge (when there is one)
- * for a verdict on the user's recent events, then hands the alert to every sink (the log, the
- * alerts topic in Kafka mode, the lake's alerts table). It never blocks ingestion: the LLM call
- * is bounded by the judge's timeout, queue and circuit breaker, and when it has no verdict the
- * alert goes out on the rules alone, saying why.
- *
- * `FraudProcessor` is the stage the lake loader runs on every accepted batch: score, then raise the
- * alerts; the loader commits the batch's log offset only once its alerts are out, so a crash
- * re-raises them (same alert id, so sinks can de-duplicate) instead of losing them.
+ * The alert pipeline: what a flagged event becomes. It asks the LLM judge (when there is one) for a
+ * verdict on the user's recent events, then hands the alert to every sink (the log, the alerts
+ * topic in Kafka mode, the lake's alerts table). It never blocks ingestion: the LLM call is bounded
+ * by the judge's timeout, queue and circuit breaker, and when it has no verdict the alert goes out
+ * on the rules alone, saying why.
  *
  * @module
  */
 import type { Metrics } from "../../shared/metrics.ts";
-import type { Envelope } from "../../shared/schemas.ts";
 import type { Logger } from "../../shared/logger.ts";
-import type { AlertCandidate, FraudDetector, ScoredEvent, WindowEvent } from "./detector.ts";
+import type { AlertCandidate } from "./detector.ts";
 import type { Alert, LlmPart } from "../../shared/alert.ts";
-
-/** Where alerts go. A resolved send means the sink has them durably. */
-export interface AlertSink {
-  readonly name: string;
-  send(alerts: Alert[]): Promise<void>;
-  close(): Promise<void>;
-}
-
-/** What the judge returns (see `ollama.ts`). */
-export type JudgeOutcome =
-  | {
-    status: "ok";
-    verdict: { fraud_score: number; verdict: string; rationale: string };
-    model: string;
-    latencyMs: number;
-  }
-  | { status: "unavailable"; reason: string };
-
-/** The LLM judge as the pipeline uses it; `judge` never rejects. */
-export interface Judge {
-  judge(
-    req: {
-      userId: string;
-      ruleScore: number;
-      rules: { name: string; severity: string; reason: string }[];
-      events: WindowEvent[];
-    },
-    key?: string,
-  ): Promise<JudgeOutcome>;
-}
-
-/** The log line of the seeds' end-to-end check, grep-able as `[SUSPICIOUS] Fraud Detected`. */
-export const SUSPICIOUS = "[SUSPICIOUS] Fraud Detected";
-
-/** Writes each alert as a warning log line. */
-export class LogAlertSink implements AlertSink {
-  readonly name = "log";
-  readonly #logger: Logger;
-  constructor(logger: Logger) {
-    this.#logger = logger;
-  }
-  send(alerts: Alert[]): Promise<void> {
-    for (const a of alerts) {
-      this.#logger.warn(`${SUSPICIOUS}: user ${JSON.stringify(a.user_id)} score ${a.fraud_score}`, {
-        alert_id: a.alert_id,
-        user_id: a.user_id,
-        fraud_score: a.fraud_score,
-        rule_score: a.rule_score,
-        llm: a.llm,
-        rules: a.rules.map((r) => r.name),
-      });
-    }
-    return Promise.resolve();
-  }
-  close(): Promise<void> {
-    return Promise.resolve();
-  }
-}
+import type { Judge } from "./judge.ts";
+import type { AlertSink } from "./sinks.ts";
 
 /** Options of {@link AlertPipeline}. */
 export interface AlertPipelineOptions {
@@ -212,32 +151,5 @@ export class AlertPipeline {
 
   async close(): Promise<void> {
     for (const s of this.#sinks) await s.close();
-  }
-}
-
-/** A stage that sees each batch of accepted events before the lake buffers it. */
-export interface EventProcessor {
-  /**
-   * Resolves once the batch is processed far enough for the loader to go on; `settled` resolves
-   * when its side effects (alerts) are delivered. The loader commits the batch after `settled`.
-   */
-  process(events: Envelope[]): Promise<{ settled: Promise<void> }>;
-}
-
-/** Scoring and alerting of the lake loader's batches. */
-export class FraudProcessor implements EventProcessor {
-  readonly #detector: FraudDetector;
-  readonly #alerts: AlertPipeline;
-
-  constructor(detector: FraudDetector, alerts: AlertPipeline) {
-    this.#detector = detector;
-    this.#alerts = alerts;
-  }
-
-  async process(events: Envelope[]): Promise<{ settled: Promise<void> }> {
-    const scored: ScoredEvent[] = await this.#detector.score(events);
-    const candidates = await this.#detector.candidates(scored);
-    const settled = Promise.all(candidates.map((c) => this.#alerts.raise(c))).then(() => {});
-    return { settled };
   }
 }

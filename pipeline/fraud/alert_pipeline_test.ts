@@ -7,14 +7,9 @@ import { LakeEngine } from "../../lake/engine/engine.ts";
 import { readAlerts, storeOf } from "../../tests/lake_helpers.ts";
 import { createLogger } from "../../shared/logger.ts";
 import type { Envelope } from "../../shared/schemas.ts";
-import {
-  AlertPipeline,
-  type AlertSink,
-  type Judge,
-  type JudgeOutcome,
-  LogAlertSink,
-  SUSPICIOUS,
-} from "./alerts.ts";
+import { AlertPipeline } from "./alert_pipeline.ts";
+import type { Judge, JudgeOutcome } from "./judge.ts";
+import { type AlertSink, LogAlertSink, SUSPICIOUS } from "./sinks.ts";
 import { type Alert } from "../../shared/alert.ts";
 import { type AlertCandidate, alertIdOf, summarize } from "./detector.ts";
 
