@@ -3,6 +3,10 @@
  * registers the same `Deno.test` cases for any store, so the memory, disk and S3 stores cannot
  * drift apart: the lake's table code is tested on one and runs on another.
  *
+ * Not in the contract: a key that is also a "directory" of others (`a/x` and `a/x/y` at once).
+ * S3 allows it, but s3proxy's filesystem backends store keys as files and cannot, and the lake's
+ * layout never needs it.
+ *
  * jsr: is not reachable on these machines, so assertions use node:assert.
  *
  * @module
@@ -24,12 +28,19 @@ export interface ObjectStoreContractOptions {
   pageSize?: number;
   /** A size over the store's multipart threshold, for the large-object case. @default 1 MiB */
   largeSize?: number;
+  /**
+   * Whether the list order case includes a key above U+FFFF next to one in U+E000–U+FFFF, where
+   * UTF-8 and UTF-16 order differ. S3 lists by UTF-8 bytes; s3proxy 4.0.0 by UTF-16 code units
+   * (Java's String order), so its test turns this off. @default true
+   */
+  astralOrder?: boolean;
 }
 
 interface Context {
   store: ObjectStore;
   pageSize: number;
   largeSize: number;
+  astralOrder: boolean;
 }
 
 /** Registers the contract tests for the stores `open()` makes, named `<name>: …`. */
@@ -46,6 +57,7 @@ export function objectStoreContract(
           store: fixture.store,
           pageSize: options.pageSize ?? 5,
           largeSize: options.largeSize ?? 1024 * 1024,
+          astralOrder: options.astralOrder ?? true,
         });
       } finally {
         await fixture.cleanup();
@@ -187,27 +199,29 @@ const CASES: Record<string, (c: Context) => Promise<void>> = {
     await assert.rejects(() => store.localFile("missing/key.parquet"), Deno.errors.NotFound);
   },
 
-  "list() yields the keys under a prefix in ascending UTF-8 byte order": async ({ store }) => {
+  "list() yields the keys under a prefix in ascending UTF-8 byte order": async (
+    { store, astralOrder },
+  ) => {
     const inside = [
       "a/z",
       "a/x",
       "a/é",
-      "a/\uFFFD",
+      ...(astralOrder ? ["a/\uFFFD"] : []),
       "a/😀",
       "a/ space",
       "a/+plus",
       "a/%25",
-      "a/x/deeper",
+      "a/xy/deeper",
       "a/Y",
     ];
     const outside = ["a-", "a0", "b", "ab/x", "_a/x"];
     await Promise.all([...inside, ...outside].map((k) => store.put(k, text(k))));
     assert.deepEqual(await keys(store, "a/"), [...inside].sort(byUtf8));
     assert.deepEqual(await keys(store, ""), [...inside, ...outside].sort(byUtf8));
-    assert.deepEqual(await keys(store, "a/x"), ["a/x", "a/x/deeper"]);
+    assert.deepEqual(await keys(store, "a/x"), ["a/x", "a/xy/deeper"]);
     assert.deepEqual(await keys(store, "nothing/"), []);
     const infos = await listAll(store, "a/x");
-    assert.equal(infos[1]?.size, "a/x/deeper".length);
+    assert.equal(infos[1]?.size, "a/xy/deeper".length);
   },
 
   "list() with startAfter yields only the keys after it": async ({ store }) => {
