@@ -17,13 +17,14 @@
 # Clients then use: AWS_ENDPOINT_URL_S3=http://127.0.0.1:9000 AWS_REGION=us-east-1
 #   AWS_ACCESS_KEY_ID=streamgate AWS_SECRET_ACCESS_KEY=streamgate-secret-key, path-style URLs.
 #
-# Why s3proxy 4.0.0 on filesystem-nio2 (measured, see scripts/s3_race.ts): the lake's commit
-# protocol needs two concurrent `PUT If-None-Match: *` of one key to be decided atomically.
-# s3proxy 3.0.0 checks the condition with a HEAD and then writes, on every local backend
-# (filesystem, filesystem-nio2, transient, transient-nio2): 200 rounds of 8 concurrent writers
-# gave 2-8 winners in most rounds. 4.0.0's nio2 stores publish by hard link, which fails when
-# the name is taken: 200/200 rounds had exactly one winner. If-Match is still a read followed
-# by a write in 4.0.0 (not atomic); the lake does not use it.
+# Why s3proxy 4.0.0 on filesystem-nio2: the lake's commit protocol needs two concurrent
+# `PUT If-None-Match: *` of one key to be decided atomically. Measured with scripts/s3_race.ts
+# (200 rounds x 8 concurrent writers): s3proxy 3.0.0 checks the condition with a HEAD, then
+# writes, on every local backend; rounds with exactly one winner: filesystem 17, filesystem-nio2
+# 27, transient 169, transient-nio2 147 (the others had 2-8 winners). 4.0.0's nio2 stores
+# publish by hard link, which fails when the name is taken: 1000/1000 rounds had one winner.
+# `If-Match: <etag>` on PUT is still a read followed by a write in 4.0.0 (9/200 rounds had one
+# winner): never build on it. scripts/s3_race.ts re-checks a server (e.g. after an upgrade).
 #
 # Environment (all optional):
 #   S3PROXY_VERSION       default: <s3proxy.version> in scripts/s3proxy/pom.xml
