@@ -83,6 +83,7 @@ export interface ObjectStore {
   close(): Promise<void>;
 }
 
+// deno-lint-ignore no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f]/;
 
 /**
