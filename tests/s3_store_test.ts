@@ -431,6 +431,31 @@ Deno.test("S3Store.put() retries a CompleteMultipartUpload answered 200 with an 
   }
 });
 
+Deno.test("S3Store.put() takes a NoSuchUpload after a lost CompleteMultipartUpload as done", async () => {
+  // The first complete succeeds but its answer fails; the retry finds the upload gone.
+  let completed = 0;
+  const fake = fakeS3((req) => {
+    if (req.query.has("uploads")) return new Response("<R><UploadId>u</UploadId></R>");
+    if (req.method === "PUT") return new Response(null, { headers: { etag: '"p"' } });
+    if (req.method === "HEAD") {
+      return new Response(null, { headers: { "content-length": String(completed) } });
+    }
+    if (completed) return xmlError(404, "NoSuchUpload");
+    completed = 5 * MiB + 1;
+    return xmlError(500, "InternalError");
+  });
+  const options = { ...fake.options, multipartThreshold: 5 * MiB, partSize: 5 * MiB };
+  const store = openS3Store("s3://bkt", options);
+  try {
+    await store.put("big.bin", new Uint8Array(5 * MiB + 1));
+    const calls = fake.seen.map((r) => r.method);
+    assert.deepEqual(calls, ["POST", "PUT", "PUT", "POST", "POST", "HEAD"]);
+  } finally {
+    await store.close();
+    await fake.close();
+  }
+});
+
 Deno.test("S3Store.list() decodes XML entities and url-encoded keys and follows continuation tokens", async () => {
   const page = (contents: string[], extra: string) =>
     new Response(

@@ -331,18 +331,31 @@ export class S3Store implements ObjectStore {
       };
       const workers = Math.min(this.#o.maxConcurrency, etags.length);
       await Promise.all(Array.from({ length: workers }, () => worker().catch(stopAll)));
-      await this.#send({
+      const answer = await this.#send({
         what: `complete ${upload}`,
         method: "POST",
         path,
         query: { uploadId },
         body: new TextEncoder().encode(completeMultipartXml(etags)),
-        // S3 may answer 200 and then an <Error> in the body.
-        read: async (res) => {
+        accept: [404],
+        read: async (res, attempt) => {
+          // S3 may answer 200 and then an <Error> in the body.
           const error = parseErrorBody(await res.text());
-          if (error) throw new HttpFailure(res.status, error.code, error.message, requestId(res));
+          // NoSuchUpload on a retry: the lost first attempt may have completed it.
+          if (res.status === 404 && attempt > 1 && error?.code === "NoSuchUpload") return "unsure";
+          if (error || res.status === 404) {
+            throw new HttpFailure(
+              res.status,
+              error?.code ?? "",
+              error?.message ?? "",
+              requestId(res),
+            );
+          }
         },
       });
+      if (answer === "unsure" && (await this.head(key))?.size !== data.length) {
+        throw new Error(`Cannot complete ${upload} in ${this.url}: the upload is gone`);
+      }
     } catch (error) {
       stop.abort();
       // Best effort: a bucket lifecycle rule is the backstop for uploads left behind.
