@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The README's test command (`deno task test`): every unit and integration test, against a real
-# Redis and a real Kafka broker. Starts either one where it is not running, and fails (never
-# skips) when it cannot. Extra arguments go to `deno test` (e.g. a file or --filter).
+# Redis, a real Kafka broker and a local S3 server (s3proxy). Starts each one where it is not
+# running, and fails (never skips) when it cannot. Extra arguments go to `deno test` (e.g. a file or --filter).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export NO_COLOR=1
@@ -34,15 +34,35 @@ if [ -z "${CHROMIUM_PATH:-}" ] && [ ! -x /usr/bin/chromium ]; then
   fi
 fi
 
+# Kafka and s3proxy start in the background side by side; each is stopped at exit only if this
+# script started it.
 started_kafka=0
+started_s3proxy=0
+cleanup() {
+  if [ "$started_kafka" = 1 ]; then bash scripts/kafka.sh stop || true; fi
+  if [ "$started_s3proxy" = 1 ]; then bash scripts/s3proxy.sh stop || true; fi
+}
+trap cleanup EXIT
 if ! bash scripts/kafka.sh status >/dev/null 2>&1; then
   bash scripts/kafka.sh start
   started_kafka=1
 fi
-cleanup() { if [ "$started_kafka" = 1 ]; then bash scripts/kafka.sh stop || true; fi; }
-trap cleanup EXIT
+if ! bash scripts/s3proxy.sh status >/dev/null 2>&1; then
+  bash scripts/s3proxy.sh start
+  started_s3proxy=1
+fi
 bash scripts/kafka.sh wait
 bash scripts/kafka.sh topics >/dev/null
+bash scripts/s3proxy.sh wait
+
+# The S3 store's tests (tests/s3_store_test.ts) read these, with the same values as defaults.
+# They always name the s3proxy above: to test against another S3, run that file directly.
+export AWS_ENDPOINT_URL_S3="http://127.0.0.1:${S3PROXY_PORT:-9000}"
+export AWS_REGION="${S3PROXY_REGION:-us-east-1}"
+export AWS_ACCESS_KEY_ID="${S3PROXY_IDENTITY:-streamgate}"
+export AWS_SECRET_ACCESS_KEY="${S3PROXY_CREDENTIAL:-streamgate-secret-key}"
+export S3_TEST_BUCKET="${S3_TEST_BUCKET:-streamgate-test}"
+bash scripts/s3proxy.sh bucket "$S3_TEST_BUCKET"
 
 log=$(mktemp)
 set +e
