@@ -17,10 +17,12 @@
 import { dirname, join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { removeIfExists, syncDir, writeAll } from "../../shared/fs.ts";
+import { compareKeys } from "./key_order.ts";
 import {
   type ByteRange,
   checkKey,
   checkPrefix,
+  checkRange,
   type DirectoryStore,
   type ListOptions,
   type Lock,
@@ -39,6 +41,7 @@ export class LocalStore implements LockingStore, DirectoryStore {
   readonly root: string;
   readonly #dev: number;
   readonly #ino: number | null;
+  #closed = false;
 
   private constructor(root: string, dev: number, ino: number | null) {
     this.root = root;
@@ -106,6 +109,7 @@ export class LocalStore implements LockingStore, DirectoryStore {
 
   async get(key: string, range?: ByteRange): Promise<Uint8Array | undefined> {
     const path = this.#path(key);
+    if (range) checkRange(range, key);
     try {
       if (!range) return await Deno.readFile(path);
       using f = await Deno.open(path, { read: true });
@@ -138,6 +142,7 @@ export class LocalStore implements LockingStore, DirectoryStore {
 
   async *list(prefix: string, options: ListOptions = {}): AsyncIterable<ObjectInfo> {
     checkPrefix(prefix);
+    if (this.#closed) throw new Error(`Cannot use ${this.url}: the store is closed`);
     // The deepest directory the prefix names, then every file below it whose key matches.
     const cut = prefix.lastIndexOf("/");
     const base = cut < 0 ? "" : prefix.slice(0, cut);
@@ -208,10 +213,12 @@ export class LocalStore implements LockingStore, DirectoryStore {
   }
 
   close(): Promise<void> {
+    this.#closed = true;
     return Promise.resolve();
   }
 
   #path(key: string): string {
+    if (this.#closed) throw new Error(`Cannot use ${this.url}: the store is closed`);
     return join(this.root, checkKey(key));
   }
 
@@ -261,7 +268,7 @@ export class LocalStore implements LockingStore, DirectoryStore {
     }
     // Key order is byte order of the whole key: a directory "a" sorts as "a/…", after "a.x".
     const named = entries.map((e) => ({ e, sortKey: e.isDirectory ? `${e.name}/` : e.name }));
-    named.sort((a, b) => compareBytes(a.sortKey, b.sortKey));
+    named.sort((a, b) => compareKeys(a.sortKey, b.sortKey));
     for (const { e } of named) {
       const key = base === "" ? e.name : `${base}/${e.name}`;
       if (e.isDirectory) yield* this.#walk(key);
@@ -275,15 +282,4 @@ export class LocalStore implements LockingStore, DirectoryStore {
       }
     }
   }
-}
-
-const encoder = new TextEncoder();
-
-/** Compares two strings by their UTF-8 bytes (S3's key order). */
-export function compareBytes(a: string, b: string): number {
-  if (a === b) return 0;
-  const x = encoder.encode(a), y = encoder.encode(b);
-  const n = Math.min(x.length, y.length);
-  for (let i = 0; i < n; i++) if (x[i] !== y[i]) return x[i]! - y[i]!;
-  return x.length - y.length;
 }

@@ -7,6 +7,15 @@ import { readBronze, testEvent } from "../../tests/lake_helpers.ts";
 import { LocalStore } from "./local.ts";
 import { probeStore } from "./probe.ts";
 import { StoreGoneError } from "./store.ts";
+import { objectStoreContract } from "../../tests/object_store_contract.ts";
+
+objectStoreContract("LocalStore", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "local_store_contract_" });
+  return {
+    store: await LocalStore.open(dir),
+    cleanup: () => Deno.remove(dir, { recursive: true }),
+  };
+});
 
 const rows = (from: number, to: number): BronzeRow[] =>
   Array.from({ length: to - from + 1 }, (_, i) => ({ offset: from + i, event: testEvent() }));

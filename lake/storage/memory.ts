@@ -11,6 +11,7 @@ import {
   type ByteRange,
   checkKey,
   checkPrefix,
+  checkRange,
   type ListOptions,
   type ObjectInfo,
   type ObjectStore,
@@ -54,13 +55,8 @@ export class MemoryStore implements ObjectStore {
     return this.#run(key, () => {
       const stored = this.#objects.get(key);
       if (!stored || !range) return stored?.data.slice();
+      checkRange(range, key);
       const { offset, length } = range;
-      if (
-        !Number.isSafeInteger(offset) || offset < 0 ||
-        (length !== undefined && !(Number.isSafeInteger(length) && length >= 0))
-      ) {
-        throw new Error(`Invalid byte range ${JSON.stringify(range)} of object "${key}"`);
-      }
       return stored.data.slice(offset, length === undefined ? undefined : offset + length);
     });
   }

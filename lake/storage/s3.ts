@@ -15,7 +15,6 @@ import { AwsClient } from "aws4fetch";
 import { compareKeys } from "./key_order.ts";
 import { DiskCache } from "./s3_cache.ts";
 import {
-  checkRange,
   encodeSegment,
   equalBytes,
   fail,
@@ -35,6 +34,7 @@ import {
   type ByteRange,
   checkKey,
   checkPrefix,
+  checkRange,
   type ListOptions,
   type ObjectInfo,
   type ObjectStore,

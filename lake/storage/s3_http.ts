@@ -133,17 +133,6 @@ export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && a.every((v, i) => v === b[i]);
 }
 
-/** Throws unless `range` has a whole non-negative offset and length. */
-export function checkRange(range: ByteRange, key: string): void {
-  const { offset, length } = range;
-  if (
-    !Number.isSafeInteger(offset) || offset < 0 ||
-    (length !== undefined && !(Number.isSafeInteger(length) && length >= 0))
-  ) {
-    throw new Error(`Invalid byte range ${JSON.stringify(range)} of object "${key}"`);
-  }
-}
-
 /** S3's id of the request, for support cases. */
 export function requestId(res: Response): string | null {
   return res.headers.get("x-amz-request-id");

@@ -101,6 +101,17 @@ export function checkKey(key: string): string {
   return key;
 }
 
+/** Throws unless `range` has a whole non-negative offset and length. */
+export function checkRange(range: ByteRange, key: string): void {
+  const { offset, length } = range;
+  if (
+    !Number.isSafeInteger(offset) || offset < 0 ||
+    (length !== undefined && !(Number.isSafeInteger(length) && length >= 0))
+  ) {
+    throw new Error(`Invalid byte range ${JSON.stringify(range)} of object "${key}"`);
+  }
+}
+
 /** Throws unless `prefix` is empty or a valid key, optionally ending with `/`. */
 export function checkPrefix(prefix: string): string {
   if (prefix === "") return prefix;
