@@ -96,3 +96,17 @@ export async function gzipZeros(n: number): Promise<Uint8Array<ArrayBuffer>> {
     await new Response(zeros.pipeThrough(new CompressionStream("gzip"))).arrayBuffer(),
   );
 }
+
+/** The headers of a JSON request body. */
+export const JSON_HEADERS: Record<string, string> = { "content-type": "application/json" };
+
+/** A valid login event as a client sends it, with `overrides` applied. */
+export function loginEvent(overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    type: "login",
+    user_id: "u-1",
+    occurred_at: "2024-05-01T11:59:00Z",
+    payload: { ip: "203.0.113.7" },
+    ...overrides,
+  };
+}

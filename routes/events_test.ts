@@ -7,7 +7,7 @@ import { type BodyLimits, parseBody } from "./body.ts";
 import { Ingestor } from "../pipeline/ingest.ts";
 import { silentLogger } from "../shared/logger.ts";
 import { EVENT_TYPES } from "../shared/schemas.ts";
-import { internalError, MemoryDeadLetters, MemoryLog } from "../pipeline/testing.ts";
+import { internalError, loginEvent, MemoryDeadLetters, MemoryLog } from "../pipeline/testing.ts";
 import type { ValidationOptions } from "../pipeline/validate.ts";
 import { createApp } from "./app.ts";
 import type { ReadinessCheck } from "./health.ts";
@@ -98,15 +98,7 @@ function post(
   return send(app, "/events", { method: "POST", body, headers });
 }
 
-function event(overrides: Record<string, unknown> = {}): Record<string, unknown> {
-  return {
-    type: "login",
-    user_id: "u-1",
-    occurred_at: "2024-05-01T11:59:00Z",
-    payload: { ip: "203.0.113.7" },
-    ...overrides,
-  };
-}
+const event = loginEvent;
 
 const BAD_PURCHASE = event({ type: "purchase", payload: { amount: "lots" } });
 

@@ -7,15 +7,20 @@
 // jsr: is not reachable on these machines, so assertions use node:assert.
 import assert from "node:assert/strict";
 import { dirname, join } from "node:path";
-import { BronzeWriter } from "../lake/bronze.ts";
 import { type Column, LakeEngine } from "../lake/engine/engine.ts";
 import { LakeQuery } from "../lake/query/query.ts";
 import type { BodyLimits } from "./body.ts";
 import { Ingestor } from "../pipeline/ingest.ts";
 import { silentLogger } from "../shared/logger.ts";
-import { storeOf, testEvent } from "../tests/lake_helpers.ts";
+import { storeOf, testEvent, writeWalBatch } from "../tests/lake_helpers.ts";
 import { createApp } from "./app.ts";
-import { gzipZeros, MemoryDeadLetters, MemoryLog } from "../pipeline/testing.ts";
+import {
+  gzipZeros,
+  JSON_HEADERS,
+  loginEvent,
+  MemoryDeadLetters,
+  MemoryLog,
+} from "../pipeline/testing.ts";
 
 const NOW_MS = Date.parse("2024-05-01T12:00:00Z");
 /** The gateway's defaults (config.ts): MAX_BODY_BYTES, MAX_EVENTS_PER_REQUEST, MAX_JSON_DEPTH. */
@@ -62,23 +67,11 @@ async function send(app: Harness["app"], path: string, init?: RequestInit): Prom
   return { status: res.status, json: JSON.parse(text), size: text.length };
 }
 
-function post(
-  app: Harness["app"],
-  body: BodyInit,
-  headers: Record<string, string> = { "content-type": "application/json" },
-): Promise<Reply> {
-  return send(app, "/events", { method: "POST", body, headers });
-}
+/** POST /events with a JSON body by default. */
+const post = (app: Harness["app"], body: BodyInit, headers = JSON_HEADERS): Promise<Reply> =>
+  send(app, "/events", { method: "POST", body, headers });
 
-function event(overrides: Record<string, unknown> = {}): Record<string, unknown> {
-  return {
-    type: "login",
-    user_id: "u-1",
-    occurred_at: "2024-05-01T11:59:00Z",
-    payload: { ip: "203.0.113.7" },
-    ...overrides,
-  };
-}
+const event = loginEvent;
 
 const ev = (o: Record<string, unknown> = {}) => JSON.stringify(event(o));
 
@@ -892,13 +885,7 @@ async function withQueryApp(fn: (h: Harness) => Promise<void>): Promise<void> {
         received_at: new Date(NOW_MS - (i + 1) * 60_000 + 1000).toISOString(),
       })
     );
-    await new BronzeWriter(engine, await storeOf(dir)).write({
-      topic: "wal",
-      partition: 0,
-      firstOffset: 0,
-      lastOffset: events.length - 1,
-      rows: events.map((event, offset) => ({ offset, event })),
-    });
+    await writeWalBatch(engine, dir, events);
     // A Parquet "passwd" next to the lake and a text one: neither may ever be read.
     const marker: Record<string, Column> = {
       event_id: { kind: "utf8", values: [crypto.randomUUID()] },

@@ -45,15 +45,10 @@ PORT="${KAFKA_PORT:-9092}"
 CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
 BOOTSTRAP="$HOST:$PORT"
 
-VERSION="${KAFKA_VERSION:-$(sed -n 's:.*<kafka\.version>\(.*\)</kafka\.version>.*:\1:p' "$POM" | head -n1)}"
-[[ -n "$VERSION" ]] || { echo "kafka.sh: cannot read <kafka.version> from $POM" >&2; exit 1; }
-
-STATE_DIR="${KAFKA_STATE_DIR:-$REPO_ROOT/.kafka}"
-[[ "$STATE_DIR" == /* ]] || STATE_DIR="$PWD/$STATE_DIR"
-LIBS_DIR="$STATE_DIR/libs-$VERSION"
-DATA_DIR="$STATE_DIR/data"
-LOG_FILE="$STATE_DIR/kafka.log"
-PID_FILE="$STATE_DIR/kafka.pid"
+SERVICE=kafka.sh
+# shellcheck source=scripts/lib/service.sh
+source "$SCRIPT_DIR/lib/service.sh"
+service_layout kafka "${KAFKA_VERSION:-}" "${KAFKA_STATE_DIR:-$REPO_ROOT/.kafka}"
 CONF_FILE="$STATE_DIR/server.properties"
 LOG4J_FILE="$STATE_DIR/log4j2.properties"
 TOOLS_LOG4J_FILE="$STATE_DIR/tools-log4j2.properties"
@@ -77,22 +72,8 @@ TOOL_JVM_OPTS=(-Xms32m -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1
   -Xlog:disable -Xlog:all=error:stderr -Djava.awt.headless=true
   -Dlog4j2.configurationFile="$TOOLS_LOG4J_FILE")
 
-log() { printf 'kafka.sh: %s\n' "$*" >&2; }
-die() { log "$*"; exit 1; }
-now_ms() { local t="${EPOCHREALTIME/./}"; echo "${t:0:-3}"; }
-
-port_open() { timeout 2 bash -c "</dev/tcp/$HOST/$1" 2>/dev/null; }
-
 # pid of the broker this state dir started, if it is alive and still that Kafka JVM.
-broker_pid() {
-  [[ -f "$PID_FILE" ]] || return 1
-  local pid
-  pid="$(cat "$PID_FILE" 2>/dev/null || true)"
-  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-  kill -0 "$pid" 2>/dev/null || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "kafka.Kafka $CONF_FILE" || return 1
-  echo "$pid"
-}
+broker_pid() { pid_running "kafka.Kafka $CONF_FILE"; }
 
 # "17.0.15+6-Debian-1deb12u1" from the JDK's release file (no JVM start needed).
 java_runtime_version() {
@@ -107,37 +88,10 @@ JDK_ID="${JDK_ID//[^A-Za-z0-9._-]/_}"
 JDK_ID="${JDK_ID:-unknown}"
 BROKER_JSA="$LIBS_DIR/.cds-broker-$JDK_ID.jsa"
 
-# The libs dir is complete and was fetched with the current pom (else fetch re-runs).
-libs_stamp() { echo "$VERSION $(cksum <"$POM" | cut -d' ' -f1)"; }
-libs_ready() { [[ -f "$LIBS_DIR/.complete" && "$(cat "$LIBS_DIR/.complete")" == "$(libs_stamp)" ]]; }
 have_libs() { [[ -f "$LIBS_DIR/.complete" ]]; } # tools of a running broker: any complete fetch
 
-cmd_fetch() {
-  libs_ready && return 0
-  command -v mvn >/dev/null || die "mvn not found (needed once to fetch Kafka $VERSION)"
-  mkdir -p "$STATE_DIR"
-  ignore_state_dir
-  local tmp="$LIBS_DIR.tmp.$$"
-  rm -rf "$tmp"
-  log "fetching Apache Kafka $VERSION from Maven Central into $LIBS_DIR ..."
-  if ! mvn -B -q -Dstyle.color=never -f "$POM" -Dkafka.version="$VERSION" \
-      dependency:copy-dependencies -DoutputDirectory="$tmp" -DincludeScope=runtime >"$tmp.mvn.log" 2>&1; then
-    sed 's/\x1b\[[0-9;]*m//g' "$tmp.mvn.log" | grep -v '^\[ERROR\] *$' >&2 # Debian's mvn colours even with -B
-    rm -rf "$tmp" "$tmp.mvn.log"
-    die "maven could not resolve Kafka $VERSION (see above)"
-  fi
-  rm -f "$tmp.mvn.log"
-  [[ -f "$tmp/kafka_2.13-$VERSION.jar" ]] || { rm -rf "$tmp"; die "kafka_2.13-$VERSION.jar missing after fetch"; }
-  libs_stamp >"$tmp/.complete"
-  rm -rf "$LIBS_DIR"
-  mv "$tmp" "$LIBS_DIR"
-  log "fetched $(find "$LIBS_DIR" -name '*.jar' | wc -l) jars"
-}
+cmd_fetch() { maven_fetch "Apache Kafka" kafka.version "kafka_2.13-$VERSION.jar"; }
 
-# Keep the state dir (jars, data, logs) out of git without touching the repo's .gitignore.
-ignore_state_dir() {
-  [[ -f "$STATE_DIR/.gitignore" ]] || echo '*' >"$STATE_DIR/.gitignore"
-}
 
 # First of the candidate classes present in the libs (cached per libs dir).
 find_class() {
@@ -378,25 +332,14 @@ cmd_topics() {
 }
 
 cmd_stop() {
-  local pid limit="${KAFKA_STOP_SECONDS:-30}" i killed=0
+  local pid limit="${KAFKA_STOP_SECONDS:-30}" killed=0
   local jsa="$BROKER_JSA"
   if ! pid="$(broker_pid)"; then
     rm -f "$PID_FILE"
     log "not running"
     return 0
   fi
-  log "stopping pid $pid ..."
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < limit * 10; i++)); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  if kill -0 "$pid" 2>/dev/null; then
-    log "still alive after ${limit}s, sending SIGKILL"
-    kill -KILL "$pid" 2>/dev/null || true
-    killed=1
-    sleep 0.5
-  fi
+  stop_pid "$pid" "$limit" || killed=1
   # A first run's class archive is complete only after a clean exit.
   if [[ -f "$jsa.tmp" ]]; then
     if ((killed == 0)) && [[ -s "$jsa.tmp" ]]; then mv -f "$jsa.tmp" "$jsa"; else rm -f "$jsa.tmp"; fi

@@ -54,16 +54,11 @@ IDENTITY="${S3PROXY_IDENTITY:-streamgate}"
 CREDENTIAL="${S3PROXY_CREDENTIAL:-streamgate-secret-key}"
 REGION="${S3PROXY_REGION:-us-east-1}"
 
-VERSION="${S3PROXY_VERSION:-$(sed -n 's:.*<s3proxy\.version>\(.*\)</s3proxy\.version>.*:\1:p' "$POM" | head -n1)}"
-[[ -n "$VERSION" ]] || { echo "s3proxy.sh: cannot read <s3proxy.version> from $POM" >&2; exit 1; }
-
-STATE_DIR="${S3PROXY_STATE_DIR:-$REPO_ROOT/.s3proxy}"
-[[ "$STATE_DIR" == /* ]] || STATE_DIR="$PWD/$STATE_DIR"
-LIBS_DIR="$STATE_DIR/libs-$VERSION"
+SERVICE=s3proxy.sh
+# shellcheck source=scripts/lib/service.sh
+source "$SCRIPT_DIR/lib/service.sh"
+service_layout s3proxy "${S3PROXY_VERSION:-}" "${S3PROXY_STATE_DIR:-$REPO_ROOT/.s3proxy}"
 JAR="$LIBS_DIR/s3proxy-$VERSION-jar-with-dependencies.jar"
-DATA_DIR="$STATE_DIR/data"
-LOG_FILE="$STATE_DIR/s3proxy.log"
-PID_FILE="$STATE_DIR/s3proxy.pid"
 CONF_FILE="$STATE_DIR/s3proxy.properties"
 JAVA="${JAVA:-java}"
 
@@ -76,12 +71,6 @@ JVM_OPTS=(${S3PROXY_HEAP_OPTS:--Xms64m -Xmx256m} -XX:+UseSerialGC -XX:TieredStop
 # SHA-256 of an empty body: S3 wants x-amz-content-sha256 on every request (curl does not add it).
 EMPTY_SHA256=e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855
 
-log() { printf 's3proxy.sh: %s\n' "$*" >&2; }
-die() { log "$*"; exit 1; }
-now_ms() { local t="${EPOCHREALTIME/./}"; echo "${t:0:-3}"; }
-
-port_open() { timeout 2 bash -c "</dev/tcp/$HOST/$1" 2>/dev/null; }
-
 # HTTP status of an unsigned GET /: any answer (403 with auth on) means the server is serving.
 http_answers() {
   local code
@@ -90,45 +79,10 @@ http_answers() {
 }
 
 # pid of the server this state dir started, if it is alive and still that s3proxy JVM.
-server_pid() {
-  [[ -f "$PID_FILE" ]] || return 1
-  local pid
-  pid="$(cat "$PID_FILE" 2>/dev/null || true)"
-  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-  kill -0 "$pid" 2>/dev/null || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "--properties $CONF_FILE" || return 1
-  echo "$pid"
-}
+server_pid() { pid_running "--properties $CONF_FILE"; }
 
-# Keep the state dir (jar, objects, logs) out of git even where .gitignore does not name it.
-ignore_state_dir() {
-  [[ -f "$STATE_DIR/.gitignore" ]] || echo '*' >"$STATE_DIR/.gitignore"
-}
 
-libs_stamp() { echo "$VERSION $(cksum <"$POM" | cut -d' ' -f1)"; }
-libs_ready() { [[ -f "$LIBS_DIR/.complete" && "$(cat "$LIBS_DIR/.complete")" == "$(libs_stamp)" ]]; }
-
-cmd_fetch() {
-  libs_ready && return 0
-  command -v mvn >/dev/null || die "mvn not found (needed once to fetch s3proxy $VERSION)"
-  mkdir -p "$STATE_DIR"
-  ignore_state_dir
-  local tmp="$LIBS_DIR.tmp.$$"
-  rm -rf "$tmp"
-  log "fetching s3proxy $VERSION from Maven Central into $LIBS_DIR ..."
-  if ! mvn -B -q -Dstyle.color=never -f "$POM" -Ds3proxy.version="$VERSION" \
-      dependency:copy-dependencies -DoutputDirectory="$tmp" -DincludeScope=runtime >"$tmp.mvn.log" 2>&1; then
-    sed 's/\x1b\[[0-9;]*m//g' "$tmp.mvn.log" | grep -v '^\[ERROR\] *$' >&2 # Debian's mvn colours even with -B
-    rm -rf "$tmp" "$tmp.mvn.log"
-    die "maven could not resolve s3proxy $VERSION (see above)"
-  fi
-  rm -f "$tmp.mvn.log"
-  [[ -f "$tmp/$(basename "$JAR")" ]] || { rm -rf "$tmp"; die "$(basename "$JAR") missing after fetch"; }
-  libs_stamp >"$tmp/.complete"
-  rm -rf "$LIBS_DIR"
-  mv "$tmp" "$LIBS_DIR"
-  log "fetched $(basename "$JAR")"
-}
+cmd_fetch() { maven_fetch s3proxy s3proxy.version "$(basename "$JAR")"; }
 
 write_config() {
   mkdir -p "$STATE_DIR" "$DATA_DIR"
@@ -219,23 +173,13 @@ cmd_bucket() {
 }
 
 cmd_stop() {
-  local pid limit="${S3PROXY_STOP_SECONDS:-15}" i
+  local pid limit="${S3PROXY_STOP_SECONDS:-15}"
   if ! pid="$(server_pid)"; then
     rm -f "$PID_FILE"
     log "not running"
     return 0
   fi
-  log "stopping pid $pid ..."
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < limit * 10; i++)); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  if kill -0 "$pid" 2>/dev/null; then
-    log "still alive after ${limit}s, sending SIGKILL"
-    kill -KILL "$pid" 2>/dev/null || true
-    sleep 0.5
-  fi
+  stop_pid "$pid" "$limit" || true
   rm -f "$PID_FILE"
   log "stopped"
 }

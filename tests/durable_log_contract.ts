@@ -14,6 +14,7 @@
  *
  * @module
  */
+import { registerContract } from "./contract.ts";
 import assert from "node:assert/strict";
 import type { EventLog, LogInput, LogRecord } from "../pipeline/durable_log.ts";
 import { OverloadedError, ShuttingDownError } from "../shared/errors.ts";
@@ -25,6 +26,18 @@ export interface DurableLogPair {
   input: LogInput;
   /** Closes the input, then the log. */
   close(): Promise<void>;
+}
+
+/** A log and its input as one pair, closed input first. */
+export function logPair(log: EventLog, input: LogInput): DurableLogPair {
+  return {
+    log,
+    input,
+    async close() {
+      await input.close();
+      await log.close();
+    },
+  };
 }
 
 /** Options of {@link DurableLogFixture.open}. */
@@ -58,16 +71,7 @@ const QUIET_MS = 1_500;
 
 /** Registers the contract tests for the log `make()` builds, named `<name>: …`. */
 export function durableLogContract(name: string, make: Make): void {
-  for (const [title, body] of Object.entries(CASES)) {
-    Deno.test(`${name}: ${title}`, async () => {
-      const fixture = await make();
-      try {
-        await body(fixture);
-      } finally {
-        await fixture.cleanup();
-      }
-    });
-  }
+  registerContract(name, CASES, make);
 }
 
 const RUN = crypto.randomUUID().slice(0, 8);

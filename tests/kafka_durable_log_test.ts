@@ -10,8 +10,8 @@ import { createKafka, quietNegativeTimeouts } from "../pipeline/kafka/client.ts"
 import { KafkaEventLog } from "../pipeline/kafka/event_log.ts";
 import { KafkaInput } from "../pipeline/kafka/input.ts";
 import { createLogger } from "../shared/logger.ts";
-import { durableLogContract, type DurableLogPair } from "./durable_log_contract.ts";
-import { BROKERS, kafka } from "./kafka_helpers.ts";
+import { durableLogContract, type DurableLogPair, logPair } from "./durable_log_contract.ts";
+import { BROKERS, createTopics, kafka } from "./kafka_helpers.ts";
 
 const PARTITIONS = 3;
 
@@ -60,22 +60,7 @@ async function readAll(topic: string): Promise<LogRecord[]> {
 
 durableLogContract("Kafka", async () => {
   const topic = `it-durable-log-${crypto.randomUUID().slice(0, 8)}`;
-  const admin = kafka.admin();
-  try {
-    await admin.connect();
-  } catch (err) {
-    throw new Error(`Kafka is not reachable at ${BROKERS}: start it with 'deno task kafka:start'`, {
-      cause: err,
-    });
-  }
-  try {
-    await admin.createTopics({
-      waitForLeaders: true,
-      topics: [{ topic, numPartitions: PARTITIONS, replicationFactor: 1 }],
-    });
-  } finally {
-    await admin.disconnect();
-  }
+  await createTopics([{ topic, numPartitions: PARTITIONS }]);
   const client = createKafka({
     brokers: BROKERS.split(","),
     clientId: "streamgate-durable-log-test",
@@ -97,14 +82,7 @@ durableLogContract("Kafka", async () => {
         fromBeginning: true,
         sessionTimeoutMs: 6000,
       });
-      const pair = {
-        log,
-        input,
-        async close() {
-          await input.close();
-          await log.close();
-        },
-      };
+      const pair = logPair(log, input);
       pairs.push(pair);
       return pair;
     },

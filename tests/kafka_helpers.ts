@@ -27,8 +27,10 @@ export interface Setup {
   engine: LakeEngine;
 }
 
-export async function setup(name: string, partitions = 3): Promise<Setup> {
-  const id = `it-${name}-${crypto.randomUUID().slice(0, 8)}`;
+/** Creates topics (replication 1) on the test broker, waiting for their leaders. */
+export async function createTopics(
+  topics: { topic: string; numPartitions: number }[],
+): Promise<void> {
   const admin = kafka.admin();
   try {
     await admin.connect();
@@ -40,15 +42,20 @@ export async function setup(name: string, partitions = 3): Promise<Setup> {
   try {
     await admin.createTopics({
       waitForLeaders: true,
-      topics: [
-        { topic: `${id}-events`, numPartitions: partitions, replicationFactor: 1 },
-        { topic: `${id}-dlq`, numPartitions: 1, replicationFactor: 1 },
-        { topic: `${id}-alerts`, numPartitions: 1, replicationFactor: 1 },
-      ],
+      topics: topics.map((t) => ({ ...t, replicationFactor: 1 })),
     });
   } finally {
     await admin.disconnect();
   }
+}
+
+export async function setup(name: string, partitions = 3): Promise<Setup> {
+  const id = `it-${name}-${crypto.randomUUID().slice(0, 8)}`;
+  await createTopics([
+    { topic: `${id}-events`, numPartitions: partitions },
+    { topic: `${id}-dlq`, numPartitions: 1 },
+    { topic: `${id}-alerts`, numPartitions: 1 },
+  ]);
   const root = await Deno.makeTempDir({ prefix: "kafka_it_" });
   return {
     root,

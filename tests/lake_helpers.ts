@@ -5,6 +5,7 @@
  * @module
  */
 import { dirname, join, sep as SEP } from "node:path";
+import { BronzeWriter } from "../lake/bronze.ts";
 import { bronzeProgressKey, partitionKey, TABLES } from "../lake/layout.ts";
 import { LocalStore } from "../lake/storage/local.ts";
 import type { Column, LakeEngine } from "../lake/engine/engine.ts";
@@ -152,4 +153,19 @@ export function partitionPath(lake: string, table: string, dt: string): string {
 /** The local path of the bronze writer's progress object of one log partition. */
 export function bronzeProgressPath(lake: string, topic: string, partition: number): string {
   return join(lake, bronzeProgressKey(topic, partition));
+}
+
+/** Writes `events` to the lake at `lake` as one bronze batch of `wal+0` from offset 0. */
+export async function writeWalBatch(
+  engine: LakeEngine,
+  lake: string,
+  events: Envelope[],
+): Promise<void> {
+  await new BronzeWriter(engine, await storeOf(lake)).write({
+    topic: "wal",
+    partition: 0,
+    firstOffset: 0,
+    lastOffset: events.length - 1,
+    rows: events.map((event, offset) => ({ offset, event })),
+  });
 }

@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { registerContract } from "./contract.ts";
 import assert from "node:assert/strict";
 import type { ObjectInfo, ObjectStore } from "../lake/storage/store.ts";
 
@@ -49,21 +50,12 @@ export function objectStoreContract(
   open: () => Promise<ObjectStoreFixture>,
   options: ObjectStoreContractOptions = {},
 ): void {
-  for (const [title, body] of Object.entries(CASES)) {
-    Deno.test(`${name}: ${title}`, async () => {
-      const fixture = await open();
-      try {
-        await body({
-          store: fixture.store,
-          pageSize: options.pageSize ?? 5,
-          largeSize: options.largeSize ?? 1024 * 1024,
-          astralOrder: options.astralOrder ?? true,
-        });
-      } finally {
-        await fixture.cleanup();
-      }
-    });
-  }
+  registerContract(name, CASES, open, (fixture) => ({
+    store: fixture.store,
+    pageSize: options.pageSize ?? 5,
+    largeSize: options.largeSize ?? 1024 * 1024,
+    astralOrder: options.astralOrder ?? true,
+  }));
 }
 
 const text = (s: string) => new TextEncoder().encode(s);

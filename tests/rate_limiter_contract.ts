@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { registerContract } from "./contract.ts";
 import assert from "node:assert/strict";
 import type { RateLimiter } from "../routes/ratelimit/ratelimit.ts";
 
@@ -31,16 +32,7 @@ const WINDOW = 1000;
 
 /** Registers the contract tests for the limiter `make()` builds, named `<name>: …`. */
 export function rateLimiterContract(name: string, make: Make): void {
-  for (const [title, body] of Object.entries(CASES)) {
-    Deno.test(`${name}: ${title}`, async () => {
-      const fixture = await make();
-      try {
-        await body(fixture);
-      } finally {
-        await fixture.cleanup();
-      }
-    });
-  }
+  registerContract(name, CASES, make);
 }
 
 /** The start of the next window (at least 20 ms ahead), plus `fraction` of a window. */

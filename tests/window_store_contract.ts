@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { registerContract } from "./contract.ts";
 import assert from "node:assert/strict";
 import type { Scored, WindowOp, WindowResult, WindowStore } from "../pipeline/fraud/windows.ts";
 
@@ -30,16 +31,7 @@ const T0 = 1_700_000_000_000;
 
 /** Registers the contract tests for the store `make()` builds, named `<name>: …`. */
 export function windowStoreContract(name: string, make: Make): void {
-  for (const [title, body] of Object.entries(CASES)) {
-    Deno.test(`${name}: ${title}`, async () => {
-      const fixture = await make();
-      try {
-        await body(fixture);
-      } finally {
-        await fixture.cleanup();
-      }
-    });
-  }
+  registerContract(name, CASES, make);
 }
 
 /** Runs `ops` and returns the results, checking there is one per op. */

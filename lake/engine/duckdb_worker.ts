@@ -40,9 +40,23 @@ const ready = open();
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-/** A validity bitmap (Arrow: LSB first, 1 = valid) for `n` values, all valid. */
-function validBitmap(n: number): Uint8Array {
-  return new Uint8Array((n + 7) >> 3).fill(0xff);
+/** The nulls of a column of `n` values: an Arrow validity bitmap (LSB first, 1 = valid). */
+class Validity {
+  #bitmap: Uint8Array | undefined;
+  #nulls = 0;
+  constructor(readonly n: number) {}
+
+  /** Marks value `i` as null (the bitmap is made on the first null). */
+  setNull(i: number): void {
+    this.#bitmap ??= new Uint8Array((this.n + 7) >> 3).fill(0xff);
+    this.#bitmap[i >> 3]! &= ~(1 << (i & 7));
+    this.#nulls++;
+  }
+
+  /** The `nullCount` and `nullBitmap` fields of `arrow.makeData`. */
+  get data(): { nullCount: number; nullBitmap?: Uint8Array } {
+    return { nullCount: this.#nulls, ...(this.#bitmap ? { nullBitmap: this.#bitmap } : {}) };
+  }
 }
 
 /**
@@ -55,15 +69,12 @@ function utf8Vector(values: readonly (string | null | undefined)[]): arrow.Vecto
   let size = 0;
   for (let i = 0; i < n; i++) size += values[i]?.length ?? 0;
   let buf = new Uint8Array(Math.max(64, Math.ceil(size * 1.1)));
-  let pos = 0, nulls = 0;
-  let bitmap: Uint8Array | undefined;
+  let pos = 0;
+  const validity = new Validity(n);
   for (let i = 0; i < n; i++) {
     const v = values[i];
-    if (v === null || v === undefined) {
-      bitmap ??= validBitmap(n);
-      bitmap[i >> 3]! &= ~(1 << (i & 7));
-      nulls++;
-    } else if (v.length > 0) {
+    if (v === null || v === undefined) validity.setNull(i);
+    else if (v.length > 0) {
       if (pos + v.length * 3 > buf.length) {
         const next = new Uint8Array(Math.max(buf.length * 2, pos + v.length * 3));
         next.set(buf.subarray(0, pos));
@@ -76,8 +87,7 @@ function utf8Vector(values: readonly (string | null | undefined)[]): arrow.Vecto
   return arrow.makeVector(arrow.makeData({
     type: new arrow.Utf8(),
     length: n,
-    nullCount: nulls,
-    ...(bitmap ? { nullBitmap: bitmap } : {}),
+    ...validity.data,
     valueOffsets: offsets,
     data: buf.subarray(0, pos),
   }));
@@ -94,26 +104,14 @@ function nullableVector<T extends arrow.Float64 | arrow.Int32 | arrow.Int64>(
     : type instanceof arrow.Int32
     ? new Int32Array(n)
     : new BigInt64Array(n);
-  let nulls = 0;
-  let bitmap: Uint8Array | undefined;
+  const validity = new Validity(n);
   for (let i = 0; i < n; i++) {
     const v = values[i];
-    if (v === null || v === undefined) {
-      bitmap ??= validBitmap(n);
-      bitmap[i >> 3]! &= ~(1 << (i & 7));
-      nulls++;
-    } else if (data instanceof BigInt64Array) data[i] = BigInt(v);
+    if (v === null || v === undefined) validity.setNull(i);
+    else if (data instanceof BigInt64Array) data[i] = BigInt(v);
     else data[i] = v;
   }
-  return arrow.makeVector(
-    arrow.makeData({
-      type,
-      length: n,
-      nullCount: nulls,
-      ...(bitmap ? { nullBitmap: bitmap } : {}),
-      data,
-    } as never),
-  );
+  return arrow.makeVector(arrow.makeData({ type, length: n, ...validity.data, data } as never));
 }
 
 function toVector(col: Column): arrow.Vector {

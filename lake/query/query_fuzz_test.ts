@@ -9,11 +9,10 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import fc from "fast-check";
 import { LakeAlertSink } from "../alerts.ts";
-import { BronzeWriter } from "../bronze.ts";
 import { LakeEngine } from "../engine/engine.ts";
 import { fnv1a, InvalidQueryError, LakeQuery, QUERY_TYPES } from "./query.ts";
 import { SEVERITIES } from "../../shared/alert.ts";
-import { plantMarkerRows, storeOf, testEvent } from "../../tests/lake_helpers.ts";
+import { plantMarkerRows, storeOf, testEvent, writeWalBatch } from "../../tests/lake_helpers.ts";
 
 const SEED = Number(Deno.env.get("FUZZ_SEED") ?? 20_240_501);
 const SCALE = Number(Deno.env.get("FUZZ_RUNS") ?? 1);
@@ -164,13 +163,7 @@ async function withLake(fn: (lake: Lake) => Promise<void>): Promise<void> {
         })
       )
     );
-    await new BronzeWriter(engine, await storeOf(dir)).write({
-      topic: "wal",
-      partition: 0,
-      firstOffset: 0,
-      lastOffset: events.length - 1,
-      rows: events.map((event, offset) => ({ offset, event })),
-    });
+    await writeWalBatch(engine, dir, events);
     await new LakeAlertSink(engine, await storeOf(dir)).send(USERS.map((user_id, u) => ({
       alert_id: crypto.randomUUID(),
       user_id,

@@ -4,7 +4,6 @@
  *
  * @module
  */
-import type { ByteRange } from "./store.ts";
 
 /**
  * Answer codes that say "try again" whatever their status: S3 may even answer a

@@ -281,20 +281,23 @@ export class FraudDetector {
       plan(e, this.#opts.thresholds, ops, reads);
       perEvent.push(reads);
     }
-    let results: WindowResult[] | undefined;
-    let degraded: string | undefined;
-    try {
-      results = await this.#run(ops);
-    } catch (err) {
-      degraded = `window store unavailable: ${(err as Error).message}`;
-      this.#metrics?.fraudScoringDegraded(events.length);
-    }
+    const { results, degraded } = await this.#tryRun(ops);
+    if (degraded) this.#metrics?.fraudScoringDegraded(events.length);
     return events.map((event, i) => {
       const facts: Facts = {};
       if (results) { for (const read of perEvent[i]!) read(results, facts); }
       const decision = evaluate(event, facts, this.#opts.thresholds);
       return degraded ? { event, decision, degraded } : { event, decision };
     });
+  }
+
+  /** {@link #run}, or why the window store could not answer (scoring then degrades). */
+  async #tryRun(ops: WindowOp[]): Promise<{ results?: WindowResult[]; degraded?: string }> {
+    try {
+      return { results: await this.#run(ops) };
+    } catch (err) {
+      return { degraded: `window store unavailable: ${(err as Error).message}` };
+    }
   }
 
   async #run(ops: WindowOp[]): Promise<WindowResult[]> {
@@ -345,13 +348,7 @@ export class FraudDetector {
         },
       );
     }
-    let results: WindowResult[] | undefined;
-    let degraded: string | undefined;
-    try {
-      results = await this.#run(ops);
-    } catch (err) {
-      degraded = `window store unavailable: ${(err as Error).message}`;
-    }
+    const { results, degraded } = await this.#tryRun(ops);
     const out: AlertCandidate[] = [];
     flagged.forEach((s, i) => {
       const alertId = alertIdOf(s.event);

@@ -9,7 +9,11 @@
  * @module
  */
 import { join } from "node:path";
-import { durableLogContract, type DurableLogPair } from "../../tests/durable_log_contract.ts";
+import {
+  durableLogContract,
+  type DurableLogPair,
+  logPair,
+} from "../../tests/durable_log_contract.ts";
 import type { LogInput, LogRecord } from "../durable_log.ts";
 import { Wal } from "./wal.ts";
 import { WalEventLog } from "./event_log.ts";
@@ -53,14 +57,7 @@ durableLogContract("WAL", async () => {
         close: () => walInput.close(),
       };
       const log = new WalEventLog(wal, () => walInput.committed, { maxLagEvents: 1_000_000 });
-      const pair = {
-        log,
-        input,
-        async close() {
-          await input.close();
-          await log.close();
-        },
-      };
+      const pair = logPair(log, input);
       pairs.push(pair);
       return pair;
     },
