@@ -9,11 +9,13 @@
  * @module
  */
 /// <reference lib="deno.worker" />
+import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import * as duckdb from "@duckdb/duckdb-wasm/dist/duckdb-node-blocking.cjs";
 import * as arrow from "apache-arrow";
 import type { Column, ColumnarResult, EngineRequest, EngineResponse } from "./protocol.ts";
 import { castRow, type FieldKind } from "../silver/cast.ts";
+import { readOnlyRuntime } from "./read_only_runtime.ts";
 
 /**
  * A path, not a URL: DuckDB reads it with `fs.readFileSync`. In a `deno compile` binary it lies in
@@ -27,7 +29,9 @@ async function open(): Promise<{ db: duckdb.DuckDBBindings; conn: duckdb.DuckDBC
     mvp: { mainModule: WASM, mainWorker: "" },
     eh: { mainModule: WASM, mainWorker: "" },
   };
-  const db = await duckdb.createDuckDB(bundles, new duckdb.VoidLogger(), duckdb.NODE_RUNTIME);
+  // Reads never create files (see read_only_runtime.ts).
+  const runtime = readOnlyRuntime(duckdb.NODE_RUNTIME, duckdb.failWith as never, existsSync);
+  const db = await duckdb.createDuckDB(bundles, new duckdb.VoidLogger(), runtime);
   await db.instantiate();
   db.open({});
   const conn = db.connect();
