@@ -1,6 +1,6 @@
 # The streamgate image: `deno task start` on the official Deno image, as its unprivileged `deno`
 # user. One image for every role: ROLE (gateway | worker | all) and the other settings come from
-# the environment (README, "Configuration"). compose.yaml builds it.
+# the environment (docs/configuration.md). compose.yaml builds it.
 FROM denoland/deno:2.9.6
 
 WORKDIR /app

@@ -1,6 +1,6 @@
 /**
  * Environment → one typed, validated Config. Every setting the gateway reads lives here, with its
- * default; the README's configuration table mirrors {@link SETTINGS}.
+ * default; the configuration table in `docs/configuration.md` mirrors {@link SETTINGS}.
  *
  * @module
  */

@@ -4,7 +4,7 @@
  * thousands of rows takes long enough to stall every HTTP request if it ran on the main thread.
  *
  * Version 1.28.0 is pinned on purpose: it is the last release with Parquet built in; 1.29 and later
- * download the extension at first use and hang offline (see the README).
+ * download the extension at first use and hang offline (see docs/dependencies.md).
  *
  * @module
  */

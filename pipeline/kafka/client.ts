@@ -48,7 +48,7 @@ const EXPECTED_WARNINGS: Record<string, string> = {
   "Limiting retries for the idempotent producer may invalidate EoS guarantees":
     "deliberate: a produce gives up after 8 retries so the request gets a 503 instead " +
     "of waiting forever; a client retrying it may add a second record, which silver drops by " +
-    "event_id (README: Guarantees)",
+    "event_id (docs/guarantees.md)",
 };
 
 let quieted = false;
