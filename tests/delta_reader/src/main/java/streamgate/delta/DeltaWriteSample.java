@@ -53,14 +53,16 @@ import org.apache.parquet.schema.Types;
  *
  * The table (checkpointInterval 10, partitioned by dt, type) covers: 16 commits (0-15) so a
  * checkpoint is written at version 10 and commits follow it; a compaction commit (two removes +
- * one add, dataChange=false); a delete commit (one remove); txn actions of two app ids, one last
- * set before the checkpoint and one after; files without stats; partition values with a space,
+ * one add, dataChange=false); a delete commit (one remove); txn actions of three app ids, one
+ * last set before the checkpoint (3), two after it; files without stats; partition values with a space,
  * '+', '%', ':', '/', '=' and a non-ASCII letter, whose directory names are Hive-escaped and whose
  * add.path is URL-encoded, as Delta Spark writes them.
  */
 public final class DeltaWriteSample {
   static final String BRONZE_APP = "streamgate-bronze";
   static final String SILVER_APP = "streamgate-silver";
+  /** Set once, before the checkpoint: only the checkpoint still knows it once 0-9 are gone. */
+  static final String GOLD_APP = "streamgate-gold";
   static final String TOPIC = "events";
   static final String[][] PARTITIONS = {
     {"2026-01-01", "login"},
@@ -152,6 +154,7 @@ public final class DeltaWriteSample {
       List<Action> actions = new ArrayList<>();
       actions.add(newFile(v % PARTITIONS.length, 2 + v % 3, v % 5 != 0));
       if (v % 4 != 0) actions.add(setTxn(BRONZE_APP, v));
+      if (v == 3) actions.add(setTxn(GOLD_APP, 3));
       commit(actions, Operation.Name.STREAMING_UPDATE);
     }
     // v13: compaction of the first two files of partition 0 into one (rows unchanged).

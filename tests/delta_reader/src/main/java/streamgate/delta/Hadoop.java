@@ -46,6 +46,11 @@ final class Hadoop {
     conf.set("fs.s3a.retry.interval", "200ms");
     conf.set("fs.s3a.connection.establish.timeout", "5000");
     conf.set("fs.s3a.connection.timeout", "15000");
+    // s3a deletes "directory marker" objects after each write with one multi-object delete
+    // (POST ?delete), which s3proxy 3.0.0 never answers: keep the markers (Hadoop >= 3.3.1
+    // reads either way) and delete object by object where a delete is needed.
+    conf.set("fs.s3a.directory.marker.retention", "keep");
+    conf.set("fs.s3a.multiobjectdelete.enable", "false");
     // No metrics or audit threads for a process that lives a few seconds.
     conf.set("fs.s3a.audit.enabled", "false");
     overrides.forEach(conf::set);
