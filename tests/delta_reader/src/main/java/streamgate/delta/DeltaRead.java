@@ -76,9 +76,13 @@ public final class DeltaRead {
   }
 
   static ObjectNode read(Args args) throws Exception {
+    Timing.mark("jvm + main");
     Configuration conf = Hadoop.configuration(args.conf);
     Path tablePath = Hadoop.tablePath(args.table);
+    FileSystem fs = tablePath.getFileSystem(conf);
+    Timing.mark("hadoop FileSystem");
     DeltaLog log = DeltaLog.forTable(conf, tablePath);
+    Timing.mark("DeltaLog.forTable");
     // forTable + update() on a directory without a log answers "version -1, no files": an
     // empty table. A test that points at the wrong place must fail instead.
     if (!log.tableExists()) {
@@ -86,6 +90,7 @@ public final class DeltaRead {
           "Not a Delta table: no commit found under " + new Path(tablePath, "_delta_log"));
     }
     Snapshot snapshot = log.update();
+    Timing.mark("log replay (update)");
     Metadata metadata = snapshot.getMetadata();
     List<String> partitionColumns = metadata.getPartitionColumns();
     StructType schema = metadata.getSchema();
@@ -112,7 +117,6 @@ public final class DeltaRead {
     files.sort(Comparator.comparing(AddFile::getPath));
     result.put("numFiles", files.size());
     ArrayNode fileNodes = result.putArray("files");
-    FileSystem fs = tablePath.getFileSystem(conf);
     ObjectMapper mapper = new ObjectMapper();
     for (AddFile add : files) {
       ObjectNode node = fileNodes.addObject();
@@ -139,6 +143,7 @@ public final class DeltaRead {
       }
     }
 
+    Timing.mark("files");
     if (!args.txn.isEmpty()) {
       ObjectNode txn = result.putObject("txn");
       for (String appId : args.txn) {
@@ -153,6 +158,7 @@ public final class DeltaRead {
             "Column \"" + column + "\" is not in the table schema " + schema.getFieldNames());
       }
     }
+    Timing.mark("txn");
     long rows = 0;
     Map<String, Long> byPartition = new TreeMap<>();
     ArrayNode valueRows = args.columns.isEmpty() ? null : JSON.arrayNode();
@@ -167,6 +173,7 @@ public final class DeltaRead {
         }
       }
     }
+    Timing.mark("rows (snapshot.open)");
     result.put("rows", rows);
     ObjectNode rowsByPartition = result.putObject("rowsByPartition");
     byPartition.forEach(rowsByPartition::put);
@@ -181,6 +188,19 @@ public final class DeltaRead {
           + " INT64 microseconds since the epoch");
     }
     return result;
+  }
+
+  /** DELTA_READER_TIMING=1: where a read's time goes, on stderr. */
+  static final class Timing {
+    private static final boolean ON = System.getenv("DELTA_READER_TIMING") != null;
+    private static long last = java.lang.management.ManagementFactory.getRuntimeMXBean().getStartTime();
+
+    static void mark(String phase) {
+      if (!ON) return;
+      long now = System.currentTimeMillis();
+      System.err.printf("DeltaRead: %-22s %5d ms%n", phase, now - last);
+      last = now;
+    }
   }
 
   /** "dt=2026-01-01/type=a b" from a row's own (unescaped) partition values, in table order. */
