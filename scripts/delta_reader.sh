@@ -16,7 +16,7 @@
 #   s3proxy-jar                  (the harness's own test) fetch s3proxy, print the jar's path
 #   clean                        delete $STATE
 #
-# TABLE_URI: a local directory, file:///dir, or s3a://bucket/prefix/table.
+# TABLE_URI: a local directory, file:///dir, or s3a://bucket/prefix/table (s3:// works too).
 # Typical: scripts/delta_reader.sh read data/lake/bronze/events --txn streamgate-bronze
 #
 # Environment (all optional):

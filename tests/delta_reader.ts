@@ -110,7 +110,8 @@ export interface ReadDeltaTableOptions {
 }
 
 /**
- * Reads the Delta table at `uri` (a local directory, `file:///…` or `s3a://bucket/prefix/table`)
+ * Reads the Delta table at `uri` (a local directory, `file:///…`, `s3a://bucket/prefix/table` or
+ * the same as `s3://…`)
  * with Delta's Java library and returns what it saw. Rejects with the reader's error (the Java
  * exception) when the table cannot be read.
  */

@@ -173,6 +173,9 @@ Deno.test("readDeltaTable() reads a Delta table on S3 (s3a://)", async () => {
   const table = await read(uri, store.env);
   assertMatchesSample(table, sample);
   assert.equal(table.table, uri);
+  // s3:// names the same table (the scheme the product's S3 settings may use).
+  const viaS3 = await readDeltaTable(uri.replace(/^s3a:/, "s3:"), { env: store.env });
+  assert.deepEqual(viaS3.rowsByPartition, sample.rowsByPartition);
   await assert.rejects(
     readDeltaTable(`s3a://${store.bucket}/no-such-table`, { env: store.env }),
     /Not a Delta table/,

@@ -9,7 +9,7 @@ import org.apache.hadoop.fs.Path;
 /**
  * Hadoop configuration for local paths and s3a:// (S3-compatible stores such as s3proxy).
  *
- * <p>S3 settings come from the same environment variables the AWS CLI and SDKs read, so a test
+ * <p>Tables on S3 are s3a://bucket/prefix/table (s3:// works too). S3 settings come from the same environment variables the AWS CLI and SDKs read, so a test
  * points the reader at its store exactly as it points the product there:
  * AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL), AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
  * AWS_REGION (default us-east-1). Requests use path-style addressing and SigV4; an http://
@@ -51,6 +51,9 @@ final class Hadoop {
     // reads either way) and delete object by object where a delete is needed.
     conf.set("fs.s3a.directory.marker.retention", "keep");
     conf.set("fs.s3a.multiobjectdelete.enable", "false");
+    // s3://bucket/... names the same objects as s3a:// (Hadoop 3 has no other s3 client), and
+    // Delta picks its S3 log store for either scheme.
+    conf.set("fs.s3.impl", "org.apache.hadoop.fs.s3a.S3AFileSystem");
     // No metrics or audit threads for a process that lives a few seconds.
     conf.set("fs.s3a.audit.enabled", "false");
     overrides.forEach(conf::set);
