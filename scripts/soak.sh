@@ -6,4 +6,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export SOAK="${SOAK:-10}" FUZZ_RUNS="${FUZZ_RUNS:-40}"
 exec bash scripts/test.sh tests/faults_test.ts tests/embedded_test.ts tests/hostile_process_test.ts \
-  pipeline/body_fuzz_test.ts pipeline/validate_fuzz_test.ts lake/query_fuzz_test.ts "$@"
+  routes/body_fuzz_test.ts pipeline/validate_fuzz_test.ts lake/query/query_fuzz_test.ts "$@"
