@@ -16,6 +16,7 @@ import { LocalStore } from "./lake/storage/local.ts";
 import { probeStore } from "./lake/storage/probe.ts";
 import { LakeEngine } from "./lake/engine/engine.ts";
 import { LakeJobs } from "./lake/jobs.ts";
+import { Lake } from "./lake/lake.ts";
 import { LakeQuery } from "./lake/query/query.ts";
 import { FileDeadLetterSink } from "./pipeline/wal/dead_letter_file.ts";
 import { Ingestor } from "./pipeline/ingest.ts";
@@ -81,13 +82,18 @@ const engine = works
   : undefined;
 // Opened (created) once here; it refuses a LAKE_DIR that later vanishes rather than recreate it.
 const store = works ? await LocalStore.open(config.LAKE_DIR) : undefined;
-const bronze = engine && store && new BronzeWriter(engine, store);
+// One snapshot of each table for the whole process; the ingest engine reads and writes their
+// checkpoints.
+const lake = engine && store && new Lake(store, engine, {
+  onCheckpointError: (err) => logger.warn("Writing a Delta checkpoint failed", { err }),
+});
+const bronze = engine && lake && new BronzeWriter(engine, lake.bronze);
 if (store) checks.push({ name: "lake disk", critical: true, probe: () => probeStore(store) });
 
 // The durable log and the dead-letter destination: Kafka, or the local WAL and NDJSON files.
 let log: EventLog | undefined, deadLetters: DeadLetterSink, input: LogInput | undefined;
 const alertSinks: AlertSink[] = [new LogAlertSink(logger)];
-if (engine && store) alertSinks.push(new LakeAlertSink(engine, store));
+if (engine && lake) alertSinks.push(new LakeAlertSink(engine, lake.alerts));
 let drainInput: (timeoutMs: number) => Promise<unknown> = () => Promise.resolve();
 
 if (config.mode === "embedded") {
@@ -241,13 +247,13 @@ if (input && loader) await input.start(loader);
 let jobs: LakeJobs | undefined, query: LakeQuery | undefined;
 const jobsEngine = works ? new LakeEngine({ timeoutMs: config.JOBS_TIMEOUT_MS }) : undefined;
 const queryEngine = works ? new LakeEngine() : undefined;
-if (jobsEngine && queryEngine && store) {
-  const runner = new LakeJobs(jobsEngine, store, logger.child({ component: "jobs" }), {
+if (jobsEngine && queryEngine && lake) {
+  const runner = new LakeJobs(jobsEngine, lake, logger.child({ component: "jobs" }), {
     silver: { maxRowsPerRun: config.SILVER_MAX_ROWS_PER_RUN },
   });
   jobs = runner;
   instrumentLakeJobs(runner, metrics); // cron and admin runs alike
-  query = new LakeQuery(queryEngine, store, {
+  query = new LakeQuery(queryEngine, lake, {
     maxLimit: config.QUERY_MAX_LIMIT,
     maxRangeDays: config.QUERY_MAX_RANGE_DAYS,
     maxPastDays: config.EVENT_MAX_PAST_DAYS,

@@ -27,6 +27,7 @@ import {
   dataDirs,
   freePort,
   type Gateway,
+  onCleanup,
   type RssReport,
   RssSampler,
   spawnDeno,
@@ -38,6 +39,9 @@ import {
 import { fmtInt, fmtMb, fmtMs, pct } from "./lib/report.ts";
 import { BROKERS, createTopics, kafka, producerPerf } from "./lib/services.ts";
 import { runWrk, type WrkOptions, type WrkRequest, type WrkResult } from "./lib/wrk.ts";
+import { LakeEngine } from "../lake/engine/engine.ts";
+import { Lake } from "../lake/lake.ts";
+import { LocalStore } from "../lake/storage/local.ts";
 
 const SINGLE_CONNECTIONS = 50;
 /** Connections for batched bodies: enough to keep a group commit full, few enough to not thrash. */
@@ -416,15 +420,23 @@ async function ingestStages(b: Bench, events: readonly ClientEvent[], topic: str
   );
 }
 
-/** Rows the lake has of one log partition, from the bronze writer's progress file. */
+let logReader: LakeEngine | undefined;
+
+/** Offsets of a log's partitions that are in bronze: the `txn` versions of its Delta log. */
 export async function lakeRows(lakeDir: string, topic: string, partitions: number) {
-  let rows = 0;
-  for (let p = 0; p < partitions; p++) {
-    try {
-      const path = join(lakeDir, "_progress", "bronze", `${topic}+${p}.json`);
-      rows += (JSON.parse(await Deno.readTextFile(path)) as { next_offset: number }).next_offset;
-    } catch { /* nothing written yet */ }
+  if (!logReader) {
+    const engine = logReader = new LakeEngine();
+    onCleanup("the bronze log reader's engine", () => engine.close());
   }
+  let store: LocalStore;
+  try {
+    store = await LocalStore.open(lakeDir, { create: false });
+  } catch {
+    return 0; // nothing written yet
+  }
+  const snapshot = await new Lake(store, logReader).bronze.snapshot();
+  let rows = 0;
+  for (let p = 0; p < partitions; p++) rows += snapshot.txn(`${topic}+${p}`) + 1;
   return rows;
 }
 

@@ -32,6 +32,7 @@ import {
   LagProbe,
   producerPerf,
 } from "./lib/services.ts";
+import { Lake } from "../lake/lake.ts";
 
 const PARTITIONS = 3;
 const TARGET = 60_000;
@@ -147,7 +148,10 @@ async function bronzeLimit(b: Bench, envelopes: Envelope[], lakeDir: string): Pr
   const results: Record<string, { rows_per_s: number; rss_growth_mb: number }> = {};
   for (const recycle of [false, true]) {
     const engine = new LakeEngine();
-    const writer = new BronzeWriter(engine, await LocalStore.open(lakeDir));
+    const writer = new BronzeWriter(
+      engine,
+      new Lake(await LocalStore.open(lakeDir), engine).bronze,
+    );
     const topic = recycle ? "limit_recycled" : "limit";
     try {
       await writer.write({

@@ -21,6 +21,7 @@ import { memoryRow } from "./http_ingest.ts";
 import { ROOT, RssSampler, run, startMain, tempDir } from "./lib/proc.ts";
 import { fmtInt, fmtMs } from "./lib/report.ts";
 import { runWrk, type WrkRequest } from "./lib/wrk.ts";
+import { Lake } from "../lake/lake.ts";
 
 const DAYS = 7;
 const USERS = 10_000;
@@ -218,7 +219,7 @@ async function jobStages(b: Bench, lakeDir: string): Promise<void> {
   try {
     const jobs = new LakeJobs(
       engine,
-      await LocalStore.open(lakeDir),
+      new Lake(await LocalStore.open(lakeDir), engine),
       createLogger({ level: "error" }),
       {
         recycleEngine: false,

@@ -1,16 +1,19 @@
 /**
- * The lake's alerts table: `alerts/dt=YYYY-MM-DD/<alert_id>.parquet`, one small file per alert,
- * partitioned by the date of the event that raised it. Alert ids are deterministic, so raising the
- * same alert again after a crash rewrites the same file: one row per alert, never two. (Alerts are
- * rare by construction, one per user per cooldown; silver compacts them.)
+ * The lake's alerts table, a Delta table partitioned by the date of the event that raised each
+ * alert, one small file per alert (`alerts/dt=YYYY-MM-DD/<alert_id>-<id>.parquet`). Alert ids
+ * are deterministic and a send commits only the alerts the table does not hold yet, deciding
+ * again when another writer committed first: raising an alert again after a crash, or a retry
+ * racing a re-score, never makes a second row. (Alerts are rare by construction, one per user
+ * per cooldown.)
  *
  * @module
  */
 import type { Column, LakeEngine } from "./engine/engine.ts";
+import type { AddFile } from "./delta/protocol.ts";
+import type { DeltaTable } from "./delta/table.ts";
 import { type Alert, maxSeverity } from "../shared/alert.ts";
 import { isoToMicros } from "../shared/time.ts";
-import { alertKey } from "./layout.ts";
-import type { ObjectStore } from "./storage/store.ts";
+import { alertFile, alertIdOf } from "./layout.ts";
 
 function columns(a: Alert): Record<string, Column> {
   const text = (v: string | null): Column => ({ kind: "utf8", values: [v] });
@@ -40,23 +43,41 @@ function columns(a: Alert): Record<string, Column> {
   };
 }
 
-/** Writes alerts into the lake, one object each. */
+/** Writes alerts into the lake's alerts table. */
 export class LakeAlertSink {
   readonly name = "lake";
   readonly #engine: LakeEngine;
-  readonly #store: ObjectStore;
+  readonly #table: DeltaTable;
 
-  constructor(engine: LakeEngine, store: ObjectStore) {
+  constructor(engine: LakeEngine, table: DeltaTable) {
     this.#engine = engine;
-    this.#store = store;
+    this.#table = table;
   }
 
   async send(alerts: Alert[]): Promise<void> {
-    // One whole object per alert id: two sends of one alert (a retry racing a re-score) each
-    // replace it whole, so the table keeps one row per alert.
-    for (const a of alerts) {
-      await this.#store.put(alertKey(a), await this.#engine.parquet(columns(a)));
-    }
+    const written = new Map<string, AddFile>();
+    await this.#table.commit("WRITE", async (snapshot) => {
+      const held = new Set<string>();
+      for (const path of snapshot.files.keys()) {
+        const id = alertIdOf(path);
+        if (id) held.add(id);
+      }
+      // One row per alert id, even when a send holds an alert twice.
+      const fresh = [...new Map(alerts.map((a) => [a.alert_id, a])).values()]
+        .filter((a) => !held.has(a.alert_id));
+      if (fresh.length === 0) return undefined;
+      for (const a of fresh) {
+        if (written.has(a.alert_id)) continue;
+        const file = await this.#engine.parquet(columns(a));
+        written.set(
+          a.alert_id,
+          await this.#table.putFile(alertFile(a), file, {
+            dt: a.occurred_at.slice(0, 10),
+          }),
+        );
+      }
+      return fresh.map((a) => ({ add: written.get(a.alert_id)! }));
+    });
   }
 
   close(): Promise<void> {

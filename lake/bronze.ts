@@ -1,15 +1,18 @@
 /**
- * The bronze layer: accepted events as hive-partitioned Parquet,
- * `$LAKE_DIR/bronze/events/dt=YYYY-MM-DD/type=<type>/<topic>+<partition>+<first>+<last>.parquet`.
+ * The bronze layer: accepted events as a Delta table of hive-partitioned Parquet files,
+ * `bronze/events/dt=YYYY-MM-DD/type=<type>/<topic>+<partition>+<first>+<last>-<id>.parquet`.
  *
- * Exactly once, per log partition (a Kafka partition or the WAL):
- * 1. A batch covers a contiguous offset range of one partition; its files are named after it.
- * 2. Writers of a partition take an exclusive lock (flock) on its progress file, so a consumer
- *    that lost the partition in a rebalance cannot interleave with the new owner.
- * 3. Under the lock: read progress; delete the files of a batch a crash left half-written; drop the
- *    rows below `next_offset` (already in the lake); record the batch as pending; write each file
- *    to a staging name, fsync, rename into place; record `next_offset = last + 1`.
- * 4. Only then is the Kafka offset committed. Re-delivered records are trimmed at step 3.
+ * Exactly once per log partition (a Kafka partition or the WAL), the way kafka-delta-ingest does
+ * it: every commit carries, next to its files, a `txn` action whose `appId` is the log partition
+ * and whose `version` is the last offset the commit holds. A writer
+ * 1. reads the partition's `txn` version from the table: offsets up to it are in the lake;
+ * 2. writes the files of the rest of the batch (new names each time: a file is never rewritten);
+ * 3. commits them and the new `txn` version in one put-if-absent of the next log version.
+ * When another writer committed first (a consumer that lost the partition in a rebalance, or the
+ * same process's earlier life), the commit is decided again on the new `txn` version: what is
+ * already in the lake is dropped, the rest rewritten. Only after the commit is the Kafka offset
+ * committed; re-delivered records are dropped at step 1. Files a crash left behind are in no
+ * commit, so no reader sees them, and vacuum deletes them.
  *
  * `dt` is the UTC date of `received_at` (ingest date): bronze is append-only, and a late event
  * never rewrites an old partition. Partition values come only from validated values.
@@ -18,17 +21,11 @@
  */
 import type { LakeEngine } from "./engine/engine.ts";
 import type { Column } from "./engine/protocol.ts";
+import type { Action, AddFile } from "./delta/protocol.ts";
+import type { DeltaTable } from "./delta/table.ts";
 import type { Envelope } from "../shared/schemas.ts";
 import { isoToMicros } from "../shared/time.ts";
-import {
-  bronzeFileKey,
-  bronzeFileName,
-  bronzeLockKey,
-  bronzeProgressKey,
-  readJson,
-  writeJson,
-} from "./layout.ts";
-import type { LockingStore } from "./storage/store.ts";
+import { bronzeAppId, bronzeFile } from "./layout.ts";
 
 /** An accepted event and its position in the log. */
 export interface BronzeRow {
@@ -57,11 +54,6 @@ export interface BronzeWriteResult {
   bytes: number;
 }
 
-interface Progress {
-  next_offset: number;
-  pending?: { first: number; last: number; files: string[] };
-}
-
 /** The UTC date partition of an event: the date of its `received_at`. */
 export function partitionDate(event: Envelope): string {
   return event.received_at.slice(0, 10);
@@ -70,78 +62,65 @@ export function partitionDate(event: Envelope): string {
 /** Writes bronze batches exactly once per log offset. */
 export class BronzeWriter {
   readonly #engine: LakeEngine;
-  readonly #store: LockingStore;
+  readonly #table: DeltaTable;
 
-  constructor(engine: LakeEngine, store: LockingStore) {
+  constructor(engine: LakeEngine, table: DeltaTable) {
     this.#engine = engine;
-    this.#store = store;
+    this.#table = table;
   }
 
   /** The next offset of a partition that is not yet in the lake. */
   async committedOffset(topic: string, partition: number): Promise<number> {
-    return (await this.#readProgress(topic, partition)).next_offset;
+    return (await this.#table.snapshot()).txn(bronzeAppId(topic, partition)) + 1;
   }
 
   /** Writes a batch; see the module documentation for the protocol. */
   async write(batch: BronzeBatch): Promise<BronzeWriteResult> {
-    const { topic, partition } = batch;
-    bronzeFileName(topic, partition, 0, 0); // validates topic and partition
-    const lock = await this.#store.lock(bronzeLockKey(topic, partition));
-    try {
-      return await this.#writeLocked(batch);
-    } finally {
-      await lock!.release();
-    }
-  }
-
-  async #writeLocked(batch: BronzeBatch): Promise<BronzeWriteResult> {
     const { topic, partition, lastOffset } = batch;
-    let progress = await this.#readProgress(topic, partition);
-    if (progress.pending) {
-      for (const f of progress.pending.files) await this.#store.delete(f);
-      progress = { next_offset: progress.next_offset };
-      await this.#writeProgress(topic, partition, progress);
-    }
-    const rows = batch.rows.filter((r) => r.offset >= progress.next_offset);
-    const skipped = batch.rows.length - rows.length;
-    if (lastOffset < progress.next_offset) return { rows: 0, skipped, files: [], bytes: 0 };
-    const first = Math.max(batch.firstOffset, progress.next_offset);
+    const appId = bronzeAppId(topic, partition);
+    let written: { first: number; adds: AddFile[]; rows: number; bytes: number } | undefined;
+    let skipped = 0;
+    const done = await this.#table.commit("STREAMING UPDATE", async (snapshot) => {
+      const next = snapshot.txn(appId) + 1;
+      const rows = batch.rows.filter((r) => r.offset >= next);
+      skipped = batch.rows.length - rows.length;
+      if (lastOffset < next) return undefined;
+      const first = Math.max(batch.firstOffset, next);
+      // Files of an earlier attempt are reused only for exactly this range; otherwise they stay
+      // out of the table (no commit names them) and new ones are written.
+      if (written?.first !== first) written = await this.#writeFiles(batch, rows, first);
+      const txn = { appId, version: lastOffset, lastUpdated: Date.now() };
+      return [...written.adds.map((add): Action => ({ add })), { txn }];
+    });
+    if (!done || !written) return { rows: 0, skipped, files: [], bytes: 0 };
+    return {
+      rows: written.rows,
+      skipped,
+      files: written.adds.map((a) => this.#table.keyOf(a.path)),
+      bytes: written.bytes,
+    };
+  }
 
-    const files: string[] = [];
+  /** One file per (dt, type) of the rows: dt and type live only in the path and the log. */
+  async #writeFiles(batch: BronzeBatch, rows: BronzeRow[], first: number) {
+    const { topic, partition, lastOffset } = batch;
+    const groups = new Map<string, { dt: string; type: string; rows: BronzeRow[] }>();
+    for (const r of rows) {
+      const dt = partitionDate(r.event), type = r.event.type;
+      const key = `${dt}/${type}`;
+      const group = groups.get(key);
+      if (group) group.rows.push(r);
+      else groups.set(key, { dt, type, rows: [r] });
+    }
+    const adds: AddFile[] = [];
     let bytes = 0;
-    if (rows.length > 0) {
-      const name = bronzeFileName(topic, partition, first, lastOffset);
-      const groups = new Map<string, BronzeRow[]>();
-      for (const r of rows) {
-        const key = bronzeFileKey(partitionDate(r.event), r.event.type, name);
-        const group = groups.get(key);
-        if (group) group.push(r);
-        else groups.set(key, [r]);
-      }
-      files.push(...groups.keys());
-      await this.#writeProgress(topic, partition, {
-        next_offset: progress.next_offset,
-        pending: { first, last: lastOffset, files },
-      });
-      // dt and type live only in the key: a data column named like a partition column makes
-      // Spark refuse the table, so each partition's file is written on its own.
-      for (const [key, group] of groups) {
-        const data = await this.#engine.parquet(toColumns(group, topic, partition));
-        await this.#store.put(key, data);
-        bytes += data.byteLength;
-      }
+    for (const { dt, type, rows: group } of groups.values()) {
+      const path = bronzeFile(dt, type, { topic, partition, first, last: lastOffset });
+      const file = await this.#engine.parquet(toColumns(group, topic, partition));
+      adds.push(await this.#table.putFile(path, file, { dt, type }));
+      bytes += file.bytes.byteLength;
     }
-    await this.#writeProgress(topic, partition, { next_offset: lastOffset + 1 });
-    return { rows: rows.length, skipped, files, bytes };
-  }
-
-  async #readProgress(topic: string, partition: number): Promise<Progress> {
-    return await readJson<Progress>(this.#store, bronzeProgressKey(topic, partition)) ??
-      { next_offset: 0 };
-  }
-
-  async #writeProgress(topic: string, partition: number, progress: Progress): Promise<void> {
-    await writeJson(this.#store, bronzeProgressKey(topic, partition), progress);
+    return { first, adds, rows: rows.length, bytes };
   }
 }
 

@@ -1,11 +1,9 @@
 import assert from "node:assert/strict";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { type BronzeRow, BronzeWriter } from "./bronze.ts";
-import { writeFileDurably } from "../shared/fs.ts";
 import { type LakeEngine, parquetProblem } from "./engine/engine.ts";
-import { bronzeFileKey, bronzeFileName, TABLES } from "./layout.ts";
-import type { LocalStore } from "./storage/local.ts";
-import { parquetFiles, readBronze, testEvent } from "../tests/lake_helpers.ts";
+import { bronzeFile, TABLES } from "./layout.ts";
+import { lakeOf, readBronze, tableFiles, testEvent } from "../tests/lake_helpers.ts";
 import { withLake as withLakeIn } from "./engine/testing.ts";
 
 function rows(
@@ -18,13 +16,13 @@ function rows(
   return out;
 }
 
-const withLake = (
-  fn: (lake: string, engine: LakeEngine, store: LocalStore) => Promise<void>,
-) => withLakeIn("bronze_test_", fn);
+const withLake = (fn: (lake: string, engine: LakeEngine) => Promise<void>) =>
+  withLakeIn("bronze_test_", fn);
 
-const NAME = "events+0+00000000000000000000+00000000000000000001.parquet";
+const BATCH = { topic: "events", partition: 0, first: 0, last: 1 };
+const NAME = /^events\+0\+00000000000000000000\+00000000000000000001-[0-9a-f]{8}\.parquet$/;
 
-Deno.test("bronzeFileKey() rejects anything but a date and a known type", async (t) => {
+Deno.test("bronzeFile() rejects anything but a date and a known type", async (t) => {
   for (
     const [dt, type] of [
       ["2026-11-23/..", "login"],
@@ -38,34 +36,34 @@ Deno.test("bronzeFileKey() rejects anything but a date and a known type", async 
     ]
   ) {
     await t.step(`${JSON.stringify(dt)} / ${JSON.stringify(type)}`, () => {
-      assert.throws(() => bronzeFileKey(dt!, type!, NAME), /Invalid partition/);
+      assert.throws(() => bronzeFile(dt!, type!, BATCH), /Invalid partition/);
     });
   }
-  assert.equal(
-    bronzeFileKey("2026-11-23", "login", NAME),
-    `bronze/events/dt=2026-11-23/type=login/${NAME}`,
-  );
-  assert.equal(
-    bronzeFileKey("2026-11-23", "other", NAME),
-    `bronze/events/dt=2026-11-23/type=other/${NAME}`,
-  );
+  for (const type of ["login", "other"]) {
+    const [dt, t, name] = bronzeFile("2026-11-23", type, BATCH).split("/");
+    assert.deepEqual([dt, t], ["dt=2026-11-23", `type=${type}`]);
+    assert.match(name!, NAME);
+  }
 });
 
-Deno.test("bronzeFileName() is deterministic, sortable and refuses unsafe topics", () => {
-  assert.equal(
-    bronzeFileName("events", 2, 7, 42),
-    "events+2+00000000000000000007+00000000000000000042.parquet",
+Deno.test("bronzeFile() names are unique, sort by offset and refuse unsafe topics", () => {
+  const name = (topic: string, partition: number, first: number, last: number) =>
+    bronzeFile("2026-11-23", "login", { topic, partition, first, last }).split("/")[2]!;
+  assert.match(
+    name("events", 2, 7, 42),
+    /^events\+2\+00000000000000000007\+00000000000000000042-[0-9a-f]{8}\.parquet$/,
   );
-  const names = [[9, 10], [100, 200], [11, 99]].map(([a, b]) => bronzeFileName("t", 0, a!, b!));
+  assert.notEqual(name("t", 0, 1, 2), name("t", 0, 1, 2), "a file is never written twice");
+  const names = [[9, 10], [100, 200], [11, 99]].map(([a, b]) => name("t", 0, a!, b!));
   assert.deepEqual([...names].sort(), [names[0], names[2], names[1]]);
-  assert.throws(() => bronzeFileName("../etc", 0, 0, 1));
-  assert.throws(() => bronzeFileName("a/b", 0, 0, 1));
-  assert.throws(() => bronzeFileName("events", -1, 0, 1));
+  assert.throws(() => name("../etc", 0, 0, 1));
+  assert.throws(() => name("a/b", 0, 0, 1));
+  assert.throws(() => name("events", -1, 0, 1));
 });
 
 Deno.test("BronzeWriter.write() stores hive-partitioned Parquet with µs timestamps", async () => {
-  await withLake(async (lake, engine, store) => {
-    const writer = new BronzeWriter(engine, store);
+  await withLake(async (lake, engine) => {
+    const writer = new BronzeWriter(engine, (await lakeOf(lake, engine)).bronze);
     const batch = rows(0, 3, (o) =>
       testEvent({
         user_id: `u${o}`,
@@ -83,13 +81,14 @@ Deno.test("BronzeWriter.write() stores hive-partitioned Parquet with µs timesta
       rows: batch,
     });
     assert.equal(result.rows, 4);
-    const name = "events+1+00000000000000000000+00000000000000000003.parquet";
-    assert.deepEqual(result.files.sort(), [
-      `bronze/events/dt=2026-11-22/type=login/${name}`,
-      `bronze/events/dt=2026-11-22/type=purchase/${name}`,
-      `bronze/events/dt=2026-11-23/type=login/${name}`,
-      `bronze/events/dt=2026-11-23/type=purchase/${name}`,
-    ]);
+    const name = "events\\+1\\+00000000000000000000\\+00000000000000000003-[0-9a-f]{8}\\.parquet";
+    const files = result.files.sort();
+    [
+      "dt=2026-11-22/type=login",
+      "dt=2026-11-22/type=purchase",
+      "dt=2026-11-23/type=login",
+      "dt=2026-11-23/type=purchase",
+    ].forEach((dir, i) => assert.match(files[i]!, new RegExp(`^bronze/events/${dir}/${name}$`)));
     const back = await readBronze(engine, lake);
     assert.deepEqual(back.map((r) => r.log_offset), [0, 1, 2, 3]);
     assert.equal(back[0]!.occurred_us, Date.parse("2026-11-22T23:59:59.999Z") * 1000 + 999);
@@ -126,8 +125,8 @@ Deno.test("BronzeWriter.write() stores hive-partitioned Parquet with µs timesta
 });
 
 Deno.test("BronzeWriter.write() never duplicates a re-delivered offset", async (t) => {
-  await withLake(async (lake, engine, store) => {
-    const writer = new BronzeWriter(engine, store);
+  await withLake(async (lake, engine) => {
+    const writer = new BronzeWriter(engine, (await lakeOf(lake, engine)).bronze);
     const all = rows(0, 299);
     await writer.write({
       topic: "events",
@@ -162,7 +161,7 @@ Deno.test("BronzeWriter.write() never duplicates a re-delivered offset", async (
         assert.equal(r.skipped, 50);
         assert.match(
           r.files[0]!,
-          /events\+0\+00000000000000000100\+00000000000000000199\.parquet$/,
+          /events\+0\+00000000000000000100\+00000000000000000199-[0-9a-f]{8}\.parquet$/,
         );
       },
     );
@@ -182,9 +181,9 @@ Deno.test("BronzeWriter.write() never duplicates a re-delivered offset", async (
   });
 });
 
-Deno.test("BronzeWriter.write() removes the files of a batch a crash left half-written", async () => {
-  await withLake(async (lake, engine, store) => {
-    const writer = new BronzeWriter(engine, store);
+Deno.test("BronzeWriter.write() leaves a crashed attempt's files out of the table", async () => {
+  await withLake(async (lake, engine) => {
+    const writer = new BronzeWriter(engine, (await lakeOf(lake, engine)).bronze);
     await writer.write({
       topic: "events",
       partition: 0,
@@ -192,15 +191,13 @@ Deno.test("BronzeWriter.write() removes the files of a batch a crash left half-w
       lastOffset: 9,
       rows: rows(0, 9),
     });
-    // A crash after one of the batch's files was renamed into place, before progress moved on.
-    const orphan =
-      "bronze/events/dt=2026-11-23/type=login/events+0+00000000000000000010+00000000000000000019.parquet";
-    const kept = (await parquetFiles(join(lake, TABLES.bronze)))[0]!;
-    await Deno.copyFile(kept, join(lake, orphan));
-    await writeFileDurably(
-      join(lake, "_progress", "bronze", "events+0.json"),
-      JSON.stringify({ next_offset: 10, pending: { first: 10, last: 19, files: [orphan] } }),
+    // A crash after one of the next batch's files was written, before its commit.
+    const [kept] = await tableFiles(engine, lake, TABLES.bronze);
+    const orphan = join(
+      dirname(kept!),
+      "events+0+00000000000000000010+00000000000000000019-0rphan00.parquet",
     );
+    await Deno.copyFile(kept!, orphan);
     // Re-processing after the restart cuts the range differently.
     await writer.write({
       topic: "events",
@@ -211,15 +208,15 @@ Deno.test("BronzeWriter.write() removes the files of a batch a crash left half-w
     });
     const back = await readBronze(engine, lake);
     assert.deepEqual(back.map((r) => r.log_offset), [...Array(15).keys()]);
-    await assert.rejects(Deno.stat(join(lake, orphan)), Deno.errors.NotFound);
+    assert.ok(!(await tableFiles(engine, lake, TABLES.bronze)).includes(orphan));
   });
 });
 
 Deno.test("BronzeWriter.write() keeps exactly once when two writers race on one partition", async () => {
-  await withLake(async (lake, engine, store) => {
+  await withLake(async (lake, engine) => {
     // Two consumers that both think they own the partition (a rebalance in the middle).
-    const a = new BronzeWriter(engine, store);
-    const b = new BronzeWriter(engine, store);
+    const a = new BronzeWriter(engine, (await lakeOf(lake, engine)).bronze);
+    const b = new BronzeWriter(engine, (await lakeOf(lake, engine)).bronze);
     const all = rows(0, 999);
     await Promise.all([
       a.write({

@@ -2,8 +2,10 @@
  * The lake's batch jobs (silver, gold) behind one runner, for `Deno.cron`, the admin endpoint and
  * the `scripts/jobs.ts` command line.
  *
- * - One job at a time per lake, across processes: a run takes an exclusive, non-blocking `flock`
- *   on `_progress/jobs.lock`; when another run holds it, the new one is skipped (`locked`).
+ * - One job at a time per lake, across processes: a run takes the jobs lock (`jobs_lock.ts`: an
+ *   flock on local disk, a lease object on object storage); when another run holds it, the new
+ *   one is skipped (`locked`). The tables' commits would refuse a second run's stale partitions
+ *   anyway (`delta/replace.ts`); the lock saves the wasted work.
  * - The runner must own its {@link LakeEngine}: a DuckDB worker runs one call at a time, so a job
  *   sharing the ingest engine would hold up bronze flushes for the length of a merge. After a run
  *   that did work the engine is recycled, which hands the worker's WebAssembly memory back.
@@ -14,8 +16,9 @@
 import type { Logger } from "../shared/logger.ts";
 import type { LakeEngine } from "./engine/engine.ts";
 import { type GoldOptions, type GoldStats, runGold } from "./gold/gold.ts";
-import { JOB_KEYS } from "./layout.ts";
-import type { Lock, LockingStore } from "./storage/store.ts";
+import type { Lock } from "./storage/store.ts";
+import type { Lake } from "./lake.ts";
+import { tryJobsLock } from "./jobs_lock.ts";
 import { runSilver, type SilverOptions, type SilverStats } from "./silver/silver.ts";
 
 /** The jobs a caller may run; `all` is silver then gold. */
@@ -73,7 +76,7 @@ export interface LakeJobsOptions {
 /** Runs silver and gold on a lake, one run at a time. */
 export class LakeJobs {
   readonly #engine: LakeEngine;
-  readonly #store: LockingStore;
+  readonly #lake: Lake;
   readonly #logger: Logger;
   readonly #opts: LakeJobsOptions;
   #running: JobName | undefined;
@@ -86,12 +89,12 @@ export class LakeJobs {
 
   constructor(
     engine: LakeEngine,
-    store: LockingStore,
+    lake: Lake,
     logger: Logger,
     opts: LakeJobsOptions = {},
   ) {
     this.#engine = engine;
-    this.#store = store;
+    this.#lake = lake;
     this.#logger = logger;
     this.#opts = opts;
   }
@@ -119,7 +122,7 @@ export class LakeJobs {
     if (!this.#running) {
       this.#running = name; // claimed before the first await: concurrent calls see it
       try {
-        lock = await this.#store.lock(JOB_KEYS.lock, { wait: false });
+        lock = await tryJobsLock(this.#lake.store);
       } catch (err) {
         // A lake gone or replaced: the run fails before it writes anything.
         report.status = "failed";
@@ -139,7 +142,7 @@ export class LakeJobs {
     let worked = false;
     try {
       if (name === "silver" || name === "all") {
-        const s = await runSilver(this.#engine, this.#store, this.#opts.silver);
+        const s = await runSilver(this.#engine, this.#lake, this.#opts.silver);
         report.silver = s;
         report.rows += s.rows_in;
         report.files += s.files_read;
@@ -147,7 +150,7 @@ export class LakeJobs {
         worked ||= s.batches_read > 0;
       }
       if (name === "gold" || name === "all") {
-        const g = await runGold(this.#engine, this.#store, this.#opts.gold);
+        const g = await runGold(this.#engine, this.#lake, this.#opts.gold);
         report.gold = g;
         report.rows += g.rows.user_daily_features + g.rows.daily_type_metrics;
         report.partitions += g.partitions_rewritten;

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { storeOf, testEvent } from "../tests/lake_helpers.ts";
+import { lakeOf, testEvent } from "../tests/lake_helpers.ts";
 import { createLogger } from "../shared/logger.ts";
 import { BronzeWriter } from "./bronze.ts";
 import { LakeEngine } from "./engine/engine.ts";
@@ -26,7 +26,7 @@ async function seed(lake: string) {
     testEvent({ type: "login", user_id: "u1" }),
     testEvent({ type: "purchase", event_type: "purchase", user_id: "u1", payload: { amount: 3 } }),
   ];
-  await new BronzeWriter(engine, await storeOf(lake)).write({
+  await new BronzeWriter(engine, (await lakeOf(lake, engine)).bronze).write({
     topic: "wal",
     partition: 0,
     firstOffset: 0,
@@ -47,7 +47,7 @@ Deno.test("LakeJobs.run(all): silver then gold, a report, one log line and count
   await withLake(async (lake, engine) => {
     await seed(lake);
     const { lines, logger } = capture();
-    const jobs = new LakeJobs(engine, await storeOf(lake), logger);
+    const jobs = new LakeJobs(engine, await lakeOf(lake, engine), logger);
     const r = await jobs.run("all");
     assert.equal(r.status, "ok");
     assert.equal(r.silver?.rows_in, 2);
@@ -78,7 +78,7 @@ Deno.test("LakeJobs: the jobs lock makes a concurrent run skip", async () => {
   await withLake(async (lake, engine) => {
     await seed(lake);
     const { lines, logger } = capture();
-    const jobs = new LakeJobs(engine, await storeOf(lake), logger);
+    const jobs = new LakeJobs(engine, await lakeOf(lake, engine), logger);
 
     // Two runs at once in one process: the second one is skipped.
     const [a, b] = await Promise.all([jobs.run("silver"), jobs.run("gold")]);
@@ -92,7 +92,9 @@ Deno.test("LakeJobs: the jobs lock makes a concurrent run skip", async () => {
     const other = await Deno.open(join(lake, JOB_KEYS.lock), { create: true, write: true });
     await other.lock(true);
     const otherEngine = new LakeEngine();
-    const skipped = await new LakeJobs(otherEngine, await storeOf(lake), logger).run("all");
+    const skipped = await new LakeJobs(otherEngine, await lakeOf(lake, otherEngine), logger).run(
+      "all",
+    );
     otherEngine.close();
     assert.equal(skipped.status, "skipped");
     assert.equal(skipped.reason, "locked");
@@ -110,7 +112,7 @@ Deno.test("LakeJobs: a failing job is reported, counted and logged, and frees th
     await Deno.mkdir(join(lake, "_progress"), { recursive: true });
     await Deno.writeTextFile(join(lake, JOB_KEYS.silverProgress), "{not json");
     const { lines, logger } = capture();
-    const jobs = new LakeJobs(engine, await storeOf(lake), logger);
+    const jobs = new LakeJobs(engine, await lakeOf(lake, engine), logger);
     const r = await jobs.run("all");
     assert.equal(r.status, "failed");
     assert.match(r.error!, /JSON/);

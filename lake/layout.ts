@@ -1,32 +1,30 @@
 /**
- * Where every lake table lives, and the only code that knows a table's keys or lists them: names
- * are built and parsed here (dates, known types, bronze file names, alert ids), so keys handed to
- * the store and paths handed to DuckDB are always names the lake made itself, never strings from a
- * request.
+ * Where every lake table lives, and the only code that knows a table's keys and file names: names
+ * are built and parsed here (dates, known types, bronze offset ranges, alert ids), so keys handed
+ * to the store and paths handed to DuckDB are always names the lake made itself, never strings
+ * from a request. Every table is a Delta table (`lake/delta/`): what is in it is what its log
+ * says, never what a directory listing finds.
  *
  * ```
- * bronze/events/dt=<received date>/type=<type>/<topic>+<partition>+<first>+<last>.parquet
- * silver/<domain>/dt=<occurred date>/data.parquet        one file per partition, replaced whole
- * silver/_rejects/dt=<occurred date>/data.parquet         rows silver could not cast, with reason
- * gold/user_daily_features/dt=<date>/data.parquet
- * gold/daily_type_metrics/dt=<date>/data.parquet
- * alerts/dt=<occurred date>/<alert_id>.parquet
- * _progress/…                                             offsets loaded, job progress, locks
+ * bronze/events/dt=<received date>/type=<type>/<topic>+<partition>+<first>+<last>-<id>.parquet
+ * silver/<domain>/dt=<occurred date>/part-<id>.parquet     auth, commerce, usage, media, sales
+ * silver/_rejects/dt=<occurred date>/part-<id>.parquet      rows silver could not cast, with reason
+ * gold/user_daily_features/dt=<date>/part-<id>.parquet
+ * gold/daily_type_metrics/dt=<date>/part-<id>.parquet
+ * alerts/dt=<occurred date>/<alert_id>-<id>.parquet
+ * <table>/_delta_log/…                                      each table's Delta log
+ * _progress/silver.json, _progress/gold.json                 the jobs' own progress
  * ```
  *
  * @module
  */
 import { DOMAINS, EVENT_TYPES, OTHER_TYPE, TOPIC_NAME } from "../shared/schemas.ts";
-import { addDays, DATE } from "../shared/time.ts";
-import type { ObjectInfo, ObjectStore } from "./storage/store.ts";
+import { DATE } from "../shared/time.ts";
+import type { ObjectStore } from "./storage/store.ts";
 
 /** A Kafka topic name (or `wal`), as it may appear in a bronze file name. */
 export const TOPIC = TOPIC_NAME;
-const BRONZE_NAME = new RegExp(
-  `^(${TOPIC_NAME.source.slice(1, -1)})\\+(\\d+)\\+(\\d{20})\\+(\\d{20})\\.parquet$`,
-);
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-const ALERT_NAME = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.parquet$/;
 
 /** The silver domains, one table each. */
 export const SILVER_DOMAINS = [...new Set(Object.values(DOMAINS))].sort() as Domain[];
@@ -64,54 +62,45 @@ function checkLogPartition(topic: string, partition: number): void {
   }
 }
 
-/** The single data file of a `dt` partition of a replace-whole table (silver, gold). */
-export function partitionKey(table: string, dt: string): string {
-  return `${table}/dt=${checkDate(dt)}/data.parquet`;
+/** A data file's name suffix: unique, so no file is ever written twice under one name. */
+function fileId(): string {
+  return crypto.randomUUID().slice(0, 8);
+}
+
+/** The path (below its table) of a new data file of a `dt`-partitioned table (silver, gold). */
+export function partitionFile(dt: string): string {
+  return `dt=${checkDate(dt)}/part-${crypto.randomUUID()}.parquet`;
 }
 
 // ─── Bronze ─────────────────────────────────────────────────────────────────────────────────────
 
-/** The name of a batch's files: sortable, and the same every time the same range is written. */
-export function bronzeFileName(
-  topic: string,
-  partition: number,
-  first: number,
-  last: number,
-): string {
-  if (!TOPIC.test(topic)) throw new Error(`Cannot name a bronze file for topic "${topic}"`);
-  if (!Number.isSafeInteger(partition) || partition < 0) {
-    throw new Error(`Invalid partition ${partition}`);
-  }
-  const pad = (n: number) => String(n).padStart(20, "0");
-  return `${topic}+${partition}+${pad(first)}+${pad(last)}.parquet`;
-}
+const BRONZE_NAME = new RegExp(
+  `^(${TOPIC_NAME.source.slice(1, -1)})\\+(\\d+)\\+(\\d{20})\\+(\\d{20})-[0-9a-f]{8}\\.parquet$`,
+);
 
 /**
- * The key of a bronze file in one partition. Refuses any value that is not a date or a known
- * type, so no raw client string can become part of a key.
+ * The path (below the bronze table) of a new file of one batch: its partition directory, then the
+ * log partition and offset range it holds. Refuses any value that is not a date, a known type or
+ * a topic name, so no raw client string can become part of a key.
  */
-export function bronzeFileKey(dt: string, type: string, name: string): string {
+export function bronzeFile(
+  dt: string,
+  type: string,
+  batch: { topic: string; partition: number; first: number; last: number },
+): string {
   checkDate(dt);
   if (!PARTITION_TYPES.has(type)) throw new Error(`Invalid partition type "${type}"`);
-  if (!BRONZE_NAME.test(name)) throw new Error(`Invalid bronze file name "${name}"`);
-  return `${TABLES.bronze}/dt=${dt}/type=${type}/${name}`;
+  checkLogPartition(batch.topic, batch.partition);
+  const pad = (n: number) => String(n).padStart(20, "0");
+  return `dt=${dt}/type=${type}/${batch.topic}+${batch.partition}+${pad(batch.first)}+${
+    pad(batch.last)
+  }-${fileId()}.parquet`;
 }
 
-/** The bronze writer's progress object of one log partition (`{"next_offset": N, …}`). */
-export function bronzeProgressKey(topic: string, partition: number): string {
-  checkLogPartition(topic, partition);
-  return `_progress/bronze/${topic}+${partition}.json`;
-}
-
-/** The key the bronze writers of one log partition lock. */
-export function bronzeLockKey(topic: string, partition: number): string {
-  checkLogPartition(topic, partition);
-  return `_progress/bronze/${topic}+${partition}.lock`;
-}
-
-/** One bronze file, with what its key says. */
+/** One bronze file, with what its name says. */
 export interface BronzeFile {
-  key: string;
+  /** Relative to the bronze table (decoded `add.path`). */
+  path: string;
   dt: string;
   type: string;
   topic: string;
@@ -120,9 +109,9 @@ export interface BronzeFile {
   last: number;
 }
 
-/** A bronze key's parts, or undefined for a key the bronze writer does not make. */
-function parseBronzeKey(key: string): BronzeFile | undefined {
-  const parts = key.slice(TABLES.bronze.length + 1).split("/");
+/** A bronze file's parts, or undefined for a path the bronze writer does not make. */
+export function parseBronzeFile(path: string): BronzeFile | undefined {
+  const parts = path.split("/");
   if (parts.length !== 3) return undefined;
   const [d, t, name] = parts as [string, string, string];
   const dt = d.slice(3), type = t.slice(5);
@@ -131,7 +120,7 @@ function parseBronzeKey(key: string): BronzeFile | undefined {
   const m = BRONZE_NAME.exec(name);
   if (!m) return undefined;
   return {
-    key,
+    path,
     dt,
     type,
     topic: m[1]!,
@@ -141,98 +130,27 @@ function parseBronzeKey(key: string): BronzeFile | undefined {
   };
 }
 
-/**
- * Bronze files, pruned by received date and type before anything is opened, sorted by key. Only
- * names the bronze writer produces are returned. With `from`, only the dates of the range are
- * listed (to `to`, or today plus a day).
- */
-export async function listBronzeFiles(
-  store: ObjectStore,
-  filter: {
-    from?: string;
-    to?: string;
-    types?: readonly string[];
-    /** Told of every other key found among the bronze files (names the writer never makes). */
-    onForeign?: (key: string) => void;
-  } = {},
-): Promise<BronzeFile[]> {
-  const types = filter.types ? new Set(filter.types) : undefined;
-  const keep = (f: BronzeFile | undefined): f is BronzeFile =>
-    f !== undefined && (!types || types.has(f.type)) &&
-    (!filter.from || f.dt >= filter.from) && (!filter.to || f.dt <= filter.to);
-  const out: BronzeFile[] = [];
-  const prefixes = filter.from
-    ? datesBetween(filter.from, filter.to ?? addDays(new Date().toISOString().slice(0, 10), 1))
-      .map((dt) => `${TABLES.bronze}/dt=${dt}/`)
-    : [`${TABLES.bronze}/`];
-  for (const prefix of prefixes) {
-    for await (const o of store.list(prefix)) {
-      const f = parseBronzeKey(o.key);
-      if (keep(f)) out.push(f);
-      else if (!f) filter.onForeign?.(o.key);
-    }
-  }
-  return out;
+/** The `txn` app id of a log partition's bronze writer. */
+export function bronzeAppId(topic: string, partition: number): string {
+  checkLogPartition(topic, partition);
+  return `${topic}+${partition}`;
 }
 
-/** Every date from `from` to `to`, inclusive. */
-function datesBetween(from: string, to: string): string[] {
-  const out: string[] = [];
-  for (let dt = checkDate(from); dt <= to; dt = addDays(dt, 1)) out.push(dt);
-  return out;
-}
+// ─── Alerts ─────────────────────────────────────────────────────────────────────────────────────
 
-// ─── Replace-whole tables and alerts ────────────────────────────────────────────────────────────
-
-/** The `dt=` partitions of a table, optionally within `[from, to]` (inclusive dates), sorted. */
-export async function listDates(
-  store: ObjectStore,
-  table: string,
-  range: { from?: string; to?: string } = {},
-): Promise<string[]> {
-  const dates = new Set<string>();
-  const prefix = `${table}/dt=`;
-  for await (const o of store.list(prefix)) {
-    const dt = o.key.slice(prefix.length).split("/")[0]!;
-    if (!DATE.test(dt)) continue;
-    if ((range.from && dt < range.from) || (range.to && dt > range.to)) continue;
-    dates.add(dt);
-  }
-  return [...dates].sort();
-}
-
-/** The key of an existing partition file of a replace-whole table, else `undefined`. */
-export async function existingPartition(
-  store: ObjectStore,
-  table: string,
-  dt: string,
-): Promise<string | undefined> {
-  const key = partitionKey(table, dt);
-  return (await store.head(key)) ? key : undefined;
-}
-
-/** The key of one alert; refuses anything but a UUID and a date, so no user string is a key. */
-export function alertKey(alert: { alert_id: string; occurred_at: string }): string {
+/** The path (below the alerts table) of a new file of one alert; refuses anything but a UUID. */
+export function alertFile(alert: { alert_id: string; occurred_at: string }): string {
   const dt = alert.occurred_at.slice(0, 10);
   if (!UUID.test(alert.alert_id)) throw new Error(`Invalid alert id "${alert.alert_id}"`);
   if (!DATE.test(dt)) throw new Error(`Invalid alert date "${dt}"`);
-  return `${TABLES.alerts}/dt=${dt}/${alert.alert_id}.parquet`;
+  return `dt=${dt}/${alert.alert_id}-${fileId()}.parquet`;
 }
 
-/** One alerts-table file, with what a change detector needs. */
-export interface AlertFile extends ObjectInfo {
-  name: string;
-}
-
-/** The files of one `dt=` partition of the alerts table (only `<uuid>.parquet` names), sorted. */
-export async function listAlertFiles(store: ObjectStore, dt: string): Promise<AlertFile[]> {
-  const prefix = `${TABLES.alerts}/dt=${checkDate(dt)}/`;
-  const out: AlertFile[] = [];
-  for await (const o of store.list(prefix)) {
-    const name = o.key.slice(prefix.length);
-    if (ALERT_NAME.test(name)) out.push({ ...o, name });
-  }
-  return out;
+/** The alert id an alerts-table file holds, or undefined for another name. */
+export function alertIdOf(path: string): string | undefined {
+  const m = /\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})-[0-9a-f]{8}\.parquet$/
+    .exec(path);
+  return m?.[1];
 }
 
 // ─── SQL over lake files ────────────────────────────────────────────────────────────────────────

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { dirname, join, relative, resolve, sep } from "node:path";
 import fc from "fast-check";
 import { BronzeWriter, partitionDate } from "../lake/bronze.ts";
-import { bronzeFileKey, bronzeFileName, TABLES } from "../lake/layout.ts";
+import { bronzeFile, TABLES } from "../lake/layout.ts";
 import { LakeEngine } from "../lake/engine/engine.ts";
 import { EVENT_TYPES, type EventType, OTHER_TYPE, PAYLOADS, TYPE_NAME } from "../shared/schemas.ts";
 import {
@@ -19,7 +19,7 @@ import {
   type ValidationOptions,
 } from "./validate.ts";
 import { MINIMAL_PAYLOADS } from "./testing.ts";
-import { filesUnder, storeOf } from "../tests/lake_helpers.ts";
+import { filesUnder, lakeOf } from "../tests/lake_helpers.ts";
 
 const SEED = Number(Deno.env.get("FUZZ_SEED") ?? 20_240_501);
 const SCALE = Number(Deno.env.get("FUZZ_RUNS") ?? 1);
@@ -301,9 +301,16 @@ function assertIssues(result: Validated): void {
   }
 }
 
-/** A bronze partition's directory in a lake at `lake` (its keys come from `bronzeFileKey`). */
+const BATCH = { topic: "wal", partition: 0, first: 0, last: 1 };
+
+/** A bronze partition's directory in a lake at `lake` (its files' paths come from `bronzeFile`). */
 function partitionDir(lake: string, dt: string, type: string): string {
-  return dirname(join(lake, bronzeFileKey(dt, type, bronzeFileName("wal", 0, 0, 1))));
+  return dirname(join(lake, TABLES.bronze, bronzeFile(dt, type, BATCH)));
+}
+
+/** The name of a new bronze file of a batch (throws for an unsafe topic or partition). */
+function bronzeFileName(topic: string, partition: number, first: number, last: number): string {
+  return bronzeFile("2024-05-01", "login", { topic, partition, first, last }).split("/")[2]!;
 }
 
 /** Where the bronze writer would put an accepted event, and that it stays under the lake. */
@@ -538,7 +545,7 @@ Deno.test("BronzeWriter writes hostile accepted events only under the lake", asy
   const root = await Deno.makeTempDir({ prefix: "validate_fuzz_" });
   const lake = join(root, "lake");
   const engine = new LakeEngine();
-  const writer = new BronzeWriter(engine, await storeOf(lake));
+  const writer = new BronzeWriter(engine, (await lakeOf(lake, engine)).bronze);
   let offset = 0, written = 0;
   try {
     await fc.assert(
@@ -573,7 +580,7 @@ Deno.test("BronzeWriter writes hostile accepted events only under the lake", asy
     for (const f of files) {
       assert.match(
         f,
-        /^lake\/(bronze\/events\/dt=\d{4}-\d\d-\d\d\/type=[a-z_]+\/wal\+0\+\d{20}\+\d{20}\.parquet|_progress\/bronze\/wal\+0\.(json|lock))$/,
+        /^lake\/bronze\/events\/(dt=\d{4}-\d\d-\d\d\/type=[a-z_]+\/wal\+0\+\d{20}\+\d{20}-[0-9a-f]{8}\.parquet|_delta_log\/(\d{20}\.(json|checkpoint\.parquet)|_last_checkpoint))$/,
       );
     }
     // Every row is there, with its user_id as sent (lone surrogates aside: Parquet holds UTF-8).

@@ -1,6 +1,6 @@
 // In-process tests of the admin routes (routes/admin.ts), mounted like routes/app.ts mounts route
 // groups. Most use a stub runner; one runs the real jobs on an empty lake.
-import { storeOf } from "../tests/lake_helpers.ts";
+import { lakeOf } from "../tests/lake_helpers.ts";
 import assert from "node:assert/strict";
 import { Hono } from "hono";
 import { requestId } from "hono/request-id";
@@ -152,7 +152,7 @@ Deno.test("admin: runs the real jobs on an empty lake", async () => {
   const lake = await Deno.makeTempDir({ prefix: "admin_test_" });
   const engine = new LakeEngine();
   try {
-    const jobs = new LakeJobs(engine, await storeOf(lake), silentLogger);
+    const jobs = new LakeJobs(engine, await lakeOf(lake, engine), silentLogger);
     const res = await post(app(jobs, TOKEN), "/admin/jobs/all", `Bearer ${TOKEN}`);
     assert.equal(res.status, 200);
     const body = await res.json();

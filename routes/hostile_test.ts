@@ -12,7 +12,7 @@ import { LakeQuery } from "../lake/query/query.ts";
 import type { BodyLimits } from "./body.ts";
 import { Ingestor } from "../pipeline/ingest.ts";
 import { silentLogger } from "../shared/logger.ts";
-import { storeOf, testEvent, writeWalBatch } from "../tests/lake_helpers.ts";
+import { lakeOf, testEvent, writeWalBatch } from "../tests/lake_helpers.ts";
 import { createApp } from "./app.ts";
 import {
   gzipZeros,
@@ -899,7 +899,10 @@ async function withQueryApp(fn: (h: Harness) => Promise<void>): Promise<void> {
     }
     await Deno.writeTextFile(join(root, "passwd"), `root:x:0:0:${MARKER}:/root:/bin/sh\n`);
     await fn(
-      harness(DEFAULT_LIMITS, new LakeQuery(engine, await storeOf(dir), { now: () => NOW_MS })),
+      harness(
+        DEFAULT_LIMITS,
+        new LakeQuery(engine, await lakeOf(dir, engine), { now: () => NOW_MS }),
+      ),
     );
   } finally {
     engine.close();

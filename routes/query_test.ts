@@ -1,6 +1,6 @@
 // The query routes in-process (`app.request()`), over a real DuckDB engine and a temp lake.
 import assert from "node:assert/strict";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { Hono } from "hono";
 import { requestId } from "hono/request-id";
 import { LakeAlertSink } from "../lake/alerts.ts";
@@ -9,7 +9,7 @@ import { LakeEngine } from "../lake/engine/engine.ts";
 import { TABLES } from "../lake/layout.ts";
 import { LakeQuery, type LakeQueryOptions } from "../lake/query/query.ts";
 import { silentLogger } from "../shared/logger.ts";
-import { partitionPath, plantMarkerRows, storeOf, testEvent } from "../tests/lake_helpers.ts";
+import { lakeOf, plantMarkerRows, replacePartition, testEvent } from "../tests/lake_helpers.ts";
 import { errorHandler } from "./errors.ts";
 import { queryRoutes } from "./query.ts";
 
@@ -35,7 +35,7 @@ async function withApp(
   const dir = join(root, "lake");
   const engine = new LakeEngine();
   try {
-    const writer = new BronzeWriter(engine, await storeOf(dir));
+    const writer = new BronzeWriter(engine, (await lakeOf(dir, engine)).bronze);
     const events = [0, 1, 2, 3, 4].map((i) =>
       testEvent({
         user_id: i % 2 ? "u2" : "u1",
@@ -52,7 +52,7 @@ async function withApp(
       lastOffset: events.length - 1,
       rows: events.map((event, offset) => ({ offset, event })),
     });
-    await new LakeAlertSink(engine, await storeOf(dir)).send([{
+    await new LakeAlertSink(engine, (await lakeOf(dir, engine)).alerts).send([{
       alert_id: crypto.randomUUID(),
       user_id: "u1",
       raised_at: "2026-03-10T11:00:00.000000Z",
@@ -66,12 +66,10 @@ async function withApp(
       window: { events: 1, types: { login: 1 }, first_at: "x", last_at: "x" },
       event_ids: [events[0]!.event_id],
     }]);
-    const gold = partitionPath(dir, TABLES.userDailyFeatures, "2026-03-09");
-    await Deno.mkdir(dirname(gold), { recursive: true });
-    await engine.writeParquet({
+    await replacePartition(engine, dir, TABLES.userDailyFeatures, "2026-03-09", {
       user_id: { kind: "utf8", values: ["u1"] },
       events_total: { kind: "int64", values: Float64Array.of(3) },
-    }, gold);
+    });
 
     // Rows that must never show up: outside the lake, and inside it where the layout does not read.
     await plantMarkerRows(
@@ -87,7 +85,7 @@ async function withApp(
       MARKER,
       (NOW - 1000) * 1000,
     );
-    const query = new LakeQuery(engine, await storeOf(dir), { now: () => NOW, ...options });
+    const query = new LakeQuery(engine, await lakeOf(dir, engine), { now: () => NOW, ...options });
     await fn(appFor(query), { dir, engine });
   } finally {
     engine.close();
@@ -163,7 +161,9 @@ Deno.test("an empty lake answers empty results", async () => {
   const dir = await Deno.makeTempDir({ prefix: "query_routes_empty_" });
   const engine = new LakeEngine();
   try {
-    const app = appFor(new LakeQuery(engine, await storeOf(join(dir, "lake")), { now: () => NOW }));
+    const app = appFor(
+      new LakeQuery(engine, await lakeOf(join(dir, "lake"), engine), { now: () => NOW }),
+    );
     assert.deepEqual((await get(app, "/events")).body, { events: [], next_cursor: null });
     assert.deepEqual((await get(app, "/alerts")).body, { alerts: [] });
     assert.deepEqual((await get(app, "/users/u1")).body, {
@@ -309,7 +309,7 @@ Deno.test("engine failures answer 500 without SQL; a full queue answers 503", as
       query: () =>
         Promise.reject(new Error("Binder Error: SELECT secret FROM read_parquet('/lake/x')")),
     } as unknown as LakeEngine;
-    const broken = appFor(new LakeQuery(failing, await storeOf(dir), { now: () => NOW }));
+    const broken = appFor(new LakeQuery(failing, await lakeOf(dir, failing), { now: () => NOW }));
     for (const url of ["/events", "/stats", "/users/u1"]) {
       const { status, body } = await get(broken, url);
       assert.equal(status, 500, url);
@@ -322,7 +322,7 @@ Deno.test("engine failures answer 500 without SQL; a full queue answers 503", as
       query: async () => (await gate, []),
     } as unknown as LakeEngine;
     const busy = appFor(
-      new LakeQuery(hanging, await storeOf(dir), { now: () => NOW, maxPending: 1 }),
+      new LakeQuery(hanging, await lakeOf(dir, hanging), { now: () => NOW, maxPending: 1 }),
     );
     const first = busy.request("/events");
     await new Promise((r) => setTimeout(r, 50));

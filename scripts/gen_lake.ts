@@ -33,6 +33,7 @@ import type { Alert } from "../shared/alert.ts";
 import type { Envelope, EventType, PartitionType } from "../shared/schemas.ts";
 import { microsToIso } from "../shared/time.ts";
 import { EventFactory, prng } from "./events_gen.ts";
+import { Lake } from "../lake/lake.ts";
 
 export { prng };
 
@@ -61,8 +62,9 @@ export async function generateLake(o: GenOptions, log: (msg: string) => void = (
 
   const engine = new LakeEngine({ timeoutMs: 600_000 });
   const store = await LocalStore.open(o.lakeDir);
-  const writer = new BronzeWriter(engine, store);
-  const alerts = new LakeAlertSink(engine, store);
+  const lake = new Lake(store, engine);
+  const writer = new BronzeWriter(engine, lake.bronze);
+  const alerts = new LakeAlertSink(engine, lake.alerts);
   const startUs = Date.parse(`${o.start}T00:00:00Z`) * 1000;
   const spanUs = o.days * 86_400_000_000;
   let offset = await writer.committedOffset(o.topic, 0);

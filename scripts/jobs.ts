@@ -17,6 +17,7 @@ import { LakeEngine } from "../lake/engine/engine.ts";
 import { isJobName, JOBS, LakeJobs } from "../lake/jobs.ts";
 import { LocalStore } from "../lake/storage/local.ts";
 import { createLogger, type Level } from "../shared/logger.ts";
+import { Lake } from "../lake/lake.ts";
 
 function usage(message: string): never {
   console.error(`${message}\nUsage: deno run -A scripts/jobs.ts [${JOBS.join("|")}] [--lake DIR]`);
@@ -49,7 +50,7 @@ const logger = createLogger({ level, write: (_level, line) => console.error(line
   component: "jobs",
 });
 const engine = new LakeEngine({ timeoutMs: config.JOBS_TIMEOUT_MS });
-const jobs = new LakeJobs(engine, await LocalStore.open(lakeDir), logger, {
+const jobs = new LakeJobs(engine, new Lake(await LocalStore.open(lakeDir), engine), logger, {
   recycleEngine: false,
   silver: { maxRowsPerRun: config.SILVER_MAX_ROWS_PER_RUN },
 });

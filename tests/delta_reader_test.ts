@@ -11,7 +11,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { LakeEngine } from "../lake/engine.ts";
+import { LakeEngine } from "../lake/engine/engine.ts";
 import { type DeltaSnapshot, readDeltaTable, runDeltaReader } from "./delta_reader.ts";
 
 /** What DeltaWriteSample says the table holds (its own bookkeeping, not read back). */

@@ -5,7 +5,6 @@
  * fail, never skip, without it.
  */
 import assert from "node:assert/strict";
-import { join } from "node:path";
 import { recordEventId } from "../shared/ids.ts";
 import {
   assertCleanStop,
@@ -16,7 +15,7 @@ import {
   waitFor,
 } from "./gateway_process.ts";
 import { produce, readTopic, setup, teardown } from "./kafka_helpers.ts";
-import { readBronze } from "./lake_helpers.ts";
+import { bronzeNextOffset, readBronze } from "./lake_helpers.ts";
 
 Deno.test("kafka gateway: HTTP events go through the events topic into bronze; invalid ones to the DLQ topic", async () => {
   const s = await setup("http");
@@ -130,16 +129,11 @@ Deno.test("kafka gateway: SIGKILL mid-stream and restart leaves every produced e
   // While the restarted gateway catches up it deletes the files of the batch the kill left
   // half-written: a scan listing one of them may fail. Polling goes on; the final count does not.
   const catchingUp = () => count().catch(() => -1);
-  // Progress files are cheap to poll; reading the Parquet back is not.
+  // The bronze log's txn versions are cheap to poll; reading the Parquet back is not.
   const progress = async () => {
     let sum = 0;
     for (let p = 0; p < 3; p++) {
-      try {
-        const text = await Deno.readTextFile(
-          join(s.env.LAKE_DIR!, "_progress", "bronze", `${s.events}+${p}.json`),
-        );
-        sum += JSON.parse(text).next_offset;
-      } catch { /* not written yet */ }
+      sum += await bronzeNextOffset(s.engine, s.env.LAKE_DIR!, s.events, p);
     }
     return sum;
   };

@@ -6,8 +6,11 @@
  */
 import { dirname, join, sep as SEP } from "node:path";
 import { BronzeWriter } from "../lake/bronze.ts";
-import { bronzeProgressKey, partitionKey, TABLES } from "../lake/layout.ts";
 import { LocalStore } from "../lake/storage/local.ts";
+import { Lake } from "../lake/lake.ts";
+import type { DeltaTable } from "../lake/delta/table.ts";
+import { chunkList } from "../lake/query/files.ts";
+import { PartitionReplacement } from "../lake/delta/replace.ts";
 import type { Column, LakeEngine } from "../lake/engine/engine.ts";
 import type { Envelope } from "../shared/schemas.ts";
 
@@ -58,18 +61,47 @@ export async function parquetFiles(dir: string): Promise<string[]> {
   return (await filesUnder(dir)).filter((f) => f.endsWith(".parquet")).sort();
 }
 
-/** Reads every bronze row of a lake with DuckDB, hive partitions included. */
-export async function readBronze(engine: LakeEngine, lakeDir: string): Promise<BronzeReadRow[]> {
-  const files = await parquetFiles(join(lakeDir, TABLES.bronze));
-  if (files.length === 0) return [];
-  const glob = join(lakeDir, TABLES.bronze, "*", "*", "*.parquet").replaceAll("'", "''");
-  const rows = await engine.query<Record<string, unknown>>(
-    `SELECT event_id, event_type, user_id, epoch_us(occurred_at) AS occurred_us,
-            epoch_us(received_at) AS received_us, payload, log_topic, log_partition, log_offset,
-            CAST(dt AS VARCHAR) AS dt, type, filename AS file
-       FROM read_parquet('${glob}', hive_partitioning = 1, filename = 1)
-      ORDER BY log_topic, log_partition, log_offset`,
+/** The lake in a test directory: its tables over a local store (opening creates the directory). */
+export async function lakeOf(lakeDir: string, engine: LakeEngine): Promise<Lake> {
+  return new Lake(await LocalStore.open(lakeDir), engine);
+}
+
+/** The lake in a directory, read only: never creates it; `undefined` when it does not exist. */
+async function existingLake(lakeDir: string, engine: LakeEngine): Promise<Lake | undefined> {
+  try {
+    return new Lake(await LocalStore.open(lakeDir, { create: false }), engine);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return undefined;
+    throw err;
+  }
+}
+
+/** Local paths of a table's live files (its Delta log's snapshot). */
+export async function liveFiles(table: DeltaTable): Promise<string[]> {
+  const snapshot = await table.snapshot();
+  return await Promise.all(
+    [...snapshot.files.keys()].sort().map((p) => table.store.localFile(table.keyOf(p))),
   );
+}
+
+/**
+ * Reads every bronze row of a lake with DuckDB, hive partitions included: the files of the bronze
+ * table's newest snapshot, as any Delta reader would, never files outside it.
+ */
+export async function readBronze(engine: LakeEngine, lakeDir: string): Promise<BronzeReadRow[]> {
+  const lake = await existingLake(lakeDir, engine);
+  const files = lake ? await liveFiles(lake.bronze) : [];
+  const rows: Record<string, unknown>[] = [];
+  for (const chunk of chunkList(files)) {
+    rows.push(
+      ...await engine.query<Record<string, unknown>>(
+        `SELECT event_id, event_type, user_id, epoch_us(occurred_at) AS occurred_us,
+                epoch_us(received_at) AS received_us, payload, log_topic, log_partition, log_offset,
+                CAST(dt AS VARCHAR) AS dt, type, filename AS file
+           FROM read_parquet(${chunk}, hive_partitioning = 1, filename = 1)`,
+      ),
+    );
+  }
   return rows.map((r) =>
     ({
       ...r,
@@ -78,7 +110,24 @@ export async function readBronze(engine: LakeEngine, lakeDir: string): Promise<B
       log_partition: Number(r.log_partition),
       log_offset: Number(r.log_offset),
     }) as BronzeReadRow
+  ).sort((a, b) =>
+    a.log_topic < b.log_topic
+      ? -1
+      : a.log_topic > b.log_topic
+      ? 1
+      : a.log_partition - b.log_partition || a.log_offset - b.log_offset
   );
+}
+
+/** The next offset of a log partition that is not in bronze yet (its writer's `txn` + 1). */
+export async function bronzeNextOffset(
+  engine: LakeEngine,
+  lakeDir: string,
+  topic: string,
+  partition: number,
+): Promise<number> {
+  const lake = await existingLake(lakeDir, engine);
+  return lake ? (await lake.bronze.snapshot()).txn(`${topic}+${partition}`) + 1 : 0;
 }
 
 /** A valid envelope for tests. */
@@ -101,15 +150,20 @@ export async function readAlerts(
   engine: LakeEngine,
   lakeDir: string,
 ): Promise<Record<string, unknown>[]> {
-  const files = await parquetFiles(join(lakeDir, "alerts"));
-  if (files.length === 0) return [];
-  const glob = join(lakeDir, "alerts", "*", "*.parquet").replaceAll("'", "''");
-  return await engine.query(
-    `SELECT alert_id, user_id, trigger_event_id, trigger_type, rule_score, fraud_score, rules, severity,
-            reasons, llm_status, llm_score, llm_verdict, llm_rationale, window_summary, event_ids,
-            degraded, CAST(dt AS VARCHAR) AS dt
-       FROM read_parquet('${glob}', hive_partitioning = 1) ORDER BY alert_id`,
-  );
+  const lake = await existingLake(lakeDir, engine);
+  const files = lake ? await liveFiles(lake.alerts) : [];
+  const rows: Record<string, unknown>[] = [];
+  for (const chunk of chunkList(files)) {
+    rows.push(
+      ...await engine.query(
+        `SELECT alert_id, user_id, trigger_event_id, trigger_type, rule_score, fraud_score, rules,
+                severity, reasons, llm_status, llm_score, llm_verdict, llm_rationale,
+                window_summary, event_ids, degraded, CAST(dt AS VARCHAR) AS dt
+           FROM read_parquet(${chunk}, hive_partitioning = 1)`,
+      ),
+    );
+  }
+  return rows.sort((a, b) => String(a.alert_id) < String(b.alert_id) ? -1 : 1);
 }
 
 /**
@@ -140,32 +194,56 @@ export async function plantMarkerRows(
   }
 }
 
-/** The lake store of a test lake directory (opening it creates the directory). */
-export function storeOf(lake: string): Promise<LocalStore> {
-  return LocalStore.open(lake);
-}
-
-/** The local path of a replace-whole table's partition file in a test lake. */
-export function partitionPath(lake: string, table: string, dt: string): string {
-  return join(lake, partitionKey(table, dt));
-}
-
-/** The local path of the bronze writer's progress object of one log partition. */
-export function bronzeProgressPath(lake: string, topic: string, partition: number): string {
-  return join(lake, bronzeProgressKey(topic, partition));
-}
-
 /** Writes `events` to the lake at `lake` as one bronze batch of `wal+0` from offset 0. */
 export async function writeWalBatch(
   engine: LakeEngine,
   lake: string,
   events: Envelope[],
 ): Promise<void> {
-  await new BronzeWriter(engine, await storeOf(lake)).write({
+  await new BronzeWriter(engine, (await lakeOf(lake, engine)).bronze).write({
     topic: "wal",
     partition: 0,
     firstOffset: 0,
     lastOffset: events.length - 1,
     rows: events.map((event, offset) => ({ offset, event })),
   });
+}
+
+/** The store of a test lake directory (opening it creates the directory). */
+export function storeOf(lake: string): Promise<LocalStore> {
+  return LocalStore.open(lake);
+}
+
+/** Local paths of the live files of the table at `key` (one of `TABLES`) of a test lake. */
+export async function tableFiles(engine: LakeEngine, lake: string, key: string): Promise<string[]> {
+  return await liveFiles((await lakeOf(lake, engine)).table(key));
+}
+
+/** Live files of each `dt` partition of the table at `key`, as `add.path`s. */
+export async function partitionFiles(
+  engine: LakeEngine,
+  lake: string,
+  key: string,
+): Promise<Map<string, string[]>> {
+  const snapshot = await (await lakeOf(lake, engine)).table(key).snapshot();
+  const out = new Map<string, string[]>();
+  for (const f of snapshot.filesWhere(() => true)) {
+    const dt = f.partitionValues.dt ?? "";
+    out.set(dt, [...(out.get(dt) ?? []), f.path]);
+  }
+  return out;
+}
+
+/** Makes `columns` the content of partition `dt` of the table at `key` (one commit). */
+export async function replacePartition(
+  engine: LakeEngine,
+  lake: string,
+  key: string,
+  dt: string,
+  columns: Record<string, Column>,
+): Promise<void> {
+  const replace = new PartitionReplacement((await lakeOf(lake, engine)).table(key));
+  await replace.read(dt);
+  await replace.write(dt, await engine.parquet(columns));
+  await replace.commit();
 }

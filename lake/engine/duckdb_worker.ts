@@ -13,7 +13,13 @@ import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import * as duckdb from "@duckdb/duckdb-wasm/dist/duckdb-node-blocking.cjs";
 import * as arrow from "apache-arrow";
-import type { Column, ColumnarResult, EngineRequest, EngineResponse } from "./protocol.ts";
+import type {
+  Column,
+  ColumnarResult,
+  EngineRequest,
+  EngineResponse,
+  ParquetOut,
+} from "./protocol.ts";
 import { castRow, type FieldKind } from "../silver/cast.ts";
 import { readOnlyRuntime } from "./read_only_runtime.ts";
 
@@ -291,7 +297,7 @@ function copyToBuffer(
   conn: duckdb.DuckDBConnection,
   sql: string,
   options: string,
-): { rows: number; bytes: Uint8Array } {
+): ParquetOut {
   const out = `copy_${++tableSeq}.parquet`;
   db.registerFileBuffer(out, new Uint8Array());
   try {
@@ -299,7 +305,22 @@ function copyToBuffer(
       `COPY (${sql}) TO ${literal(out)} (FORMAT PARQUET${options ? `, ${options}` : ""})`,
     );
     const count = result.numRows > 0 ? result.getChildAt(0)?.get(0) : 0;
-    return { rows: Number(count ?? 0), bytes: db.copyFileToBuffer(out) };
+    const bytes = db.copyFileToBuffer(out);
+    // The footer's per-row-group statistics, as the table log records them (see stats.ts).
+    db.registerFileBuffer(out, bytes.slice());
+    const stats = conn.query(
+      `SELECT path_in_schema AS "column", stats_min_value AS min, stats_max_value AS max,
+              stats_null_count AS nulls FROM parquet_metadata(${literal(out)})`,
+    ).toArray().map((r) => {
+      const o = r.toJSON();
+      return {
+        column: String(o.column),
+        min: o.min ?? null,
+        max: o.max ?? null,
+        nulls: o.nulls === null || o.nulls === undefined ? null : Number(o.nulls),
+      };
+    });
+    return { rows: Number(count ?? 0), bytes, stats };
   } finally {
     db.dropFile(out);
   }
@@ -328,13 +349,15 @@ function run(
       const name = `load_${++tableSeq}`;
       loadTable(conn, name, req.columns);
       try {
-        return copyToBuffer(db, conn, `SELECT * FROM "${name}"`, "COMPRESSION ZSTD").bytes;
+        return copyToBuffer(db, conn, `SELECT * FROM "${name}"`, "COMPRESSION ZSTD");
       } finally {
         conn.query(`DROP TABLE IF EXISTS "${name}"`);
       }
     }
     case "copyParquet":
       return copyToBuffer(db, conn, req.sql, req.options);
+    case "load":
+      return loadTable(conn, req.name, req.columns);
     case "query": {
       const stmt = conn.prepare(req.sql);
       try {

@@ -6,10 +6,16 @@
  *
  * @module
  */
-import type { Column, ColumnarResult, EngineRequest, EngineResponse } from "./protocol.ts";
+import type {
+  Column,
+  ColumnarResult,
+  EngineRequest,
+  EngineResponse,
+  ParquetOut,
+} from "./protocol.ts";
 import type { CastSpec } from "../silver/cast.ts";
 
-export type { Column, ColumnarResult } from "./protocol.ts";
+export type { Column, ColumnarResult, ParquetOut, RowGroupStat } from "./protocol.ts";
 
 /** A parameter bound to a query; values are never spliced into SQL text. */
 export type Param = string | number | boolean | null;
@@ -58,9 +64,10 @@ export class LakeEngine {
    * once its memory ran high; such a write fails ({@link CorruptParquetError}) and the worker that
    * produced it is replaced before the retry.
    */
-  async parquet(columns: Record<string, Column>): Promise<Uint8Array> {
-    const bytes = this.#checked(await this.#call({ op: "toParquet", columns }) as Uint8Array);
-    this.#rowsWritten += rowCount(columns);
+  async parquet(columns: Record<string, Column>): Promise<ParquetOut> {
+    const out = await this.#call({ op: "toParquet", columns }) as ParquetOut;
+    this.#checked(out.bytes);
+    this.#rowsWritten += out.rows;
     if (
       this.#recycleAfterRows > 0 && this.#rowsWritten >= this.#recycleAfterRows &&
       this.#pending.size === 0 && this.#worker
@@ -70,25 +77,32 @@ export class LakeEngine {
       this.#worker = undefined;
       this.recycled++;
     }
-    return bytes;
+    return out;
   }
 
   /** {@link parquet}, written to a local file (tools and tests); resolves with the row count. */
   async writeParquet(columns: Record<string, Column>, path: string): Promise<number> {
-    await Deno.writeFile(path, await this.parquet(columns));
-    return rowCount(columns);
+    const out = await this.parquet(columns);
+    await Deno.writeFile(path, out.bytes);
+    return out.rows;
   }
 
   /**
    * `COPY (<sql>) TO … (FORMAT PARQUET, <options>)` into memory: the rows and bytes of the file,
    * checked like {@link parquet}. `sql` is lake-built SQL only (see {@link exec}).
    */
-  async copyParquet(sql: string, options = ""): Promise<{ rows: number; bytes: Uint8Array }> {
-    const out = await this.#call({ op: "copyParquet", sql, options }) as {
-      rows: number;
-      bytes: Uint8Array;
-    };
-    return { rows: out.rows, bytes: this.#checked(out.bytes) };
+  async copyParquet(sql: string, options = ""): Promise<ParquetOut> {
+    const out = await this.#call({ op: "copyParquet", sql, options }) as ParquetOut;
+    this.#checked(out.bytes);
+    return out;
+  }
+
+  /**
+   * Loads columns into table `name` of the engine's database (replacing one of that name), for
+   * SQL that follows; resolves with the row count. `name` is lake-built, never from a request.
+   */
+  async load(name: string, columns: Record<string, Column>): Promise<number> {
+    return await this.#call({ op: "load", name, columns }) as number;
   }
 
   /** Runs one prepared statement with bound parameters and returns its rows as plain objects. */
@@ -200,11 +214,6 @@ export class LakeEngine {
     }
     this.#pending.clear();
   }
-}
-
-function rowCount(columns: Record<string, Column>): number {
-  const first = Object.values(columns)[0];
-  return first ? first.values.length : 0;
 }
 
 /** Bytes DuckDB said form a Parquet file but that do not start and end with `PAR1`. */

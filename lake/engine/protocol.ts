@@ -27,12 +27,29 @@ export interface ColumnarResult {
   columns: Record<string, Float64Array | Int32Array | unknown[]>;
 }
 
+/** One column's statistics in one row group of a Parquet file, as DuckDB renders them. */
+export interface RowGroupStat {
+  column: string;
+  min: string | null;
+  max: string | null;
+  nulls: number | null;
+}
+
+/** A Parquet file made in memory: its bytes, rows and footer statistics. */
+export interface ParquetOut {
+  rows: number;
+  bytes: Uint8Array;
+  stats: RowGroupStat[];
+}
+
 export type EngineRequest =
-  /** Columns → the bytes of one Parquet file (ZSTD), handed back, never written by the worker. */
+  /** Columns → a table `name` of the worker's database (replacing one of that name). */
+  | { id: number; op: "load"; name: string; columns: Record<string, Column> }
+  /** Columns → one Parquet file (ZSTD) as {@link ParquetOut}, never written by the worker. */
   | { id: number; op: "toParquet"; columns: Record<string, Column> }
   /**
-   * `COPY (<sql>) TO <buffer> (FORMAT PARQUET, <options>)` → `{rows, bytes}`: a job's output file
-   * as bytes, for the main thread to put in the lake's store.
+   * `COPY (<sql>) TO <buffer> (FORMAT PARQUET, <options>)` → {@link ParquetOut}: a job's output
+   * file, for the main thread to put in the lake's store.
    */
   | { id: number; op: "copyParquet"; sql: string; options: string }
   | { id: number; op: "query"; sql: string; params: (string | number | boolean | null)[] }

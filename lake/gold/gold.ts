@@ -9,10 +9,10 @@
  *
  * A run recomputes only the dates that changed: dates silver rewrote since gold last saw them
  * (silver records a run number per date in `_progress/silver.json`), dates whose alerts partition
- * changed (a fingerprint of its file names, sizes and times), and, because
+ * changed (a fingerprint of its files in the alerts table's log), and, because
  * `seconds_since_prev_purchase` looks back across days, the next purchase date of every user who
- * purchased on one of those dates. Each date's file replaces the old object whole; progress is
- * written last, so a crash just recomputes the same dates again.
+ * purchased on one of those dates. One commit per gold table replaces the partitions of those dates
+ * (`delta/replace.ts`); progress is written last, so a crash just recomputes the same dates again.
  *
  * Callers hold the jobs lock (see `jobs.ts`).
  *
@@ -25,18 +25,16 @@ import type { LakeEngine } from "../engine/engine.ts";
 import { createTempFrom, parquetColumns } from "../engine/sql.ts";
 import {
   type Domain,
-  existingPartition,
   JOB_KEYS,
-  listAlertFiles,
-  listDates,
   localFiles,
-  partitionKey,
   readJson,
   SILVER_DOMAINS,
   sqlPath,
-  TABLES,
   writeJson,
 } from "../layout.ts";
+import type { Lake } from "../lake.ts";
+import type { DeltaTable } from "../delta/table.ts";
+import { PartitionReplacement } from "../delta/replace.ts";
 import type { ObjectStore } from "../storage/store.ts";
 import { readSilverProgress } from "../silver/plan.ts";
 import { SILVER_SPECS } from "../silver/spec.ts";
@@ -66,55 +64,39 @@ export interface GoldStats {
   duration_ms: number;
 }
 
-/** Columns of `gold/user_daily_features`, with their DuckDB types. */
-export const USER_DAILY_FEATURES_COLUMNS: readonly { name: string; sql: string }[] = [
-  { name: "user_id", sql: "VARCHAR" },
-  { name: "events_total", sql: "BIGINT" },
-  ...EVENT_TYPES.map((t) => ({ name: `n_${t}`, sql: "BIGINT" })),
-  { name: "login_failure_ratio", sql: "DOUBLE" },
-  { name: "distinct_ips", sql: "BIGINT" },
-  { name: "distinct_countries", sql: "BIGINT" },
-  { name: "distinct_devices", sql: "BIGINT" },
-  { name: "purchase_count", sql: "BIGINT" },
-  { name: "purchase_sum", sql: "DOUBLE" },
-  { name: "purchase_avg", sql: "DOUBLE" },
-  { name: "purchase_max", sql: "DOUBLE" },
-  { name: "seconds_since_prev_purchase", sql: "DOUBLE" },
-  { name: "alert_count", sql: "BIGINT" },
-  { name: "max_fraud_score", sql: "DOUBLE" },
-];
-
-/** Columns of `gold/daily_type_metrics`, with their DuckDB types. */
-export const DAILY_TYPE_METRICS_COLUMNS: readonly { name: string; sql: string }[] = [
-  { name: "event_type", sql: "VARCHAR" },
-  { name: "events", sql: "BIGINT" },
-  { name: "distinct_users", sql: "BIGINT" },
-  { name: "first_at", sql: "TIMESTAMPTZ" },
-  { name: "last_at", sql: "TIMESTAMPTZ" },
-  { name: "amount_sum", sql: "DOUBLE" },
-];
-
 /** Reads gold's progress (empty when gold never ran). */
 export async function readGoldProgress(store: ObjectStore): Promise<GoldProgress> {
   const p = await readJson<Partial<GoldProgress>>(store, JOB_KEYS.goldProgress);
   return { silver: p?.silver ?? {}, alerts: p?.alerts ?? {} };
 }
 
-/** A fingerprint of one alerts partition: changes when a file appears, goes or is rewritten. */
-async function alertsFingerprint(store: ObjectStore, dt: string): Promise<string> {
-  const files = await listAlertFiles(store, dt);
+/** Live files of each `dt` partition of a table, as store keys. */
+async function filesByDate(table: DeltaTable): Promise<Map<string, string[]>> {
+  const out = new Map<string, string[]>();
+  for (const f of (await table.snapshot()).filesWhere(() => true)) {
+    const dt = f.partitionValues.dt;
+    if (!dt) continue;
+    const list = out.get(dt);
+    if (list) list.push(table.keyOf(f.path));
+    else out.set(dt, [table.keyOf(f.path)]);
+  }
+  return out;
+}
+
+/** A fingerprint of one alerts partition: changes when a file appears or goes. */
+function alertsFingerprint(keys: readonly string[]): string {
   const h = createHash("sha256");
-  for (const f of files) h.update(`${f.name}:${f.size}:${f.mtimeMs}\n`);
-  return `${files.length}:${h.digest("hex").slice(0, 16)}`;
+  for (const k of [...keys].sort()) h.update(`${k}\n`);
+  return `${keys.length}:${h.digest("hex").slice(0, 16)}`;
 }
 
 /**
  * The events of one date over every domain table, as one relation: user_id, event_type,
  * occurred_at, ip, country, device_id (NULL where a table has none) and amount (purchases only).
  */
-async function eventsSql(engine: LakeEngine, files: Map<Domain, string>): Promise<string> {
+async function eventsSql(engine: LakeEngine, files: Map<Domain, string[]>): Promise<string> {
   const parts: string[] = [];
-  for (const [domain, path] of files) {
+  for (const [domain, path] of [...files].flatMap(([d, ps]) => ps.map((p) => [d, p] as const))) {
     const have = await parquetColumns(engine, path);
     const spec = new Set(SILVER_SPECS[domain].fields.map((f) => f.name));
     const col = (name: string, sql: string) =>
@@ -135,7 +117,7 @@ async function eventsSql(engine: LakeEngine, files: Map<Domain, string>): Promis
 /** Runs gold once. See the module documentation. */
 export async function runGold(
   engine: LakeEngine,
-  store: ObjectStore,
+  lake: Lake,
   options: GoldOptions = {},
 ): Promise<GoldStats> {
   const started = performance.now();
@@ -146,58 +128,54 @@ export async function runGold(
     rows: { user_daily_features: 0, daily_type_metrics: 0 },
     duration_ms: 0,
   };
-  const silver = await readSilverProgress(store);
-  const progress = await readGoldProgress(store);
-  const { dirty, fingerprints } = await changedDates(store, silver.dates, progress);
+  const silver = await readSilverProgress(lake.store);
+  const progress = await readGoldProgress(lake.store);
+  const alerts = await filesByDate(lake.alerts);
+  const { dirty, fingerprints } = changedDates(alerts, silver.dates, progress);
   if (dirty.size > 0) {
-    await loadPurchaseDays(engine, store);
+    await loadPurchaseDays(engine, lake);
+    const out = {
+      features: new PartitionReplacement(lake.userDailyFeatures),
+      metrics: new PartitionReplacement(lake.dailyTypeMetrics),
+    };
     for (const dt of await withCascade(engine, dirty, stats)) {
-      await computeDate(engine, store, dt, stats);
+      await computeDate(engine, lake, dt, alerts.get(dt) ?? [], out, stats);
     }
     await engine.exec("DROP TABLE IF EXISTS gold_purchase_days; DROP TABLE IF EXISTS gold_alerts");
+    await out.features.commit();
+    await out.metrics.commit();
 
     await options.beforeProgress?.();
     const next: GoldProgress = { silver: { ...progress.silver }, alerts: fingerprints };
     for (const dt of dirty) if (silver.dates[dt] !== undefined) next.silver[dt] = silver.dates[dt];
-    await writeJson(store, JOB_KEYS.goldProgress, next);
+    await writeJson(lake.store, JOB_KEYS.goldProgress, next);
   }
   stats.duration_ms = Math.round(performance.now() - started);
   return stats;
 }
 
 /** The dates silver rewrote since gold saw them, and those whose alerts partition changed. */
-async function changedDates(
-  store: ObjectStore,
+function changedDates(
+  alerts: Map<string, string[]>,
   silverDates: Record<string, number>,
   progress: GoldProgress,
-): Promise<{ dirty: Set<string>; fingerprints: Record<string, string> }> {
+): { dirty: Set<string>; fingerprints: Record<string, string> } {
   const dirty = new Set<string>();
   for (const [dt, run] of Object.entries(silverDates)) {
     if (progress.silver[dt] !== run) dirty.add(dt);
   }
-  const alertDates = new Set([
-    ...await listDates(store, TABLES.alerts),
-    ...Object.keys(progress.alerts),
-  ]);
   const fingerprints: Record<string, string> = {};
-  for (const dt of alertDates) {
-    const fp = await alertsFingerprint(store, dt);
-    if (fp.startsWith("0:")) continue; // no alerts (left) on that date
-    fingerprints[dt] = fp;
-  }
-  for (const dt of alertDates) {
+  for (const [dt, keys] of alerts) fingerprints[dt] = alertsFingerprint(keys);
+  for (const dt of new Set([...alerts.keys(), ...Object.keys(progress.alerts)])) {
     if (fingerprints[dt] !== progress.alerts[dt]) dirty.add(dt);
   }
   return { dirty, fingerprints };
 }
 
 /** Every purchase day of every user (small: users × days with purchases), for the look-back. */
-async function loadPurchaseDays(engine: LakeEngine, store: ObjectStore): Promise<void> {
-  const commerce: string[] = [];
-  for (const dt of await listDates(store, TABLES.silver("commerce"))) {
-    const key = await existingPartition(store, TABLES.silver("commerce"), dt);
-    if (key) commerce.push(await store.localFile(key));
-  }
+async function loadPurchaseDays(engine: LakeEngine, lake: Lake): Promise<void> {
+  const keys = [...(await filesByDate(lake.silver("commerce"))).values()].flat();
+  const commerce = await localFiles(lake.store, keys);
   // Each file is one date, so aggregating scan by scan is exact.
   const purchaseDays = (src: string) =>
     `SELECT user_id, epoch_us(occurred_at) // 86400000000 AS day,
@@ -239,22 +217,26 @@ async function withCascade(
   return [...todo].sort();
 }
 
-/** Recomputes both gold tables of one date and replaces their partitions. */
+/** Recomputes both gold tables of one date as new files of their partitions. */
 async function computeDate(
   engine: LakeEngine,
-  store: ObjectStore,
+  lake: Lake,
   dt: string,
+  alertKeys: string[],
+  out: { features: PartitionReplacement; metrics: PartitionReplacement },
   stats: GoldStats,
 ): Promise<void> {
-  const files = new Map<Domain, string>();
+  const files = new Map<Domain, string[]>();
   for (const d of SILVER_DOMAINS) {
-    const key = await existingPartition(store, TABLES.silver(d), dt);
-    if (key) files.set(d, await store.localFile(key));
+    const table = lake.silver(d);
+    const keys = (await table.snapshot()).filesWhere((v) => v.dt === dt)
+      .map((f) => table.keyOf(f.path));
+    if (keys.length > 0) files.set(d, await localFiles(lake.store, keys));
   }
   if (files.size === 0) return; // nothing in silver (yet) for that date
   const ev = await eventsSql(engine, files);
   // One file per alert: there may be thousands, so they are gathered scan by scan.
-  const alerts = await localFiles(store, (await listAlertFiles(store, dt)).map((f) => f.key));
+  const alerts = await localFiles(lake.store, alertKeys);
   if (alerts.length > 0) {
     await createTempFrom(
       engine,
@@ -268,8 +250,10 @@ async function computeDate(
     "COMPRESSION ZSTD",
   );
   const metrics = await engine.copyParquet(metricsSql(ev), "COMPRESSION ZSTD");
-  await store.put(partitionKey(TABLES.userDailyFeatures, dt), features.bytes);
-  await store.put(partitionKey(TABLES.dailyTypeMetrics, dt), metrics.bytes);
+  await out.features.read(dt);
+  await out.features.write(dt, features);
+  await out.metrics.read(dt);
+  await out.metrics.write(dt, metrics);
   stats.partitions_rewritten += 2;
   stats.rows.user_daily_features += features.rows;
   stats.rows.daily_type_metrics += metrics.rows;

@@ -1,18 +1,20 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { partitionPath, storeOf, testEvent } from "../../tests/lake_helpers.ts";
+import {
+  lakeOf,
+  partitionFiles,
+  storeOf,
+  tableFiles,
+  testEvent,
+} from "../../tests/lake_helpers.ts";
 import type { Alert } from "../../shared/alert.ts";
 import type { Envelope } from "../../shared/schemas.ts";
 import { LakeAlertSink } from "../alerts.ts";
 import { BronzeWriter } from "../bronze.ts";
 import { LakeEngine } from "../engine/engine.ts";
-import {
-  DAILY_TYPE_METRICS_COLUMNS,
-  readGoldProgress,
-  runGold,
-  USER_DAILY_FEATURES_COLUMNS,
-} from "./gold.ts";
-import { JOB_KEYS, listDates, sqlFileList, TABLES } from "../layout.ts";
+import { readGoldProgress, runGold } from "./gold.ts";
+import { DAILY_TYPE_METRICS_COLUMNS, USER_DAILY_FEATURES_COLUMNS } from "../schemas.ts";
+import { JOB_KEYS, sqlFileList, TABLES } from "../layout.ts";
 import { runSilver } from "../silver/silver.ts";
 import { withLake as withLakeIn } from "../engine/testing.ts";
 
@@ -25,7 +27,7 @@ let offset = 0;
 async function bronze(lake: string, engine: LakeEngine, events: Envelope[]) {
   const first = offset;
   offset += events.length;
-  await new BronzeWriter(engine, await storeOf(lake)).write({
+  await new BronzeWriter(engine, (await lakeOf(lake, engine)).bronze).write({
     topic: "wal",
     partition: 0,
     firstOffset: first,
@@ -61,8 +63,16 @@ function alert(user: string, at: string, score: number): Alert {
 
 type Features = Record<string, unknown> & { user_id: string; dt: string };
 
+/** The one live file of a gold partition (the log's snapshot). */
+async function live(engine: LakeEngine, lake: string, t: string, dt: string): Promise<string> {
+  const files = (await partitionFiles(engine, lake, t)).get(dt) ?? [];
+  assert.equal(files.length, 1, `${t} dt=${dt}: ${files}`);
+  const table = (await lakeOf(lake, engine)).table(t);
+  return await table.store.localFile(table.keyOf(files[0]!));
+}
+
 async function table(engine: LakeEngine, lake: string, t: string, order: string) {
-  const files = (await listDates(await storeOf(lake), t)).map((dt) => partitionPath(lake, t, dt));
+  const files = await tableFiles(engine, lake, t);
   if (files.length === 0) return [];
   const rows = await engine.query(
     `SELECT * EXCLUDE (dt), CAST(dt AS VARCHAR) AS dt
@@ -107,7 +117,7 @@ async function seed(lake: string, engine: LakeEngine) {
     ev("purchase", "u2", `${D2}T08:00:00Z`, { amount: 100 }),
     ev("refund", "u2", `${D2}T08:30:00Z`, { order_id: "o", amount: 100 }),
   ]);
-  await new LakeAlertSink(engine, await storeOf(lake)).send([
+  await new LakeAlertSink(engine, (await lakeOf(lake, engine)).alerts).send([
     alert("u1", `${D1}T12:00:00Z`, 0.8),
     alert("u1", `${D1}T12:00:01Z`, 0.95),
   ]);
@@ -116,8 +126,8 @@ async function seed(lake: string, engine: LakeEngine) {
 Deno.test("gold: user_daily_features and daily_type_metrics match hand-computed values", async () => {
   await withLake(async (lake, engine) => {
     await seed(lake, engine);
-    await runSilver(engine, await storeOf(lake));
-    const s = await runGold(engine, await storeOf(lake));
+    await runSilver(engine, await lakeOf(lake, engine));
+    const s = await runGold(engine, await lakeOf(lake, engine));
     assert.deepEqual(s.dates, [D1, D2]);
     assert.equal(s.partitions_rewritten, 4);
     assert.equal(s.rows.user_daily_features, 4);
@@ -211,9 +221,8 @@ Deno.test("gold: user_daily_features and daily_type_metrics match hand-computed 
     // The files' schemas, as documented.
     const described = async (t: string) =>
       (await engine.query<{ column_name: string; column_type: string }>(
-        `DESCRIBE SELECT * FROM read_parquet('${
-          partitionPath(lake, t, D1)
-        }', hive_partitioning = false)`,
+        `DESCRIBE SELECT * FROM read_parquet('${await live(engine, lake, t, D1)}',
+                                             hive_partitioning = false)`,
       )).map((
         c,
       ) => [c.column_name, c.column_type.replace("TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ")]);
@@ -231,35 +240,29 @@ Deno.test("gold: user_daily_features and daily_type_metrics match hand-computed 
 Deno.test("gold: recomputes only changed dates; a late purchase cascades to the next purchase day", async () => {
   await withLake(async (lake, engine) => {
     await seed(lake, engine);
-    await runSilver(engine, await storeOf(lake));
-    await runGold(engine, await storeOf(lake));
+    await runSilver(engine, await lakeOf(lake, engine));
+    await runGold(engine, await lakeOf(lake, engine));
     const progress = await Deno.readTextFile(join(lake, JOB_KEYS.goldProgress));
-    const d2Bytes = await Deno.readFile(partitionPath(lake, TABLES.userDailyFeatures, D2));
+    const d2File = await live(engine, lake, TABLES.userDailyFeatures, D2);
 
     // Nothing new: no work, nothing rewritten.
-    const again = await runGold(engine, await storeOf(lake));
+    const again = await runGold(engine, await lakeOf(lake, engine));
     assert.deepEqual(again.dates, []);
     assert.equal(again.partitions_rewritten, 0);
     assert.equal(await Deno.readTextFile(join(lake, JOB_KEYS.goldProgress)), progress);
 
     // A new alert on D2 only: D2 is recomputed, D1 is not.
-    const d1Bytes = await Deno.readFile(partitionPath(lake, TABLES.userDailyFeatures, D1));
-    await new LakeAlertSink(engine, await storeOf(lake)).send([
+    const d1File = await live(engine, lake, TABLES.userDailyFeatures, D1);
+    await new LakeAlertSink(engine, (await lakeOf(lake, engine)).alerts).send([
       alert("u2", `${D2}T08:00:00Z`, 0.75),
     ]);
-    const a = await runGold(engine, await storeOf(lake));
+    const a = await runGold(engine, await lakeOf(lake, engine));
     assert.deepEqual(a.dates, [D2]);
-    assert.deepEqual(
-      await Deno.readFile(partitionPath(lake, TABLES.userDailyFeatures, D1)),
-      d1Bytes,
-    );
+    assert.equal(await live(engine, lake, TABLES.userDailyFeatures, D1), d1File);
     let f = await features(engine, lake);
     assert.equal(find(f, "u2", D2).alert_count, 1);
     assert.equal(find(f, "u2", D2).max_fraud_score, 0.75);
-    assert.notDeepEqual(
-      await Deno.readFile(partitionPath(lake, TABLES.userDailyFeatures, D2)),
-      d2Bytes,
-    );
+    assert.notEqual(await live(engine, lake, TABLES.userDailyFeatures, D2), d2File);
 
     // A late purchase by u2 on D1 arrives: D1 changes in silver, and D2 (u2's next purchase day)
     // must be recomputed too, since its look-back now ends on D1.
@@ -267,9 +270,9 @@ Deno.test("gold: recomputes only changed dates; a late purchase cascades to the 
       ...ev("purchase", "u2", `${D1}T20:00:00Z`, { amount: 7 }),
       received_at: `${D2}T23:00:00Z`,
     }]);
-    const s = await runSilver(engine, await storeOf(lake));
+    const s = await runSilver(engine, await lakeOf(lake, engine));
     assert.deepEqual(s.dates, [D1]);
-    const g = await runGold(engine, await storeOf(lake));
+    const g = await runGold(engine, await lakeOf(lake, engine));
     assert.deepEqual(g.dates, [D1, D2]);
     assert.deepEqual(g.cascaded, [D2]);
     f = await features(engine, lake);
@@ -287,9 +290,9 @@ Deno.test("gold: recomputes only changed dates; a late purchase cascades to the 
 Deno.test("gold: a crash before progress is written recomputes the same dates next time", async () => {
   await withLake(async (lake, engine) => {
     await seed(lake, engine);
-    await runSilver(engine, await storeOf(lake));
+    await runSilver(engine, await lakeOf(lake, engine));
     await assert.rejects(
-      runGold(engine, await storeOf(lake), {
+      runGold(engine, await lakeOf(lake, engine), {
         beforeProgress: () => {
           throw new Error("crash");
         },
@@ -297,9 +300,9 @@ Deno.test("gold: a crash before progress is written recomputes the same dates ne
       /crash/,
     );
     const before = await features(engine, lake);
-    const g = await runGold(engine, await storeOf(lake));
+    const g = await runGold(engine, await lakeOf(lake, engine));
     assert.deepEqual(g.dates, [D1, D2]);
     assert.deepEqual(await features(engine, lake), before);
-    assert.deepEqual((await runGold(engine, await storeOf(lake))).dates, []);
+    assert.deepEqual((await runGold(engine, await lakeOf(lake, engine))).dates, []);
   });
 });

@@ -1,11 +1,11 @@
 /**
  * The lake's read side: bronze events, alerts, a user's view and event counts, for the query API
- * (`routes/query.ts`). Every input is validated with zod before anything is listed or queried
- * (`params.ts`); values reach DuckDB only as bound parameters, and the files it reads only come
- * from the store's listings of the lake (`layout.ts`, `files.ts`), never from a request.
+ * (`routes/query.ts`). Every input is validated with zod before anything is read (`params.ts`);
+ * values reach DuckDB only as bound parameters, and the files it reads only come from snapshots
+ * of the tables' Delta logs (`files.ts`), never from a request or a directory listing.
  *
  * Alerts are one small file each: a `dt` partition is read whole once and kept in memory until its
- * listing (names, sizes, times) changes; filters run on the kept rows.
+ * files in the alerts table's log change; filters run on the kept rows.
  *
  * DuckDB-wasm 1.28 (DuckDB 0.9.1) has no ICU: `date_trunc`/`strftime` do not take TIMESTAMPTZ, so
  * times go through `epoch_us()` and integer arithmetic (hour bucket = `epoch_us(t) // 3600000000`).
@@ -13,8 +13,8 @@
  * @module
  */
 import type { LakeEngine, Param } from "../engine/engine.ts";
-import { existingPartition, listAlertFiles, listDates, localFiles, TABLES } from "../layout.ts";
-import type { ObjectStore } from "../storage/store.ts";
+import { localFiles } from "../layout.ts";
+import type { Lake } from "../lake.ts";
 import { hasLocalDirs } from "../storage/store.ts";
 import { OverloadedError } from "../../shared/errors.ts";
 import { microsToIso } from "../../shared/time.ts";
@@ -89,7 +89,7 @@ type CachedAlert = { us: number; alert: AlertOut };
 /** Read queries over the lake. Give it a {@link LakeEngine} of its own: reads then never wait. */
 export class LakeQuery {
   readonly #engine: LakeEngine;
-  readonly #store: ObjectStore;
+  readonly #lake: Lake;
   readonly #bronze: BronzeFiles;
   readonly #maxLimit: number;
   readonly #maxRangeUs: number;
@@ -103,7 +103,7 @@ export class LakeQuery {
   readonly #alertDays = new Map<string, { fingerprint: string; rows: CachedAlert[] }>();
   #pending = 0;
 
-  constructor(engine: LakeEngine, store: ObjectStore, options: LakeQueryOptions = {}) {
+  constructor(engine: LakeEngine, lake: Lake, options: LakeQueryOptions = {}) {
     const int = (name: string, v: number, min: number, max: number) => {
       if (!Number.isSafeInteger(v) || v < min || v > max) {
         throw new RangeError(`LakeQuery option ${name} must be an integer in [${min}, ${max}]`);
@@ -111,8 +111,8 @@ export class LakeQuery {
       return v;
     };
     this.#engine = engine;
-    this.#store = store;
-    const root = hasLocalDirs(store) ? store.localDir("") : "";
+    this.#lake = lake;
+    const root = hasLocalDirs(lake.store) ? lake.store.localDir("") : "";
     if (GLOB_CHARS.test(root)) {
       throw new Error(`DuckDB-wasm reads paths as globs: cannot query a lake under ${root}`);
     }
@@ -125,7 +125,7 @@ export class LakeQuery {
     this.#now = options.now ?? Date.now;
     this.#schemas = querySchemas(this.#maxLimit);
     this.#listBudget = int("listBudget", options.listBudget ?? LIST_BUDGET, 256, LIST_BUDGET);
-    this.#bronze = new BronzeFiles(store, (sql) => this.#query(sql, []), this.#listBudget);
+    this.#bronze = new BronzeFiles(lake);
   }
 
   /**
@@ -316,23 +316,24 @@ export class LakeQuery {
     toUs: number,
     f: { userId?: string; severity?: Severity; rule?: string; limit: number },
   ): Promise<AlertOut[]> {
-    const dates = await listDates(this.#store, TABLES.alerts, {
-      from: dateOf(Math.max(MIN_US, fromUs)),
-      to: dateOf(Math.min(MAX_US, toUs) - 1),
-    });
+    const from = dateOf(Math.max(MIN_US, fromUs)), to = dateOf(Math.min(MAX_US, toUs) - 1);
+    const table = this.#lake.alerts;
+    const byDt = new Map<string, string[]>();
+    for (
+      const f of (await table.snapshot()).filesWhere((v) => !!v.dt && v.dt >= from && v.dt <= to)
+    ) {
+      const dt = f.partitionValues.dt!;
+      const list = byDt.get(dt);
+      if (list) list.push(table.keyOf(f.path));
+      else byDt.set(dt, [table.keyOf(f.path)]);
+    }
     const found: CachedAlert[] = [];
-    const load = new Map<string, { fingerprint: string; newest: number; keys: string[] }>();
-    for (const dt of dates) {
-      const files = await listAlertFiles(this.#store, dt);
-      if (files.length === 0) continue;
-      const fingerprint = files.map((a) => `${a.name}:${a.size}:${a.mtimeMs}`).join("|");
+    const load = new Map<string, { fingerprint: string; keys: string[] }>();
+    for (const [dt, keys] of byDt) {
+      const fingerprint = keys.join("|");
       const cached = this.#alertDays.get(dt);
-      if (cached && cached.fingerprint === fingerprint) {
-        found.push(...cached.rows);
-        continue;
-      }
-      const newest = Math.max(...files.map((a) => a.mtimeMs));
-      load.set(dt, { fingerprint, newest, keys: files.map((a) => a.key) });
+      if (cached && cached.fingerprint === fingerprint) found.push(...cached.rows);
+      else load.set(dt, { fingerprint, keys });
     }
     if (load.size > 0) found.push(...await this.#loadAlerts(load));
     const minRank = f.severity ? SEVERITIES.indexOf(f.severity) : -1;
@@ -348,12 +349,11 @@ export class LakeQuery {
       .map((x) => structuredClone(x.alert));
   }
 
-  /** Reads alert partitions whole, keeps the settled ones, and returns their rows. */
+  /** Reads alert partitions whole, keeps them, and returns their rows. */
   async #loadAlerts(
-    load: Map<string, { fingerprint: string; newest: number; keys: string[] }>,
+    load: Map<string, { fingerprint: string; keys: string[] }>,
   ): Promise<CachedAlert[]> {
-    const readAt = Date.now();
-    const sources = await localFiles(this.#store, [...load.values()].flatMap((d) => d.keys));
+    const sources = await localFiles(this.#lake.store, [...load.values()].flatMap((d) => d.keys));
     const rows = await this.#select(
       sources,
       (files) =>
@@ -373,8 +373,8 @@ export class LakeQuery {
     const found: CachedAlert[] = [];
     for (const [dt, list] of byDt) {
       found.push(...list);
-      const { fingerprint, newest } = load.get(dt)!;
-      if (readAt - newest < 2000) continue;
+      // Files in a table's log never change: the listing of a partition names its content.
+      const { fingerprint } = load.get(dt)!;
       this.#alertDays.delete(dt);
       this.#alertDays.set(dt, { fingerprint, rows: list });
     }
@@ -390,16 +390,13 @@ export class LakeQuery {
 
   /** The user's rows of gold/user_daily_features for the last 30 days, newest first. */
   async #features(userId: string, nowUs: number): Promise<Record<string, unknown>[]> {
-    const table = TABLES.userDailyFeatures;
-    const dates = await listDates(this.#store, table, {
-      from: dateOf(nowUs - 30 * DAY_US),
-      to: dateOf(nowUs),
-    });
-    const files: string[] = [];
-    for (const dt of dates) {
-      const key = await existingPartition(this.#store, table, dt);
-      if (key) files.push(await this.#store.localFile(key));
-    }
+    const table = this.#lake.userDailyFeatures;
+    const from = dateOf(nowUs - 30 * DAY_US), to = dateOf(nowUs);
+    const files = await localFiles(
+      this.#lake.store,
+      (await table.snapshot()).filesWhere((v) => !!v.dt && v.dt >= from && v.dt <= to)
+        .map((f) => table.keyOf(f.path)),
+    );
     if (files.length === 0) return [];
     // The gold job decides the columns: read the schema, then cast what JSON cannot carry.
     const columns: { column_name: string; column_type: string }[] = [];

@@ -12,7 +12,7 @@ import { LakeAlertSink } from "../alerts.ts";
 import { LakeEngine } from "../engine/engine.ts";
 import { fnv1a, InvalidQueryError, LakeQuery, QUERY_TYPES } from "./query.ts";
 import { SEVERITIES } from "../../shared/alert.ts";
-import { plantMarkerRows, storeOf, testEvent, writeWalBatch } from "../../tests/lake_helpers.ts";
+import { lakeOf, plantMarkerRows, testEvent, writeWalBatch } from "../../tests/lake_helpers.ts";
 
 const SEED = Number(Deno.env.get("FUZZ_SEED") ?? 20_240_501);
 const SCALE = Number(Deno.env.get("FUZZ_RUNS") ?? 1);
@@ -164,20 +164,22 @@ async function withLake(fn: (lake: Lake) => Promise<void>): Promise<void> {
       )
     );
     await writeWalBatch(engine, dir, events);
-    await new LakeAlertSink(engine, await storeOf(dir)).send(USERS.map((user_id, u) => ({
-      alert_id: crypto.randomUUID(),
-      user_id,
-      raised_at: new Date(NOW - (u + 1) * 3_600_000).toISOString(),
-      occurred_at: new Date(NOW - (u + 1) * 3_600_000).toISOString(),
-      trigger_event_id: events[u * 3]!.event_id,
-      trigger_type: "login",
-      rules: [{ name: "card_velocity", severity: SEVERITIES[u % 4]!, reason: "fuzz" }],
-      rule_score: 0.7,
-      llm: { status: "disabled", reason: "off" },
-      fraud_score: 0.7,
-      window: { events: 1, types: { login: 1 }, first_at: "x", last_at: "x" },
-      event_ids: [events[u * 3]!.event_id],
-    })));
+    await new LakeAlertSink(engine, (await lakeOf(dir, engine)).alerts).send(
+      USERS.map((user_id, u) => ({
+        alert_id: crypto.randomUUID(),
+        user_id,
+        raised_at: new Date(NOW - (u + 1) * 3_600_000).toISOString(),
+        occurred_at: new Date(NOW - (u + 1) * 3_600_000).toISOString(),
+        trigger_event_id: events[u * 3]!.event_id,
+        trigger_type: "login",
+        rules: [{ name: "card_velocity", severity: SEVERITIES[u % 4]!, reason: "fuzz" }],
+        rule_score: 0.7,
+        llm: { status: "disabled", reason: "off" },
+        fraud_score: 0.7,
+        window: { events: 1, types: { login: 1 }, first_at: "x", last_at: "x" },
+        event_ids: [events[u * 3]!.event_id],
+      })),
+    );
     await plantMarkerRows(
       engine,
       [
@@ -190,7 +192,7 @@ async function withLake(fn: (lake: Lake) => Promise<void>): Promise<void> {
       MARKER,
       (NOW - 1000) * 1000,
     );
-    const query = new LakeQuery(engine, await storeOf(dir), { now: () => NOW });
+    const query = new LakeQuery(engine, await lakeOf(dir, engine), { now: () => NOW });
     await fn({ query, engine, eventIds: new Set(events.map((e) => e.event_id)) });
     // The engine is still sound after all of it.
     const all = await query.events({ limit: 1000, from: "2026-03-08T00:00:00Z" });

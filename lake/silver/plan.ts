@@ -1,18 +1,16 @@
 /**
- * What a silver run reads: the committed bronze batches silver has not read yet, taken whole, in
- * offset order, round robin over log partitions, until the run's budget is spent; and silver's own
- * progress (`_progress/silver.json`).
+ * What a silver run reads: the bronze batches silver has not read yet (a batch is the files of one
+ * offset range of one log partition, all committed together), taken whole, in offset order, round
+ * robin over log partitions, until the run's budget is spent; and silver's own progress
+ * (`_progress/silver.json`). Bronze is read from one snapshot of its Delta log: only committed
+ * files, never a directory listing.
  *
  * @module
  */
 import type { ObjectStore } from "../storage/store.ts";
-import {
-  type BronzeFile,
-  bronzeProgressKey,
-  JOB_KEYS,
-  listBronzeFiles,
-  readJson,
-} from "../layout.ts";
+import type { Snapshot } from "../delta/snapshot.ts";
+import { decodePath } from "../delta/protocol.ts";
+import { type BronzeFile, JOB_KEYS, parseBronzeFile, readJson } from "../layout.ts";
 
 /** `_progress/silver.json`. */
 export interface SilverProgress {
@@ -30,11 +28,6 @@ export async function readSilverProgress(store: ObjectStore): Promise<SilverProg
   return { run: p?.run ?? 0, watermarks: p?.watermarks ?? {}, dates: p?.dates ?? {} };
 }
 
-async function bronzeNextOffset(store: ObjectStore, topic: string, partition: number) {
-  const p = await readJson<{ next_offset?: unknown }>(store, bronzeProgressKey(topic, partition));
-  return typeof p?.next_offset === "number" ? p.next_offset : 0;
-}
-
 /** The files of one offset range of one log partition. */
 export interface Batch {
   key: string;
@@ -45,13 +38,12 @@ export interface Batch {
   files: BronzeFile[];
 }
 
-/** The committed, unread bronze batches, in offset order per log partition. */
-export async function pendingBatches(
-  store: ObjectStore,
-  progress: SilverProgress,
-): Promise<Batch[][]> {
+/** The unread bronze batches of a bronze snapshot, in offset order per log partition. */
+export function pendingBatches(bronze: Snapshot, progress: SilverProgress): Batch[][] {
   const byPartition = new Map<string, Map<number, Batch>>();
-  for (const f of await listBronzeFiles(store)) {
+  for (const add of bronze.files.values()) {
+    const f = parseBronzeFile(decodePath(add.path));
+    if (!f) continue;
     const key = `${f.topic}+${f.partition}`;
     let batches = byPartition.get(key);
     if (!batches) byPartition.set(key, batches = new Map());
@@ -66,11 +58,9 @@ export async function pendingBatches(
   }
   const out: Batch[][] = [];
   for (const [key, batches] of [...byPartition].sort(([a], [b]) => a < b ? -1 : 1)) {
-    const any = batches.values().next().value!;
-    const committed = await bronzeNextOffset(store, any.topic, any.partition);
     const from = progress.watermarks[key] ?? 0;
     const list = [...batches.values()]
-      .filter((b) => b.first >= from && b.last < committed)
+      .filter((b) => b.first >= from)
       .sort((a, b) => a.first - b.first);
     if (list.length > 0) out.push(list);
   }

@@ -22,8 +22,9 @@
  * 3. An `event_id` staged under two partitions in this run (two dates or two domains) keeps only
  *    its winning copy. Then, per affected partition, DuckDB reads the current file and the staged
  *    rows, keeps one row per `event_id` (earliest `received_at`, then lowest log position) and
- *    writes one file sorted by `occurred_at`, which replaces the partition's object whole, so
- *    readers see the old or the new partition, never a mix.
+ *    writes one file sorted by `occurred_at`. One commit per table then removes each partition's
+ *    old files and adds the new ones (`delta/replace.ts`): readers see the old or the new
+ *    partitions, never a mix.
  * 4. Last, the progress object is replaced. A crash before that replays the same bronze batches
  *    on the next run, and deduplication makes the replay harmless.
  *
@@ -31,29 +32,29 @@
  * again in a later run under another one (a client re-using an id with a different `occurred_at`
  * or type) is kept in both partitions. Retries of the same event always land in the same one.
  *
- * Callers hold the jobs lock (see `jobs.ts`): one silver or gold run at a time per lake.
+ * Callers hold the jobs lock (see `jobs.ts`): one silver or gold run at a time per lake; a run that
+ * loses a race anyway fails its commit and changes nothing.
  *
  * @module
  */
 import { join } from "node:path";
 import { removeIfExists } from "../../shared/fs.ts";
 import { DATE } from "../../shared/time.ts";
-import type { LakeEngine } from "../engine/engine.ts";
+import type { LakeEngine, ParquetOut } from "../engine/engine.ts";
 import { countRows, createTempFrom, parquetColumns } from "../engine/sql.ts";
 import {
   type Domain,
-  existingPartition,
   JOB_KEYS,
   localFiles,
   MAX_FILES_PER_READ,
-  partitionKey,
   SILVER_DOMAINS,
   sqlFileList,
   sqlPath,
   sqlReadParquet,
-  TABLES,
   writeJson,
 } from "../layout.ts";
+import type { Lake } from "../lake.ts";
+import { PartitionReplacement } from "../delta/replace.ts";
 import type { ObjectStore } from "../storage/store.ts";
 import { type Batch, pendingBatches, readGroups, readSilverProgress, takeBudget } from "./plan.ts";
 import type { SilverProgress } from "./plan.ts";
@@ -111,9 +112,10 @@ type Settings = Required<Pick<SilverOptions, "readRows" | "maxFilesPerRead">>;
 /** Runs silver once. See the module documentation. */
 export async function runSilver(
   engine: LakeEngine,
-  store: ObjectStore,
+  lake: Lake,
   options: SilverOptions = {},
 ): Promise<SilverStats> {
+  const store = lake.store;
   const started = performance.now();
   const settings: Settings = {
     readRows: options.readRows ?? 50_000,
@@ -134,7 +136,7 @@ export async function runSilver(
   };
   const progress = await readSilverProgress(store);
   const { taken, more } = takeBudget(
-    await pendingBatches(store, progress),
+    pendingBatches(await lake.bronze.snapshot(), progress),
     options.maxRowsPerRun ?? 2_000_000,
     options.maxFilesPerRun ?? 8_000,
   );
@@ -146,11 +148,11 @@ export async function runSilver(
       ...(options.scratchDir ? { dir: options.scratchDir } : {}),
     });
     try {
-      const keyFiles = await stage(engine, store, taken, scratch, settings, stats);
+      const keyFiles = await stage(engine, lake, taken, scratch, settings, stats);
       stats.batches_read = taken.length;
       const staged = await listStaged(join(scratch, "in"));
       const losers = await findLosers(engine, staged, keyFiles);
-      const dates = await mergeAll(engine, store, staged, losers, settings, stats);
+      const dates = await mergeAll(engine, lake, staged, losers, settings, stats);
       await options.beforeProgress?.();
       await writeProgress(store, progress, taken, dates);
     } finally {
@@ -168,7 +170,7 @@ export async function runSilver(
  */
 async function stage(
   engine: LakeEngine,
-  store: ObjectStore,
+  lake: Lake,
   taken: Batch[],
   scratch: string,
   settings: Settings,
@@ -181,7 +183,7 @@ async function stage(
   const keyFiles: string[] = [];
   let seq = 0;
   for (const group of readGroups(taken, settings.readRows, settings.maxFilesPerRead)) {
-    const paths = await localFiles(store, group.map((f) => f.key));
+    const paths = await localFiles(lake.store, group.map((f) => lake.bronze.fileKey(f.path)));
     // The bronze type comes from each file's `type=` directory (a deep UNION ALL of one read
     // per type overflows duckdb-wasm's stack).
     const [loaded] = await engine.exec<{ Count: bigint }>(
@@ -280,24 +282,34 @@ async function findLosers(
   return Number(row?.n ?? 0) > 0;
 }
 
-/** Step 3b: merges each staged partition with its current file and replaces it whole. */
+/**
+ * Step 3b: merges each staged partition with its current files into one new file, then replaces
+ * the partitions of each table in one commit.
+ */
 async function mergeAll(
   engine: LakeEngine,
-  store: ObjectStore,
+  lake: Lake,
   staged: Map<string, string[]>,
   losers: boolean,
   settings: Settings,
   stats: SilverStats,
 ): Promise<Set<string>> {
   const dates = new Set<string>();
+  const replacements = new Map<string, PartitionReplacement>();
   for (const key of [...staged.keys()].sort()) {
     const [table, dt] = key.split("/") as [string, string];
     const rejects = table === "_rejects";
     const spec = rejects ? undefined : SILVER_SPECS[table as Domain];
-    const tableKey = rejects ? TABLES.silverRejects : TABLES.silver(table as Domain);
-    const oldKey = await existingPartition(store, tableKey, dt);
-    const old = oldKey ? await store.localFile(oldKey) : undefined;
-    const before = old ? await countRows(engine, old) : 0;
+    let replace = replacements.get(table);
+    if (!replace) {
+      replace = new PartitionReplacement(
+        rejects ? lake.silverRejects : lake.silver(table as Domain),
+      );
+      replacements.set(table, replace);
+    }
+    const old = await localFiles(lake.store, await replace.read(dt));
+    let before = 0;
+    for (const f of old) before += await countRows(engine, f);
     const out = await mergePartition(engine, {
       columns: spec ? spec.columns : REJECT_COLUMNS,
       old,
@@ -306,8 +318,11 @@ async function mergeAll(
       maxFiles: settings.maxFilesPerRead,
     });
     // Every staged row lost to a copy under another date or domain: no partition to create.
-    if (out.rows === 0 && !old) continue;
-    await store.put(partitionKey(tableKey, dt), out.bytes);
+    if (out.rows === 0 && old.length === 0) {
+      replace.forget(dt);
+      continue;
+    }
+    await replace.write(dt, out);
     stats.partitions_rewritten++;
     if (spec) {
       stats.rows_new[spec.domain] += out.rows - before;
@@ -317,6 +332,7 @@ async function mergeAll(
       stats.rejects_new += out.rows - before;
     }
   }
+  for (const replace of replacements.values()) await replace.commit();
   const gained = Object.values(stats.rows_new).reduce((a, b) => a + b, 0) + stats.rejects_new;
   stats.duplicates = stats.rows_in - gained;
   stats.dates = [...dates].sort();
@@ -374,22 +390,22 @@ async function listStaged(dir: string): Promise<Map<string, string[]>> {
 }
 
 /**
- * The old partition file plus the staged rows as one Parquet file with one row per `event_id`
+ * The old partition files plus the staged rows as one Parquet file with one row per `event_id`
  * (earliest `received_at`, then lowest log position), sorted by `occurred_at`, in the column
  * order and types of `columns` (columns an old file lacks read as NULL).
  */
 async function mergePartition(engine: LakeEngine, m: {
   columns: readonly SilverColumn[];
-  old: string | undefined;
+  old: string[];
   staged: string[];
   excludeLosers: boolean;
   maxFiles: number;
-}): Promise<{ rows: number; bytes: Uint8Array }> {
+}): Promise<ParquetOut> {
   const names = m.columns.map((c) => `"${c.name}"`).join(", ");
   const cast = m.columns.map((c) => `CAST(s."${c.name}" AS ${c.sql}) AS "${c.name}"`).join(", ");
   let source: string;
-  if (m.staged.length + 1 <= m.maxFiles) {
-    source = sqlReadParquet([...(m.old ? [m.old] : []), ...m.staged]);
+  if (m.staged.length + m.old.length <= m.maxFiles) {
+    source = sqlReadParquet([...m.old, ...m.staged]);
   } else {
     // Too many files for one scan: gather them in a temporary table first.
     await createTempFrom(
@@ -399,15 +415,15 @@ async function mergePartition(engine: LakeEngine, m: {
       (src) => `SELECT ${cast} FROM ${src} AS s`,
       m.maxFiles,
     );
-    if (m.old) {
-      const have = await parquetColumns(engine, m.old);
+    for (const old of m.old) {
+      const have = await parquetColumns(engine, old);
       const cols = m.columns.map((c) =>
         have.has(c.name)
           ? `CAST(s."${c.name}" AS ${c.sql}) AS "${c.name}"`
           : `CAST(NULL AS ${c.sql}) AS "${c.name}"`
       ).join(", ");
       await engine.exec(
-        `INSERT INTO silver_merge_in SELECT ${cols} FROM ${sqlReadParquet([m.old])} AS s`,
+        `INSERT INTO silver_merge_in SELECT ${cols} FROM ${sqlReadParquet([old])} AS s`,
       );
     }
     source = "silver_merge_in";

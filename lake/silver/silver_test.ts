@@ -1,25 +1,18 @@
 import assert from "node:assert/strict";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import {
-  bronzeProgressPath,
   filesUnder,
-  partitionPath,
+  lakeOf,
+  partitionFiles,
   storeOf,
+  tableFiles,
   testEvent,
 } from "../../tests/lake_helpers.ts";
 import type { Envelope } from "../../shared/schemas.ts";
 import { isoToMicros } from "../../shared/time.ts";
 import { BronzeWriter } from "../bronze.ts";
-import { writeFileDurably } from "../../shared/fs.ts";
 import { LakeEngine } from "../engine/engine.ts";
-import {
-  type Domain,
-  JOB_KEYS,
-  listDates,
-  SILVER_DOMAINS,
-  sqlFileList,
-  TABLES,
-} from "../layout.ts";
+import { type Domain, JOB_KEYS, SILVER_DOMAINS, sqlFileList, TABLES } from "../layout.ts";
 import { runSilver, type SilverStats } from "./silver.ts";
 import { readSilverProgress } from "./plan.ts";
 import { castPayload, SILVER_SPECS } from "./spec.ts";
@@ -30,7 +23,7 @@ const withLake = (fn: (lake: string, engine: LakeEngine) => Promise<void>) =>
 
 /** Writes events as one bronze batch of `wal+0` starting at `first`; returns the next offset. */
 async function bronze(lake: string, engine: LakeEngine, first: number, events: Envelope[]) {
-  await new BronzeWriter(engine, await storeOf(lake)).write({
+  await new BronzeWriter(engine, (await lakeOf(lake, engine)).bronze).write({
     topic: "wal",
     partition: 0,
     firstOffset: first,
@@ -50,9 +43,7 @@ type Row = Record<string, unknown> & {
 
 /** Every row of a silver table, with its dt, ordered by event_id then offset. */
 async function rows(engine: LakeEngine, lake: string, table: string): Promise<Row[]> {
-  const files = (await listDates(await storeOf(lake), table)).map((dt) =>
-    partitionPath(lake, table, dt)
-  );
+  const files = await tableFiles(engine, lake, table);
   if (files.length === 0) return [];
   const out = await engine.query(
     `SELECT *, epoch_us(occurred_at) AS occurred_us, epoch_us(received_at) AS received_us,
@@ -201,7 +192,7 @@ Deno.test("silver: typed columns, values, extra, partitions by occurred date", a
     });
     const tv = ev({ type: "tv_play", payload: { channel_id: "c", duration_s: 61.5 } });
     await bronze(lake, engine, 0, [purchase, api, sale, tv]);
-    const stats = await runSilver(engine, await storeOf(lake));
+    const stats = await runSilver(engine, await lakeOf(lake, engine));
     assert.equal(stats.rows_in, 4);
     assert.equal(stats.rows_new.commerce, 1);
     assert.equal(stats.rows_new.usage, 1);
@@ -211,11 +202,9 @@ Deno.test("silver: typed columns, values, extra, partitions by occurred date", a
 
     // One file per (domain, date), typed as the spec says.
     for (const d of SILVER_DOMAINS) {
-      for (const dt of await listDates(await storeOf(lake), TABLES.silver(d))) {
+      for (const path of await tableFiles(engine, lake, TABLES.silver(d))) {
         const described = await engine.query<{ column_name: string; column_type: string }>(
-          `DESCRIBE SELECT * FROM read_parquet('${
-            partitionPath(lake, TABLES.silver(d), dt)
-          }', hive_partitioning = false)`,
+          `DESCRIBE SELECT * FROM read_parquet('${path}', hive_partitioning = false)`,
         );
         assert.deepEqual(
           described.map((
@@ -268,7 +257,7 @@ Deno.test("silver: deduplicates by event_id across files, bronze days and runs",
       received_at: "2026-11-21T08:00:00Z",
       payload: { ip: "10.0.0.2" },
     }]);
-    const s1 = await runSilver(engine, await storeOf(lake));
+    const s1 = await runSilver(engine, await lakeOf(lake, engine));
     assert.equal(s1.rows_in, 3);
     assert.equal(s1.duplicates, 1);
     let auth = await rows(engine, lake, TABLES.silver("auth"));
@@ -277,7 +266,7 @@ Deno.test("silver: deduplicates by event_id across files, bronze days and runs",
 
     // Another retry in a later run: still one row.
     next = await bronze(lake, engine, next, [{ ...first, received_at: "2026-11-22T08:00:00Z" }]);
-    const s2 = await runSilver(engine, await storeOf(lake));
+    const s2 = await runSilver(engine, await lakeOf(lake, engine));
     assert.equal(s2.rows_in, 1);
     assert.equal(s2.duplicates, 1);
     assert.equal(total(s2), 0);
@@ -291,7 +280,7 @@ Deno.test("silver: deduplicates by event_id across files, bronze days and runs",
       received_at: "2026-11-20T10:00:00.5Z",
       payload: { ip: "10.0.0.3" },
     }]);
-    await runSilver(engine, await storeOf(lake));
+    await runSilver(engine, await lakeOf(lake, engine));
     auth = await rows(engine, lake, TABLES.silver("auth"));
     assert.equal(auth.length, 1);
     assert.equal(auth[0]!.ip, "10.0.0.3");
@@ -318,7 +307,7 @@ Deno.test("silver: one event_id under two dates or domains in one run keeps one 
       received_at: "2026-11-20T10:00:03Z",
     };
     await bronze(lake, engine, 0, [sameIdOtherDomain, sameIdOtherDay, a]);
-    const s = await runSilver(engine, await storeOf(lake));
+    const s = await runSilver(engine, await lakeOf(lake, engine));
     assert.equal(s.duplicates, 2);
     const all = await allSilver(engine, lake);
     assert.equal(all.length, 1);
@@ -345,11 +334,11 @@ Deno.test("silver: a rerun does nothing; files, bytes and progress stay the same
           : {},
       }));
     await bronze(lake, engine, 0, events);
-    const first = await runSilver(engine, await storeOf(lake));
+    const first = await runSilver(engine, await lakeOf(lake, engine));
     assert.equal(total(first), 30);
     const before = await snapshot(lake);
     const progress = await Deno.readTextFile(join(lake, JOB_KEYS.silverProgress));
-    const again = await runSilver(engine, await storeOf(lake));
+    const again = await runSilver(engine, await lakeOf(lake, engine));
     assert.equal(again.files_read, 0);
     assert.equal(again.rows_in, 0);
     assert.equal(again.partitions_rewritten, 0);
@@ -368,11 +357,11 @@ Deno.test("silver: a crash before progress is written, then a rerun, gives the s
         occurred_at: `2026-11-2${i % 3}T10:00:00Z`,
       }));
     const next = await bronze(lake, engine, 0, events.slice(0, 10));
-    await runSilver(engine, await storeOf(lake));
+    await runSilver(engine, await lakeOf(lake, engine));
     const progress = await readSilverProgress(await storeOf(lake));
     await bronze(lake, engine, next, [...events.slice(10), events[0]!, events[11]!]);
     await assert.rejects(
-      runSilver(engine, await storeOf(lake), {
+      runSilver(engine, await lakeOf(lake, engine), {
         beforeProgress: () => {
           throw new Error("crash");
         },
@@ -387,7 +376,7 @@ Deno.test("silver: a crash before progress is written, then a rerun, gives the s
     const crashed = await allSilver(engine, lake);
     assert.equal(crashed.length, 20, "partitions were already replaced whole");
 
-    const rerun = await runSilver(engine, await storeOf(lake));
+    const rerun = await runSilver(engine, await lakeOf(lake, engine));
     assert.equal(rerun.rows_in, 12, "the same batch is read again");
     assert.equal(total(rerun), 0, "and adds nothing");
     const after = await allSilver(engine, lake);
@@ -413,16 +402,20 @@ Deno.test("silver: a late event lands in its occurred-date partition on the next
         received_at: "2026-11-23T09:00:01Z",
       }),
     ]);
-    await runSilver(engine, await storeOf(lake));
-    const old = partitionPath(lake, TABLES.silver("auth"), "2026-11-18");
-    const today = await Deno.readFile(partitionPath(lake, TABLES.silver("auth"), "2026-11-23"));
+    await runSilver(engine, await lakeOf(lake, engine));
+    const auth18 = async () =>
+      (await partitionFiles(engine, lake, TABLES.silver("auth"))).get("2026-11-18");
+    const auth23 = async () =>
+      (await partitionFiles(engine, lake, TABLES.silver("auth"))).get("2026-11-23");
+    const old = await auth18();
+    const today = await auth23();
     const late = ev({
       type: "logout",
       occurred_at: "2026-11-18T22:00:00Z",
       received_at: "2026-11-23T12:00:00Z",
     });
     await bronze(lake, engine, next, [late]);
-    const s = await runSilver(engine, await storeOf(lake));
+    const s = await runSilver(engine, await lakeOf(lake, engine));
     assert.deepEqual(s.dates, ["2026-11-18"]);
     assert.equal(s.partitions_rewritten, 1);
     const auth = await rows(engine, lake, TABLES.silver("auth"));
@@ -432,14 +425,13 @@ Deno.test("silver: a late event lands in its occurred-date partition on the next
       (await rows(engine, lake, TABLES.silver("auth"))).filter((r) => r.dt === "2026-11-18").length,
       2,
     );
-    assert.deepEqual(
-      await Deno.readFile(partitionPath(lake, TABLES.silver("auth"), "2026-11-23")),
-      today,
-      "the untouched partition was not rewritten",
-    );
+    assert.deepEqual(await auth23(), today, "the untouched partition was not rewritten");
+    assert.notDeepEqual(await auth18(), old, "the late event's partition was");
     // Sorted by occurred_at inside the partition.
+    const [rewritten] = (await tableFiles(engine, lake, TABLES.silver("auth")))
+      .filter((p) => p.includes("dt=2026-11-18"));
     const order = await engine.query(
-      `SELECT epoch_us(occurred_at) AS t FROM read_parquet('${old}')`,
+      `SELECT epoch_us(occurred_at) AS t FROM read_parquet('${rewritten}')`,
     );
     const ts = order.map((r) => Number(r.t));
     assert.deepEqual(ts, [...ts].sort((a, b) => a - b));
@@ -483,7 +475,7 @@ Deno.test("silver: compaction keeps every row (rows in = silver + rejects + dupl
       written += batch.length;
       next = await bronze(lake, engine, next, batch);
     }
-    const s = await runSilver(engine, await storeOf(lake));
+    const s = await runSilver(engine, await lakeOf(lake, engine));
     assert.equal(s.rows_in, written);
     assert.equal(s.duplicates, 5);
     assert.equal(s.rejects_new, 6);
@@ -491,13 +483,10 @@ Deno.test("silver: compaction keeps every row (rows in = silver + rejects + dupl
     const silver = await allSilver(engine, lake);
     assert.equal(silver.length, total(s));
     assert.equal(new Set(silver.map((r) => r.event_id)).size, silver.length);
-    // One file per partition directory, nothing else.
+    // One live file per partition, nothing else.
     for (const d of [...SILVER_DOMAINS.map((d) => TABLES.silver(d)), TABLES.silverRejects]) {
-      for (const dt of await listDates(await storeOf(lake), d)) {
-        const names = (await Array.fromAsync(Deno.readDir(join(lake, d, `dt=${dt}`)))).map((e) =>
-          e.name
-        );
-        assert.deepEqual(names, ["data.parquet"]);
+      for (const [dt, files] of await partitionFiles(engine, lake, d)) {
+        assert.equal(files.length, 1, `${d} dt=${dt}: ${files}`);
       }
     }
     for (const r of silver) {
@@ -516,7 +505,7 @@ Deno.test("silver: rejects carry a reason and the raw payload", async () => {
     };
     const good = ev({ type: "login" });
     await bronze(lake, engine, 0, [other, wrong, notObject, good]);
-    const s = await runSilver(engine, await storeOf(lake));
+    const s = await runSilver(engine, await lakeOf(lake, engine));
     assert.equal(s.rejects_new, 3);
     assert.equal(total(s), 1);
     const rejects = await rows(engine, lake, TABLES.silverRejects);
@@ -530,29 +519,29 @@ Deno.test("silver: rejects carry a reason and the raw payload", async () => {
     assert.deepEqual(JSON.parse(r.payload as string), { a: 1 });
     // A rerun of the same bronze (crash replay) does not duplicate rejects.
     await Deno.remove(join(lake, JOB_KEYS.silverProgress));
-    const again = await runSilver(engine, await storeOf(lake));
+    const again = await runSilver(engine, await lakeOf(lake, engine));
     assert.equal(again.rejects_new, 0);
     assert.equal((await rows(engine, lake, TABLES.silverRejects)).length, 3);
   });
 });
 
-Deno.test("silver: uncommitted bronze batches (at or beyond next_offset) are not read", async () => {
+Deno.test("silver: bronze files no commit names (a crash mid-write) are not read", async () => {
   await withLake(async (lake, engine) => {
     const a = ev({ type: "login" }), b = ev({ type: "login" });
     const next = await bronze(lake, engine, 0, [a]);
-    await bronze(lake, engine, next, [b]);
-    // Batch 2's files exist, but bronze has not recorded it yet (a crash mid-write).
-    const progressFile = bronzeProgressPath(lake, "wal", 0);
-    await writeFileDurably(
-      progressFile,
-      JSON.stringify({ next_offset: next, pending: { first: next, last: next, files: [] } }),
+    // Batch 2's file is in bronze's directory, but no commit of bronze's log names it.
+    const [committed] = await tableFiles(engine, lake, TABLES.bronze);
+    const orphan = join(
+      dirname(committed!),
+      `wal+0+${String(next).padStart(20, "0")}+${String(next).padStart(20, "0")}-00000000.parquet`,
     );
-    const s1 = await runSilver(engine, await storeOf(lake));
+    await Deno.copyFile(committed!, orphan);
+    const s1 = await runSilver(engine, await lakeOf(lake, engine));
     assert.equal(s1.rows_in, 1);
     assert.deepEqual((await allSilver(engine, lake)).map((r) => r.event_id), [a.event_id]);
     assert.equal((await readSilverProgress(await storeOf(lake))).watermarks["wal+0"], next);
-    await writeFileDurably(progressFile, JSON.stringify({ next_offset: next + 1 }));
-    const s2 = await runSilver(engine, await storeOf(lake));
+    await bronze(lake, engine, next, [b]);
+    const s2 = await runSilver(engine, await lakeOf(lake, engine));
     assert.equal(s2.rows_in, 1);
     assert.equal((await allSilver(engine, lake)).length, 2);
   });
@@ -569,15 +558,18 @@ Deno.test("silver: a run reads whole batches up to its budget; the next run the 
         Array.from({ length: 10 }, () => ev({ type: "click" })),
       );
     }
-    const s1 = await runSilver(engine, await storeOf(lake), { maxRowsPerRun: 25, readRows: 10 });
+    const s1 = await runSilver(engine, await lakeOf(lake, engine), {
+      maxRowsPerRun: 25,
+      readRows: 10,
+    });
     assert.equal(s1.batches_read, 2);
     assert.equal(s1.rows_in, 20);
     assert.equal(s1.more, true);
-    const s2 = await runSilver(engine, await storeOf(lake), { maxRowsPerRun: 25 });
+    const s2 = await runSilver(engine, await lakeOf(lake, engine), { maxRowsPerRun: 25 });
     assert.equal(s2.rows_in, 20);
     assert.equal(s2.more, false);
     assert.equal((await allSilver(engine, lake)).length, 40);
-    assert.equal((await runSilver(engine, await storeOf(lake))).rows_in, 0);
+    assert.equal((await runSilver(engine, await lakeOf(lake, engine))).rows_in, 0);
   });
 });
 
@@ -599,15 +591,15 @@ Deno.test("silver: small scans (file caps, chunked merges) give the same tables"
     }
     // Two runs (the second merges into existing partitions), at most 2 files per scan.
     const small = { maxFilesPerRead: 2, readRows: 7 };
-    await runSilver(engine, await storeOf(lake), { ...small, maxRowsPerRun: 30 });
-    const s2 = await runSilver(engine, await storeOf(lake), small);
+    await runSilver(engine, await lakeOf(lake, engine), { ...small, maxRowsPerRun: 30 });
+    const s2 = await runSilver(engine, await lakeOf(lake, engine), small);
     assert.equal(s2.more, false);
     const got = await allSilver(engine, lake);
     assert.equal(got.length, 60);
 
     await Deno.remove(join(lake, "silver"), { recursive: true });
     await Deno.remove(join(lake, JOB_KEYS.silverProgress));
-    await runSilver(engine, await storeOf(lake));
+    await runSilver(engine, await lakeOf(lake, engine));
     assert.deepEqual(await allSilver(engine, lake), got);
   });
 });

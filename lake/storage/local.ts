@@ -50,10 +50,16 @@ export class LocalStore implements LockingStore, DirectoryStore {
     this.#ino = ino;
   }
 
-  /** Creates `dir` if needed (the only time the root is ever created) and opens it. */
-  static async open(dir: string): Promise<LocalStore> {
+  /**
+   * Creates `dir` if needed (the only time the root is ever created) and opens it; with
+   * `create: false` a missing `dir` rejects with `Deno.errors.NotFound` (readers of a lake).
+   */
+  static async open(
+    dir: string,
+    { create = true }: { create?: boolean } = {},
+  ): Promise<LocalStore> {
     const root = resolve(dir);
-    await Deno.mkdir(root, { recursive: true });
+    if (create) await Deno.mkdir(root, { recursive: true });
     const st = await Deno.stat(root);
     return new LocalStore(root, st.dev, st.ino);
   }

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { type BronzeRow, BronzeWriter } from "../bronze.ts";
 import { LakeJobs } from "../jobs.ts";
+import { Lake } from "../lake.ts";
 import { withLake } from "../engine/testing.ts";
 import { createLogger } from "../../shared/logger.ts";
 import { readBronze, testEvent } from "../../tests/lake_helpers.ts";
@@ -44,8 +45,9 @@ Deno.test("LocalStore.check() passes for the directory of the start, and names a
 
 Deno.test("a lake that vanished is not recreated: bronze writes, the disk probe and jobs fail until it is back", async () => {
   await withLake("local_store_test_", async (lake, engine, store) => {
-    const writer = new BronzeWriter(engine, store);
-    const jobs = new LakeJobs(engine, store, createLogger({ write: () => {} }));
+    const lakeTables = new Lake(store, engine);
+    const writer = new BronzeWriter(engine, lakeTables.bronze);
+    const jobs = new LakeJobs(engine, lakeTables, createLogger({ write: () => {} }));
     await writer.write({
       topic: "t",
       partition: 0,

@@ -1,0 +1,83 @@
+/**
+ * Replacing whole `dt` partitions of a table (silver, gold): the new file of each partition is
+ * written first, then one commit removes the files each partition had when it was read and adds
+ * the new ones. No rename, so it works on object storage, and a reader sees a partition before or
+ * after the commit, never half of it. If another writer changed one of those partitions in
+ * between, the new file was computed from stale rows: the commit is refused with
+ * {@link DeltaConflictError} instead of losing that writer's rows.
+ *
+ * @module
+ */
+import type { ParquetOut } from "../engine/engine.ts";
+import { partitionFile } from "../layout.ts";
+import type { Action, AddFile } from "./protocol.ts";
+import { type Committed, DeltaConflictError, type DeltaTable } from "./table.ts";
+
+interface Part {
+  /** `add.path` of the files the partition had when read, sorted. */
+  read: string[];
+  adds: AddFile[];
+}
+
+/** The partitions one run replaces in one table. */
+export class PartitionReplacement {
+  readonly table: DeltaTable;
+  readonly #parts = new Map<string, Part>();
+
+  constructor(table: DeltaTable) {
+    this.table = table;
+  }
+
+  /** Store keys of the files partition `dt` has now (remembered as what the new file replaces). */
+  async read(dt: string): Promise<string[]> {
+    const snapshot = await this.table.snapshot();
+    const files = snapshot.filesWhere((v) => v.dt === dt).map((f) => f.path);
+    this.#parts.set(dt, { read: files, adds: [] });
+    return files.map((p) => this.table.keyOf(p));
+  }
+
+  /** Puts the new file of partition `dt` (read first); it is in the table after {@link commit}. */
+  async write(dt: string, file: ParquetOut): Promise<void> {
+    const part = this.#parts.get(dt);
+    if (!part) throw new Error(`Partition dt=${dt} was not read before it was written`);
+    part.adds.push(await this.table.putFile(partitionFile(dt), file, { dt }));
+  }
+
+  /** Partitions read but left as they are (nothing new to write). */
+  forget(dt: string): void {
+    this.#parts.delete(dt);
+  }
+
+  /** Commits every written partition at once; resolves `undefined` when there is nothing. */
+  commit(operation = "WRITE"): Promise<Committed | undefined> {
+    const parts = [...this.#parts].filter(([, p]) => p.adds.length > 0);
+    return this.table.commit(operation, (snapshot) => {
+      if (parts.length === 0) return undefined;
+      const now = Date.now();
+      const actions: Action[] = [];
+      for (const [dt, part] of parts) {
+        const current = snapshot.filesWhere((v) => v.dt === dt);
+        const paths = current.map((f) => f.path);
+        if (paths.length !== part.read.length || paths.some((p, i) => p !== part.read[i])) {
+          throw new DeltaConflictError(
+            `${this.table.key} dt=${dt} changed while it was being replaced (version ${snapshot.version})`,
+          );
+        }
+        for (const f of current) {
+          actions.push({
+            remove: {
+              path: f.path,
+              deletionTimestamp: now,
+              dataChange: true,
+              extendedFileMetadata: true,
+              partitionValues: f.partitionValues,
+              size: f.size,
+            },
+          });
+        }
+        for (const add of part.adds) actions.push({ add });
+      }
+      return actions;
+    });
+  }
+}
