@@ -8,6 +8,7 @@ import { TOPIC_NAME } from "./shared/schemas.ts";
 import { z } from "zod";
 import type { Thresholds } from "./pipeline/fraud/rules.ts";
 import { parseApiKeys } from "./routes/auth/api_keys.ts";
+import type { S3StoreOptions } from "./lake/storage/s3_options.ts";
 
 /** Kafka's own rule for topic names; it also makes a topic safe inside a file name. */
 
@@ -46,8 +47,51 @@ export const SETTINGS = {
   HOSTNAME: setting(z.string().min(1), "HTTP listen address", "0.0.0.0"),
   LAKE_DIR: setting(
     z.string().min(1),
-    "Root of the Parquet lake (bronze/, _progress/, …)",
+    "Root of the lake on local disk (its Delta tables: bronze/, silver/, gold/, alerts/)",
     "./data/lake",
+  ),
+  LAKE_URL: setting(
+    z.string().trim().regex(
+      /^(s3:\/\/[A-Za-z0-9][A-Za-z0-9._-]{1,254}(\/.*)?|file:\/\/\/.+|[^:]+)$/,
+      "must be a path, file:///… or s3://bucket/prefix",
+    ),
+    "Where the lake lives: a path, file:///… or s3://bucket/prefix. Unset = LAKE_DIR",
+  ),
+  LAKE_CACHE_DIR: setting(
+    z.string().min(1),
+    "Lake on S3: local copies of the data files queries and jobs read (bounded by LAKE_CACHE_BYTES)",
+    "./data/cache",
+  ),
+  LAKE_CACHE_BYTES: setting(
+    int(0, 2 ** 50),
+    "Lake on S3: most bytes kept in LAKE_CACHE_DIR, least recently used evicted first",
+    "1073741824",
+  ),
+  LAKE_RETENTION_HOURS: setting(
+    int(0, 24 * 3650),
+    "Files removed from a table (replaced partitions, crashed writes) and old log entries are " +
+      "deleted after this many hours by the jobs' vacuum step",
+    "168",
+  ),
+  LAKE_CHECKPOINT_INTERVAL: setting(
+    int(1, 100_000),
+    "Every this many commits of a table, a Parquet checkpoint of its log is written",
+    "10",
+  ),
+  AWS_ENDPOINT_URL_S3: setting(
+    httpUrl,
+    "S3 API endpoint of an s3:// LAKE_URL (else AWS_ENDPOINT_URL)",
+  ),
+  AWS_ENDPOINT_URL: setting(
+    httpUrl,
+    "Endpoint of AWS APIs, used for S3 when AWS_ENDPOINT_URL_S3 is unset",
+  ),
+  AWS_REGION: setting(z.string().trim().min(1), "Region S3 requests are signed for", "us-east-1"),
+  AWS_ACCESS_KEY_ID: secret(
+    setting(z.string().trim().min(1), "S3 access key id of an s3:// LAKE_URL"),
+  ),
+  AWS_SECRET_ACCESS_KEY: secret(
+    setting(z.string().trim().min(1), "S3 secret access key of an s3:// LAKE_URL"),
   ),
   WAL_DIR: setting(
     z.string().min(1),
@@ -366,6 +410,15 @@ export function loadConfig(env: Record<string, string | undefined> = Deno.env.to
         "UPSTASH_REDIS_REST_URL is",
     );
   }
+  if (
+    config.LAKE_URL?.startsWith("s3://") &&
+    (!config.AWS_ACCESS_KEY_ID || !config.AWS_SECRET_ACCESS_KEY)
+  ) {
+    throw new ConfigError(
+      "Cannot start with this configuration: an s3:// LAKE_URL needs AWS_ACCESS_KEY_ID and " +
+        "AWS_SECRET_ACCESS_KEY",
+    );
+  }
   if (config.ROLE !== "all" && !config.KAFKA_BROKERS) {
     throw new ConfigError(
       `Cannot start with this configuration: ROLE ${config.ROLE} needs KAFKA_BROKERS (the ` +
@@ -396,5 +449,23 @@ export function fraudThresholds(config: Config): Thresholds {
     unusualHourMinDays: config.FRAUD_UNUSUAL_HOUR_MIN_DAYS,
     alertScore: config.FRAUD_ALERT_SCORE,
     blockScore: config.FRAUD_BLOCK_SCORE,
+  };
+}
+
+/** Where the lake is: `LAKE_URL`, else `LAKE_DIR`. */
+export function lakeUrl(config: Config): string {
+  return config.LAKE_URL ?? config.LAKE_DIR;
+}
+
+/** The S3 store settings of a configuration (used when `LAKE_URL` is `s3://…`). */
+export function s3Options(config: Config): S3StoreOptions | undefined {
+  if (!config.AWS_ACCESS_KEY_ID || !config.AWS_SECRET_ACCESS_KEY) return undefined;
+  return {
+    endpoint: config.AWS_ENDPOINT_URL_S3 ?? config.AWS_ENDPOINT_URL,
+    region: config.AWS_REGION,
+    accessKeyId: config.AWS_ACCESS_KEY_ID,
+    secretAccessKey: config.AWS_SECRET_ACCESS_KEY,
+    cacheDir: config.LAKE_CACHE_DIR,
+    cacheBytes: config.LAKE_CACHE_BYTES,
   };
 }

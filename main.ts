@@ -9,10 +9,18 @@
  *
  * @module
  */
-import { type Config, ConfigError, consumedTopics, fraudThresholds, loadConfig } from "./config.ts";
+import {
+  type Config,
+  ConfigError,
+  consumedTopics,
+  fraudThresholds,
+  lakeUrl,
+  loadConfig,
+  s3Options,
+} from "./config.ts";
 import { LakeAlertSink } from "./lake/alerts.ts";
 import { BronzeWriter } from "./lake/bronze.ts";
-import { LocalStore } from "./lake/storage/local.ts";
+import { lakeLocation, openStore } from "./lake/storage/open.ts";
 import { probeStore } from "./lake/storage/probe.ts";
 import { LakeEngine } from "./lake/engine/engine.ts";
 import { LakeJobs } from "./lake/jobs.ts";
@@ -81,14 +89,20 @@ const engine = works
   ? new LakeEngine({ recycleAfterRows: config.LAKE_WRITER_RECYCLE_ROWS })
   : undefined;
 // Opened (created) once here; it refuses a LAKE_DIR that later vanishes rather than recreate it.
-const store = works ? await LocalStore.open(config.LAKE_DIR) : undefined;
+const location = lakeLocation(lakeUrl(config));
+const store = works ? await openStore(location, s3Options(config)) : undefined;
 // One snapshot of each table for the whole process; the ingest engine reads and writes their
 // checkpoints.
 const lake = engine && store && new Lake(store, engine, {
+  checkpointInterval: config.LAKE_CHECKPOINT_INTERVAL,
+  tombstoneRetentionMs: config.LAKE_RETENTION_HOURS * 3_600_000,
   onCheckpointError: (err) => logger.warn("Writing a Delta checkpoint failed", { err }),
 });
 const bronze = engine && lake && new BronzeWriter(engine, lake.bronze);
-if (store) checks.push({ name: "lake disk", critical: true, probe: () => probeStore(store) });
+if (store) {
+  const name = location.kind === "local" ? "lake disk" : "lake store";
+  checks.push({ name, critical: true, probe: () => probeStore(store) });
+}
 
 // The durable log and the dead-letter destination: Kafka, or the local WAL and NDJSON files.
 let log: EventLog | undefined, deadLetters: DeadLetterSink, input: LogInput | undefined;
@@ -250,6 +264,7 @@ const queryEngine = works ? new LakeEngine() : undefined;
 if (jobsEngine && queryEngine && lake) {
   const runner = new LakeJobs(jobsEngine, lake, logger.child({ component: "jobs" }), {
     silver: { maxRowsPerRun: config.SILVER_MAX_ROWS_PER_RUN },
+    retentionMs: config.LAKE_RETENTION_HOURS * 3_600_000,
   });
   jobs = runner;
   instrumentLakeJobs(runner, metrics); // cron and admin runs alike
@@ -369,8 +384,9 @@ async function shutdown(signal: string): Promise<void> {
     await windows?.close();
     await rateLimitGuard?.limiter.close();
     engine?.close();
-    jobsEngine?.close(); // a job killed here leaves no half table: partitions swap by rename
+    jobsEngine?.close(); // a job killed here leaves no half table: its commit never happened
     queryEngine?.close();
+    await store?.close();
     clearTimeout(deadline);
     logger.info("Stopped", { ...loader?.stats });
     Deno.exit(0);

@@ -19,9 +19,10 @@ import { type GoldOptions, type GoldStats, runGold } from "./gold/gold.ts";
 import type { Lock } from "./storage/store.ts";
 import type { Lake } from "./lake.ts";
 import { tryJobsLock } from "./jobs_lock.ts";
+import { vacuum } from "./delta/vacuum.ts";
 import { runSilver, type SilverOptions, type SilverStats } from "./silver/silver.ts";
 
-/** The jobs a caller may run; `all` is silver then gold. */
+/** The jobs a caller may run; `all` is silver, then gold, then the tables' vacuum. */
 export const JOBS = ["silver", "gold", "all"] as const;
 export type JobName = (typeof JOBS)[number];
 
@@ -48,6 +49,8 @@ export interface JobReport {
   partitions: number;
   silver?: SilverStats;
   gold?: GoldStats;
+  /** `all`: what retention deleted (files no table needs any more, old log entries). */
+  vacuum?: { data_files: number; data_bytes: number; log_files: number };
 }
 
 /** Counters of one job. */
@@ -71,6 +74,8 @@ export interface LakeJobsOptions {
   gold?: GoldOptions;
   /** Recycle the engine after a run that did work (frees its memory). @default true */
   recycleEngine?: boolean;
+  /** `all` deletes files and log entries no table needs once older than this. @default 7 days */
+  retentionMs?: number;
 }
 
 /** Runs silver and gold on a lake, one run at a time. */
@@ -156,6 +161,7 @@ export class LakeJobs {
         report.partitions += g.partitions_rewritten;
         worked ||= g.dates.length > 0;
       }
+      if (name === "all") report.vacuum = await this.#vacuum();
     } catch (err) {
       report.status = "failed";
       report.error = err instanceof Error ? err.message : String(err);
@@ -166,6 +172,19 @@ export class LakeJobs {
       if (worked && this.#opts.recycleEngine !== false) this.#engine.recycle();
     }
     return this.#finish(name, report, started);
+  }
+
+  /** Retention over every table (see `delta/vacuum.ts`). */
+  async #vacuum(): Promise<NonNullable<JobReport["vacuum"]>> {
+    const total = { data_files: 0, data_bytes: 0, log_files: 0 };
+    const retentionMs = this.#opts.retentionMs ?? 7 * 86_400_000;
+    for (const table of this.#lake.tables()) {
+      const v = await vacuum(table, retentionMs);
+      total.data_files += v.data_files;
+      total.data_bytes += v.data_bytes;
+      total.log_files += v.log_files;
+    }
+    return total;
   }
 
   /** Records a run's report and logs its end. */

@@ -5,17 +5,18 @@
  * deno run -A scripts/jobs.ts [silver|gold|all] [--lake DIR]
  * ```
  *
- * The lake defaults to the gateway's `LAKE_DIR` (see `config.ts`); `JOBS_TIMEOUT_MS` and
+ * The lake (`--lake` takes a path or `s3://bucket/prefix`) defaults to the gateway's `LAKE_URL`
+ * or `LAKE_DIR` (see `config.ts`), with its S3 settings; `JOBS_TIMEOUT_MS` and
  * `SILVER_MAX_ROWS_PER_RUN` apply as in the gateway. Exit code: 0 done, 1 failed, 3 skipped
  * (another run holds the jobs lock), 2 bad arguments. Safe next to a running gateway: the jobs
  * lock keeps runs apart, and silver reads committed bronze batches only.
  *
  * @module
  */
-import { ConfigError, loadConfig } from "../config.ts";
+import { ConfigError, lakeUrl, loadConfig, s3Options } from "../config.ts";
 import { LakeEngine } from "../lake/engine/engine.ts";
 import { isJobName, JOBS, LakeJobs } from "../lake/jobs.ts";
-import { LocalStore } from "../lake/storage/local.ts";
+import { lakeLocation, openStore } from "../lake/storage/open.ts";
 import { createLogger, type Level } from "../shared/logger.ts";
 import { Lake } from "../lake/lake.ts";
 
@@ -33,7 +34,7 @@ try {
   usage(err.message);
 }
 const args = [...Deno.args];
-let lakeDir = config.LAKE_DIR;
+let lakeDir = lakeUrl(config);
 const li = args.indexOf("--lake");
 if (li >= 0) {
   const v = args[li + 1];
@@ -50,9 +51,11 @@ const logger = createLogger({ level, write: (_level, line) => console.error(line
   component: "jobs",
 });
 const engine = new LakeEngine({ timeoutMs: config.JOBS_TIMEOUT_MS });
-const jobs = new LakeJobs(engine, new Lake(await LocalStore.open(lakeDir), engine), logger, {
+const store = await openStore(lakeLocation(lakeDir), s3Options(config));
+const jobs = new LakeJobs(engine, new Lake(store, engine), logger, {
   recycleEngine: false,
   silver: { maxRowsPerRun: config.SILVER_MAX_ROWS_PER_RUN },
+  retentionMs: config.LAKE_RETENTION_HOURS * 3_600_000,
 });
 try {
   const report = await jobs.run(job);
@@ -60,4 +63,5 @@ try {
   Deno.exitCode = report.status === "ok" ? 0 : report.status === "skipped" ? 3 : 1;
 } finally {
   engine.close();
+  await store.close();
 }

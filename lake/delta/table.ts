@@ -70,6 +70,8 @@ export class DeltaTable {
   readonly #opts: Required<Omit<DeltaTableOptions, "onCheckpointError">> & DeltaTableOptions;
   #snapshot: Snapshot | undefined;
   #refreshing: Promise<Snapshot> | undefined;
+  /** When the snapshot was last checked against `_last_checkpoint` (ms). */
+  #checkedAt = 0;
 
   constructor(store: ObjectStore, key: string, schema: TableSchema, options: DeltaTableOptions) {
     this.store = store;
@@ -122,20 +124,36 @@ export class DeltaTable {
   }
 
   async #refresh(): Promise<Snapshot> {
-    const snapshot = this.#snapshot ?? await this.#load();
+    let snapshot = this.#snapshot ?? await this.#load();
     this.#snapshot = snapshot;
-    for (;;) {
+    for (let applied = 0;; applied++) {
       const bytes = await this.store.get(commitKey(this.key, snapshot.version + 1));
-      if (!bytes) return snapshot;
-      snapshot.apply(snapshot.version + 1, decodeCommit(bytes));
+      if (bytes) {
+        snapshot.apply(snapshot.version + 1, decodeCommit(bytes));
+        continue;
+      }
+      // No next commit. Once a minute, make sure that is not because vacuum deleted commits
+      // this (long idle) snapshot never read: then start again from the last checkpoint.
+      if (applied > 0 || this.#opts.now() - this.#checkedAt < 60_000) return snapshot;
+      this.#checkedAt = this.#opts.now();
+      const last = await this.lastCheckpoint();
+      if (last === undefined || last <= snapshot.version) return snapshot;
+      this.#snapshot = snapshot = await this.#load();
     }
+  }
+
+  /** The version of the last checkpoint (`_last_checkpoint`), if there is one. */
+  async lastCheckpoint(): Promise<number | undefined> {
+    const last = await this.store.get(lastCheckpointKey(this.key));
+    if (!last) return undefined;
+    return (JSON.parse(new TextDecoder().decode(last)) as { version: number }).version;
   }
 
   /** The last checkpoint's state, or an empty table (version -1) when there is none. */
   async #load(): Promise<Snapshot> {
-    const last = await this.store.get(lastCheckpointKey(this.key));
-    if (!last) return new Snapshot();
-    const { version } = JSON.parse(new TextDecoder().decode(last)) as { version: number };
+    this.#checkedAt = this.#opts.now();
+    const version = await this.lastCheckpoint();
+    if (version === undefined) return new Snapshot();
     const path = await this.store.localFile(checkpointKey(this.key, version));
     return await readCheckpoint(this.#opts.engine, path, version, this.schema.partitionColumns);
   }
@@ -164,7 +182,9 @@ export class DeltaTable {
       ];
       if (await this.store.putIfAbsent(commitKey(this.key, version), encodeCommit(all))) {
         await this.snapshot();
-        if (version % this.#opts.checkpointInterval === 0) await this.#checkpoint(version);
+        if (version > 0 && version % this.#opts.checkpointInterval === 0) {
+          await this.#checkpoint(version);
+        }
         return { version, actions };
       }
       // Another writer has version N: wait a little (jittered) and decide again on its state.

@@ -250,12 +250,8 @@ export class S3Store implements ObjectStore {
 
   async localFile(key: string): Promise<string> {
     const path = this.#path(key);
-    const ext = /\.[A-Za-z0-9]{1,12}$/.exec(key)?.[0] ?? "";
-    const file = await this.#cache.file(
-      `${this.#bucket}/${path}`,
-      ext,
-      (tmp) => this.#download(key, path, tmp),
-    );
+    const id = `${this.#bucket}/${path}`;
+    const file = await this.#cache.file(id, id, (tmp) => this.#download(key, path, tmp));
     if (file === undefined) {
       throw new Deno.errors.NotFound(`Cannot get a local file of object "${key}" in ${this.url}`);
     }

@@ -11,10 +11,11 @@
  *   after it is deleted.)
  * - Only objects that never change once written may be cached: a copy is never revalidated.
  *   For the same reason the cache starts empty: the first use deletes earlier copies (its own
- *   file names only), which could be of objects since deleted and written again.
+ *   `objects/` subdirectory only), which could be of objects since deleted and written again.
  *
  * @module
  */
+import { checkKey } from "./store.ts";
 
 /** Options of {@link DiskCache}. */
 export interface DiskCacheOptions {
@@ -32,8 +33,8 @@ interface Entry {
   usedAt: number;
 }
 
-/** File names the cache writes: 64 hex digits, an optional extension, an optional temp suffix. */
-const OWN_FILE = /^[0-9a-f]{64}(\.[A-Za-z0-9]{1,12})?(\.[0-9a-f-]{36}\.tmp)?$/;
+/** The subdirectory of the cache's copies: only the cache writes there, and empties it at start. */
+const OBJECTS = "objects";
 
 /** Writes an object's bytes to `tmpPath`; resolves `false` when there is no such object. */
 export type Fill = (tmpPath: string) => Promise<boolean>;
@@ -63,10 +64,12 @@ export class DiskCache {
   }
 
   /**
-   * The path of a local copy of object `id` (`ext`, e.g. `.parquet`, is kept for readers that
-   * look at it); `fill` fetches it when there is none. `undefined` when `fill` finds no object.
+   * The path of a local copy of object `id`; `fill` fetches it when there is none. `undefined`
+   * when `fill` finds no object. The copy lies at `relPath` below the cache directory (a checked
+   * object key: readers that take partition values from a path, such as DuckDB's hive
+   * partitioning, see the same `dt=…/type=…` directories as on disk).
    */
-  async file(id: string, ext: string, fill: Fill): Promise<string | undefined> {
+  async file(id: string, relPath: string, fill: Fill): Promise<string | undefined> {
     if (this.#closed) throw new Error("Cannot use a closed object cache");
     const hit = this.#entries.get(id);
     if (hit) {
@@ -77,7 +80,7 @@ export class DiskCache {
     }
     let loading = this.#loading.get(id);
     if (!loading) {
-      loading = this.#load(id, ext, fill).finally(() => this.#loading.delete(id));
+      loading = this.#load(id, relPath, fill).finally(() => this.#loading.delete(id));
       this.#loading.set(id, loading);
     }
     return await loading;
@@ -98,10 +101,10 @@ export class DiskCache {
     this.#bytes = 0;
   }
 
-  async #load(id: string, ext: string, fill: Fill): Promise<string | undefined> {
+  async #load(id: string, relPath: string, fill: Fill): Promise<string | undefined> {
     const dir = await this.#ready();
-    const name = (await sha256Hex(id)) + (/^\.[A-Za-z0-9]{1,12}$/.test(ext) ? ext : "");
-    const path = `${dir}/${name}`;
+    const path = `${dir}/${OBJECTS}/${checkKey(relPath)}`;
+    await Deno.mkdir(path.slice(0, path.lastIndexOf("/")), { recursive: true });
     const tmp = `${path}.${crypto.randomUUID()}.tmp`;
     try {
       if (!(await fill(tmp))) {
@@ -147,11 +150,9 @@ export class DiskCache {
       const dir = this.#dirOption;
       try {
         await Deno.mkdir(dir, { recursive: true });
-        for await (const entry of Deno.readDir(dir)) {
-          if (entry.isFile && OWN_FILE.test(entry.name)) {
-            await removeQuietly(`${dir}/${entry.name}`);
-          }
-        }
+        await Deno.remove(`${dir}/${OBJECTS}`, { recursive: true }).catch((error) => {
+          if (!(error instanceof Deno.errors.NotFound)) throw error;
+        });
       } catch (error) {
         throw new Error(`Cannot prepare the object cache directory "${dir}"`, { cause: error });
       }
@@ -169,9 +170,4 @@ async function removeQuietly(path: string): Promise<void> {
   } catch (error) {
     if (!(error instanceof Deno.errors.NotFound)) throw error;
   }
-}
-
-async function sha256Hex(text: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
-  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
 }
