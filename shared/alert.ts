@@ -10,6 +10,14 @@
 export const SEVERITIES = ["low", "medium", "high", "critical"] as const;
 export type Severity = (typeof SEVERITIES)[number];
 
+/** Weight of each severity: the rule score is `1 - Π(1 - weight)` over the rules that fired. */
+export const SEVERITY_WEIGHT: Readonly<Record<Severity, number>> = {
+  low: 0.2,
+  medium: 0.5,
+  high: 0.7,
+  critical: 0.9,
+};
+
 /** The name of every fraud rule (`pipeline/fraud/rules.ts` defines each one under one of these). */
 export const RULE_NAMES = [
   "login_burst_then_purchase",
