@@ -68,10 +68,20 @@ export interface Alert {
   trigger_type: string;
   occurred_at: string;
   rules: FiredRule[];
+  /** The rules' score, 0..1. */
   rule_score: number;
-  llm: LlmPart;
-  /** The LLM's score when it gave one, else the rule score. */
+  /** The LLM's score (rounded like the others), or `null` when it gave none. */
+  llm_score: number | null;
+  /**
+   * `max(rule_score, llm_score)`, or `rule_score` without an LLM score: the rules are a floor
+   * (`shared/alert_score.ts`).
+   */
   fraud_score: number;
+  /** The highest fired rule's severity, raised (never lowered) by an LLM `fraud` verdict. */
+  severity: Severity;
+  /** The rules flag the event and the LLM says `legitimate` or scores far below them. */
+  llm_disagrees: boolean;
+  llm: LlmPart;
   window: { events: number; types: Record<string, number>; first_at: string; last_at: string };
   event_ids: string[];
   /** Why the windows or the LLM could not be used, when they could not. */

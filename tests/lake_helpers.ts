@@ -106,8 +106,8 @@ export async function readAlerts(
   const glob = join(lakeDir, "alerts", "*", "*.parquet").replaceAll("'", "''");
   return await engine.query(
     `SELECT alert_id, user_id, trigger_event_id, trigger_type, rule_score, fraud_score, rules, severity,
-            reasons, llm_status, llm_score, llm_verdict, llm_rationale, window_summary, event_ids,
-            degraded, CAST(dt AS VARCHAR) AS dt
+            reasons, llm_status, llm_score, llm_disagrees, llm_verdict, llm_rationale,
+            window_summary, event_ids, degraded, CAST(dt AS VARCHAR) AS dt
        FROM read_parquet('${glob}', hive_partitioning = 1) ORDER BY alert_id`,
   );
 }

@@ -173,8 +173,11 @@ async function withLake(fn: (lake: Lake) => Promise<void>): Promise<void> {
       trigger_type: "login",
       rules: [{ name: "card_velocity", severity: SEVERITIES[u % 4]!, reason: "fuzz" }],
       rule_score: 0.7,
-      llm: { status: "disabled", reason: "off" },
+      llm_score: null,
       fraud_score: 0.7,
+      severity: SEVERITIES[u % 4]!,
+      llm_disagrees: false,
+      llm: { status: "disabled", reason: "off" },
       window: { events: 1, types: { login: 1 }, first_at: "x", last_at: "x" },
       event_ids: [events[u * 3]!.event_id],
     })));
