@@ -11,7 +11,7 @@
 import type { Column, LakeEngine } from "./engine/engine.ts";
 import type { AddFile } from "./delta/protocol.ts";
 import type { DeltaTable } from "./delta/table.ts";
-import { type Alert, maxSeverity } from "../shared/alert.ts";
+import type { Alert } from "../shared/alert.ts";
 import { isoToMicros } from "../shared/time.ts";
 import { alertFile, alertIdOf } from "./layout.ts";
 
@@ -28,13 +28,11 @@ function columns(a: Alert): Record<string, Column> {
     rule_score: { kind: "float64", values: Float64Array.of(a.rule_score) },
     fraud_score: { kind: "float64", values: Float64Array.of(a.fraud_score) },
     rules: text(a.rules.map((r) => r.name).join(",")),
-    severity: text(maxSeverity(a)),
+    severity: text(a.severity),
     reasons: text(JSON.stringify(a.rules)),
     llm_status: text(llm.status),
-    llm_score: {
-      kind: "float64_nullable",
-      values: [llm.status === "ok" ? llm.fraud_score : null],
-    },
+    llm_score: { kind: "float64_nullable", values: [a.llm_score] },
+    llm_disagrees: { kind: "bool", values: [a.llm_disagrees] },
     llm_verdict: text(llm.status === "ok" ? llm.verdict : null),
     llm_rationale: text(llm.status === "ok" ? llm.rationale : llm.reason),
     window_summary: text(JSON.stringify(a.window)),

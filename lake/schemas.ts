@@ -17,6 +17,7 @@ const DELTA_TYPE: Record<string, DeltaType> = {
   BIGINT: "long",
   DOUBLE: "double",
   TIMESTAMPTZ: "timestamp",
+  BOOLEAN: "boolean",
 };
 
 /** A column of DuckDB type `sql` in Delta's terms (every lake column is nullable). */
@@ -65,6 +66,7 @@ export const ALERTS_SCHEMA: TableSchema = table([
   { name: "reasons", sql: "VARCHAR" },
   { name: "llm_status", sql: "VARCHAR" },
   { name: "llm_score", sql: "DOUBLE" },
+  { name: "llm_disagrees", sql: "BOOLEAN" },
   { name: "llm_verdict", sql: "VARCHAR" },
   { name: "llm_rationale", sql: "VARCHAR" },
   { name: "window_summary", sql: "VARCHAR" },

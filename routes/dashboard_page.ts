@@ -92,12 +92,12 @@ export function dashboardHtml({ pollIntervalMs, alertLimit }: DashboardPageOptio
       <tbody id="dead-body"><tr><td class="empty" colspan="3">waiting for /metrics</td></tr></tbody>
     </table>
   </section>
-  <section class="card span2">
+  <section class="card wide">
     <h2>Latest fraud alerts</h2>
     <p id="alerts-note" class="note"></p>
     <table id="alerts-table">
-      <thead><tr><th>raised</th><th>severity</th><th>user</th><th>rules</th><th class="num">score</th><th>trigger</th><th>LLM</th></tr></thead>
-      <tbody id="alerts-body"><tr><td class="empty" colspan="7">waiting for /alerts</td></tr></tbody>
+      <thead><tr><th>raised</th><th>severity</th><th>user</th><th>rules</th><th class="num" title="The rules' score">rule</th><th class="num" title="The LLM's score">LLM</th><th class="num" title="max(rule, LLM): never below the rules">score</th><th>trigger</th><th>verdict</th></tr></thead>
+      <tbody id="alerts-body"><tr><td class="empty" colspan="9">waiting for /alerts</td></tr></tbody>
     </table>
   </section>
   <section class="card metric">

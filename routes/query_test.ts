@@ -61,8 +61,11 @@ async function withApp(
       trigger_type: "login",
       rules: [{ name: "card_velocity", severity: "high", reason: "5 purchases" }],
       rule_score: 0.7,
-      llm: { status: "disabled", reason: "off" },
+      llm_score: null,
       fraud_score: 0.7,
+      severity: "high",
+      llm_disagrees: false,
+      llm: { status: "disabled", reason: "off" },
       window: { events: 1, types: { login: 1 }, first_at: "x", last_at: "x" },
       event_ids: [events[0]!.event_id],
     }]);

@@ -5,6 +5,12 @@
  * does not count it twice. Nothing is written to the lake here and no alert is raised: both happen
  * when the event is ingested.
  *
+ * The answer is the rules' decision and nothing else: `/score` never asks the LLM. A model call
+ * takes seconds where an edge caller needs an answer now, and a model can be talked into `allow` by
+ * the very events it reads, so it must never turn the rules' `review` or `block` into `allow`. The
+ * LLM's verdict only reaches alerts, where it can raise the score, never lower it
+ * (`shared/alert_score.ts`).
+ *
  * @module
  */
 import { Hono } from "hono";

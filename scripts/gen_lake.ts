@@ -30,6 +30,7 @@ import { TOPIC } from "../lake/layout.ts";
 import { LocalStore } from "../lake/storage/local.ts";
 import { loadConfig } from "../config.ts";
 import type { Alert } from "../shared/alert.ts";
+import { combineScores } from "../shared/alert_score.ts";
 import type { Envelope, EventType, PartitionType } from "../shared/schemas.ts";
 import { microsToIso } from "../shared/time.ts";
 import { EventFactory, prng } from "./events_gen.ts";
@@ -135,6 +136,11 @@ export async function generateLake(o: GenOptions, log: (msg: string) => void = (
       const e = purchases[Math.floor(f.rnd() * purchases.length)]!;
       const amount = Number(e.payload.amount);
       const score = Math.round((0.7 + f.rnd() * 0.3) * 1000) / 1000;
+      // Scored as the pipeline scores them: two medium rules (0.75) and an LLM verdict on top.
+      const combined = combineScores(
+        { score: 0.75, severity: "medium", decision: "review" },
+        { score, verdict: "fraud" },
+      );
       raised.push({
         alert_id: f.uuid(),
         user_id: e.user_id,
@@ -146,9 +152,15 @@ export async function generateLake(o: GenOptions, log: (msg: string) => void = (
           { name: "high_value_purchase", severity: "medium", reason: `amount ${amount}` },
           { name: "rapid_successive_purchases", severity: "medium", reason: "5 purchases in 1 h" },
         ],
-        rule_score: 0.75,
-        llm: { status: "disabled", reason: "generated" },
-        fraud_score: score,
+        ...combined,
+        llm: {
+          status: "ok",
+          fraud_score: score,
+          verdict: "fraud",
+          rationale: "generated",
+          model: "generated",
+          latency_ms: 0,
+        },
         window: {
           events: 1,
           types: { purchase: 1 },

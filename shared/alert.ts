@@ -10,6 +10,14 @@
 export const SEVERITIES = ["low", "medium", "high", "critical"] as const;
 export type Severity = (typeof SEVERITIES)[number];
 
+/** Weight of each severity: the rule score is `1 - Π(1 - weight)` over the rules that fired. */
+export const SEVERITY_WEIGHT: Readonly<Record<Severity, number>> = {
+  low: 0.2,
+  medium: 0.5,
+  high: 0.7,
+  critical: 0.9,
+};
+
 /** The name of every fraud rule (`pipeline/fraud/rules.ts` defines each one under one of these). */
 export const RULE_NAMES = [
   "login_burst_then_purchase",
@@ -60,10 +68,20 @@ export interface Alert {
   trigger_type: string;
   occurred_at: string;
   rules: FiredRule[];
+  /** The rules' score, 0..1. */
   rule_score: number;
-  llm: LlmPart;
-  /** The LLM's score when it gave one, else the rule score. */
+  /** The LLM's score (rounded like the others), or `null` when it gave none. */
+  llm_score: number | null;
+  /**
+   * `max(rule_score, llm_score)`, or `rule_score` without an LLM score: the rules are a floor
+   * (`shared/alert_score.ts`).
+   */
   fraud_score: number;
+  /** The highest fired rule's severity, raised (never lowered) by an LLM `fraud` verdict. */
+  severity: Severity;
+  /** The rules flag the event and the LLM says `legitimate` or scores far below them. */
+  llm_disagrees: boolean;
+  llm: LlmPart;
   window: { events: number; types: Record<string, number>; first_at: string; last_at: string };
   event_ids: string[];
   /** Why the windows or the LLM could not be used, when they could not. */

@@ -6,8 +6,8 @@
  *
  * The metric names and labels are a contract: dashboards query them. Every label has a bounded set
  * of values: event types collapse to the known {@link EVENT_TYPES} plus `other` (a type name we do
- * not know) and `unknown` (no type at all), rule names to {@link RULES} plus `other`, HTTP routes to
- * the matched route pattern.
+ * not know) and `unknown` (no type at all), rule names to {@link RULES} plus `other`, LLM verdicts
+ * to the three the judge accepts plus `other`, HTTP routes to the matched route pattern.
  *
  * prom-client's default process metrics are not registered: under Deno they report a resident
  * memory of 0 and a NaN event loop lag. `process_resident_memory_bytes` comes from
@@ -76,6 +76,7 @@ const HTTP_METHODS = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "
 const KNOWN_TYPES = new Set<string>(EVENT_TYPES);
 const RULE_NAMES = new Set<string>(RULES);
 const SEVERITIES = new Set<string>(SEVERITY_LIST);
+const LLM_VERDICTS = new Set(["fraud", "suspicious", "legitimate"]);
 const JOB_NAMES = new Set(["silver", "gold", "all"]);
 const JOB_STATUSES = new Set(["ok", "skipped", "failed"]);
 
@@ -206,6 +207,13 @@ function llmMetrics(registers: Registers) {
       name: "streamgate_llm_calls_total",
       help: "LLM judge requests, by outcome",
       labelNames: ["outcome"] as const,
+      registers,
+    }),
+    disagreements: new Counter({
+      name: "streamgate_llm_disagreements_total",
+      help: "Alerts where the LLM verdict disagrees with the rules (a model problem or an " +
+        "injection attempt), by the rules' highest severity and the LLM's verdict",
+      labelNames: ["severity", "verdict"] as const,
       registers,
     }),
     seconds: new Histogram({
@@ -365,6 +373,17 @@ export class Metrics {
   /** Counts one LLM judge request by outcome. */
   llmCall(outcome: LlmOutcome): void {
     this.#llm.calls.inc({ outcome });
+  }
+
+  /**
+   * Counts an alert whose LLM verdict disagrees with its rules, by the rules' highest severity and
+   * the verdict (anything but the three known verdicts is `other`).
+   */
+  llmDisagreement(severity: string, verdict: string): void {
+    this.#llm.disagreements.inc({
+      severity: SEVERITIES.has(severity) ? severity : OTHER_TYPE,
+      verdict: LLM_VERDICTS.has(verdict) ? verdict : OTHER_TYPE,
+    });
   }
 
   /** Observes the duration of an LLM call that reached the model. */

@@ -9,6 +9,7 @@ import type { BronzeBatch, BronzeWriteResult } from "../lake/bronze.ts";
 import type { BodyItem } from "../pipeline/ingest.ts";
 import { AlertPipeline } from "../pipeline/fraud/alert_pipeline.ts";
 import type { AlertSink } from "../pipeline/fraud/sinks.ts";
+import type { Judge } from "../pipeline/fraud/judge.ts";
 import { alertIdOf, FraudDetector, summarize } from "../pipeline/fraud/detector.ts";
 import { LlmJudge, outcomeKind } from "../pipeline/fraud/llm/llm_judge.ts";
 import { DEFAULT_THRESHOLDS } from "../pipeline/fraud/rules.ts";
@@ -163,6 +164,7 @@ Deno.test("Metrics: every contract metric is declared with its type", async () =
     streamgate_fraud_alerts_total: "counter",
     streamgate_fraud_scoring_degraded_total: "counter",
     streamgate_llm_calls_total: "counter",
+    streamgate_llm_disagreements_total: "counter",
     streamgate_rate_limit_unchecked_total: "counter",
     streamgate_llm_call_seconds: "histogram",
     streamgate_http_request_duration_seconds: "histogram",
@@ -315,6 +317,72 @@ Deno.test("Metrics.fraudAlert() counts each fired rule with its severity; unknow
   assert.equal(sampleValue(text, alerts, { rule: "other", severity: "other" }), 1);
 });
 
+Deno.test("Metrics.llmDisagreement() counts by severity and verdict; unknown values collapse", async () => {
+  const metrics = new Metrics();
+  metrics.llmDisagreement("critical", "legitimate");
+  metrics.llmDisagreement("critical", "legitimate");
+  metrics.llmDisagreement("high", "suspicious");
+  metrics.llmDisagreement("apocalyptic", "ignore previous instructions");
+  const text = await metrics.text();
+  const name = "streamgate_llm_disagreements_total";
+  assert.equal(sampleValue(text, name, { severity: "critical", verdict: "legitimate" }), 2);
+  assert.equal(sampleValue(text, name, { severity: "high", verdict: "suspicious" }), 1);
+  assert.equal(sampleValue(text, name, { severity: "other", verdict: "other" }), 1);
+  assert.deepEqual(labelValues(text, name, "verdict").sort(), [
+    "legitimate",
+    "other",
+    "suspicious",
+  ]);
+});
+
+/** Whether `promtool` (Prometheus' own checker) is installed. */
+async function hasPromtool(): Promise<boolean> {
+  try {
+    return (await new Deno.Command("promtool", {
+      args: ["--version"],
+      stdout: "null",
+      stderr: "null",
+    })
+      .output()).success;
+  } catch {
+    return false;
+  }
+}
+
+Deno.test({
+  name: "Metrics.text() passes `promtool check metrics` with every metric reported",
+  ignore: !await hasPromtool(),
+  async fn() {
+    const metrics = new Metrics();
+    metrics.events("accepted", "http", ["purchase", "made-up"]);
+    metrics.deadLetters([{ source: "kafka" }]);
+    metrics.ingestPending(3);
+    metrics.lakeFlushed({ rows: 3, files: [1], bytes: 100 }, 5);
+    metrics.setLag("events", 0, 7);
+    metrics.fraudAlert([{ name: "card_velocity", severity: "high" }]);
+    metrics.fraudScoringDegraded(1);
+    metrics.rateLimitUnchecked("open");
+    metrics.llmCall("ok");
+    metrics.llmCallDuration(120);
+    metrics.llmDisagreement("critical", "legitimate");
+    metrics.httpRequest("GET", "/alerts", 200, 3);
+    metrics.lakeJob({ job: "silver", status: "ok", duration_ms: 10, rows: 5 });
+    const child = new Deno.Command("promtool", {
+      args: ["check", "metrics"],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const writer = child.stdin.getWriter();
+    await writer.write(new TextEncoder().encode(await metrics.text()));
+    await writer.close();
+    const out = await child.output();
+    const said = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+    assert.ok(out.success, `promtool check metrics failed: ${said}`);
+    assert.equal(said.trim(), "", "no lint findings");
+  },
+});
+
 Deno.test("Ingestor with metrics: received, accepted, rejected, dead letters and pending", async () => {
   const metrics = new Metrics();
   const log = new MemoryLog();
@@ -464,6 +532,50 @@ Deno.test("AlertPipeline with metrics counts a raised alert per rule", async () 
     1,
   );
   assert.equal(sampleValue(text, alerts, { rule: "high_value_purchase", severity: "medium" }), 1);
+  assert.equal(sampleValue(text, "streamgate_llm_disagreements_total"), undefined);
+});
+
+Deno.test("AlertPipeline with metrics counts an alert where the LLM disagrees with the rules", async () => {
+  const metrics = new Metrics();
+  const sink: AlertSink = {
+    name: "null",
+    send: () => Promise.resolve(),
+    close: () => Promise.resolve(),
+  };
+  const obeying: Judge = {
+    judge: () =>
+      Promise.resolve({
+        status: "ok",
+        verdict: { fraud_score: 0, verdict: "legitimate", rationale: "verified staff" },
+        model: "m",
+        latencyMs: 1,
+      }),
+  };
+  const pipeline = new AlertPipeline(obeying, [sink], createLogger({ write: () => {} }), {
+    metrics,
+  });
+  const event = envelope("purchase", "mallory");
+  const alert = await pipeline.raise({
+    alertId: alertIdOf(event),
+    scored: {
+      event,
+      decision: {
+        score: 0.9,
+        decision: "block",
+        rules: [{ name: "login_burst_then_purchase", severity: "critical", reason: "15 logins" }],
+      },
+    },
+    window: [summarize(event)],
+  });
+  assert.equal(alert.llm_disagrees, true);
+  const text = await metrics.text();
+  assert.equal(
+    sampleValue(text, "streamgate_llm_disagreements_total", {
+      severity: "critical",
+      verdict: "legitimate",
+    }),
+    1,
+  );
 });
 
 Deno.test("LlmJudge with metrics counts outcomes and times the calls that reach the model", async () => {

@@ -254,12 +254,13 @@ function fakeAlert(overrides: Record<string, unknown>): Record<string, unknown> 
     trigger_event_id: crypto.randomUUID(),
     trigger_type: "purchase",
     rule_score: 0.5,
-    fraud_score: 0.82,
+    fraud_score: 0.9,
     severity: "medium",
     rules: ["high_value_purchase"],
     reasons: [],
     llm_status: "ok",
     llm_score: 0.9,
+    llm_disagrees: false,
     llm_verdict: "fraud",
     llm_rationale: '"><script>alert(2)</script>',
     window_summary: {},
@@ -289,7 +290,16 @@ function fakeGateway() {
     return c.json({
       alerts: [
         fakeAlert({ user_id: XSS_USER, severity: "high", rules: ["high_value_purchase", "<b>x"] }),
-        fakeAlert({ severity: "</td><img src=x onerror=alert(3)>", llm_status: "skipped" }),
+        // What an obeying model leaves: the rules' score stands, the alert says the LLM disagrees.
+        fakeAlert({
+          severity: "</td><img src=x onerror=alert(3)>",
+          rule_score: 0.9,
+          llm_score: 0,
+          fraud_score: 0.9,
+          llm_verdict: "legitimate",
+          llm_disagrees: true,
+        }),
+        fakeAlert({ llm_status: "skipped", llm_score: null, llm_verdict: null, fraud_score: 0.5 }),
       ],
     });
   });
@@ -336,7 +346,25 @@ Deno.test({
           "#alerts-body tr td:nth-child(2)",
           (tds) => tds.map((td) => td.className),
         );
-        assert.deepEqual(classes, ["sev sev-high", "sev sev-other"]);
+        assert.deepEqual(classes, ["sev sev-high", "sev sev-other", "sev sev-medium"]);
+        // Rule score, LLM score and the combined score, and the LLM's verdict, flagged when it
+        // disagrees with the rules.
+        const scores = await page.$$eval(
+          "#alerts-body tr",
+          (rows) =>
+            rows.map((r) => [...r.querySelectorAll("td")].slice(4, 7).map((td) => td.textContent)),
+        );
+        assert.deepEqual(scores, [
+          ["0.500", "0.900", "0.900"],
+          ["0.900", "0.000", "0.900"],
+          ["0.500", "–", "0.500"],
+        ]);
+        const llm = await page.$$eval(
+          "#alerts-body tr td:nth-child(9)",
+          (tds) => tds.map((td) => td.textContent),
+        );
+        assert.deepEqual(llm, ["fraud", "legitimate disagrees", "skipped"]);
+        assert.equal(await page.locator("#alerts-body tr[data-llm-disagrees]").count(), 1);
         const rules = await page.$$eval(
           "#alerts-body tr td:nth-child(4)",
           (tds) => tds.map((td) => td.textContent),

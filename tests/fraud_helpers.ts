@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { connectResp } from "./fixtures/upstash_bridge.ts";
 import type { GatewayProcess } from "./gateway_process.ts";
 
 export const SUSPICIOUS = "[SUSPICIOUS] Fraud Detected";
@@ -57,3 +58,25 @@ export const alertLines = (gw: GatewayProcess, user: string) =>
   gw.logs.filter((l) => typeof l.msg === "string" && l.msg.startsWith(SUSPICIOUS)).filter((l) =>
     l.user_id === user
   );
+
+/** Deletes the window keys of these users and IPs from the local Redis (after a test). */
+export async function deleteRedisKeys(users: string[], ips: string[]): Promise<void> {
+  const conn = await connectResp();
+  try {
+    const patterns = [
+      ...users.map((u) => `sg:u:${encodeURIComponent(u)}:*`),
+      ...ips.map((ip) => `sg:ip:${encodeURIComponent(ip)}:*`),
+    ];
+    for (const pattern of patterns) {
+      const [reply] = await conn.send([["KEYS", pattern]]);
+      if (reply?.type === "array" && reply.value && reply.value.length > 0) {
+        const keys = reply.value.flatMap((k) =>
+          k.type === "bulk" && k.value !== null ? [k.value] : []
+        );
+        await conn.send([["DEL", ...keys]]);
+      }
+    }
+  } finally {
+    conn.close();
+  }
+}

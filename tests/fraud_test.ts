@@ -7,34 +7,20 @@
  */
 import assert from "node:assert/strict";
 import { DEFAULT_REPLY, startFakeOllama } from "./fixtures/fake_ollama.ts";
-import { connectResp, startUpstashBridge } from "./fixtures/upstash_bridge.ts";
-import { alertLines, botAttack, normalSession, randomIp, SUSPICIOUS } from "./fraud_helpers.ts";
+import { startUpstashBridge } from "./fixtures/upstash_bridge.ts";
+import {
+  alertLines,
+  botAttack,
+  deleteRedisKeys,
+  normalSession,
+  randomIp,
+  SUSPICIOUS,
+} from "./fraud_helpers.ts";
 import { postEvents, startGateway, waitFor } from "./gateway_process.ts";
 import { produce, readTopic, setup, teardown } from "./kafka_helpers.ts";
 import { readAlerts, readBronze } from "./lake_helpers.ts";
 
-async function deleteRedisKeys(users: string[], ips: string[]): Promise<void> {
-  const conn = await connectResp();
-  try {
-    const patterns = [
-      ...users.map((u) => `sg:u:${encodeURIComponent(u)}:*`),
-      ...ips.map((ip) => `sg:ip:${encodeURIComponent(ip)}:*`),
-    ];
-    for (const pattern of patterns) {
-      const [reply] = await conn.send([["KEYS", pattern]]);
-      if (reply?.type === "array" && reply.value && reply.value.length > 0) {
-        const keys = reply.value.flatMap((k) =>
-          k.type === "bulk" && k.value !== null ? [k.value] : []
-        );
-        await conn.send([["DEL", ...keys]]);
-      }
-    }
-  } finally {
-    conn.close();
-  }
-}
-
-Deno.test("fraud e2e: a bot attack through Kafka raises one alert with the LLM's score; normal traffic none", async () => {
+Deno.test("fraud e2e: a bot attack through Kafka raises one alert with the rule and LLM scores; normal traffic none", async () => {
   const s = await setup("fraud");
   const token = crypto.randomUUID();
   const bridge = await startUpstashBridge({ token });
@@ -77,9 +63,11 @@ Deno.test("fraud e2e: a bot attack through Kafka raises one alert with the LLM's
     );
     assert.equal(alertLines(gw, bot).length, 1);
     for (const u of normal) assert.deepEqual(alertLines(gw, u), [], `alert for ${u}`);
+    // The LLM's 0.85 is below the rules' 0.9: the rules are the floor of the published score.
     const line = alertLines(gw, bot)[0]!;
-    assert.equal(line.msg, `${SUSPICIOUS}: user "${bot}" score ${DEFAULT_REPLY.fraud_score}`);
-    assert.equal(line.fraud_score, DEFAULT_REPLY.fraud_score);
+    assert.equal(line.msg, `${SUSPICIOUS}: user "${bot}" score 0.9`);
+    assert.equal(line.fraud_score, 0.9);
+    assert.equal(line.llm_score, DEFAULT_REPLY.fraud_score);
 
     // The alerts topic has the full alert.
     const [msg] = await readTopic(s.alerts, 1);
@@ -94,7 +82,10 @@ Deno.test("fraud e2e: a bot attack through Kafka raises one alert with the LLM's
     assert.equal(alert.llm.status, "ok");
     assert.equal(alert.llm.fraud_score, DEFAULT_REPLY.fraud_score);
     assert.equal(alert.llm.rationale, DEFAULT_REPLY.rationale);
-    assert.equal(alert.fraud_score, DEFAULT_REPLY.fraud_score);
+    assert.equal(alert.llm_score, DEFAULT_REPLY.fraud_score);
+    assert.equal(alert.fraud_score, 0.9);
+    assert.equal(alert.severity, "critical");
+    assert.equal(alert.llm_disagrees, false);
     assert.deepEqual(alert.event_ids, attack.map((e) => e.event_id));
     assert.deepEqual(alert.window.types, { login: 15, purchase: 1 });
 
@@ -114,7 +105,10 @@ Deno.test("fraud e2e: a bot attack through Kafka raises one alert with the LLM's
       await waitFor(async () => (await readAlerts(s.engine, s.env.LAKE_DIR!)).length > 0, 10_000),
     );
     const rows = await readAlerts(s.engine, s.env.LAKE_DIR!);
-    assert.deepEqual(rows.map((r) => [r.user_id, r.llm_status, r.llm_score]), [[bot, "ok", 0.85]]);
+    assert.deepEqual(
+      rows.map((r) => [r.user_id, r.llm_status, r.llm_score, r.fraud_score, r.llm_disagrees]),
+      [[bot, "ok", 0.85, 0.9, false]],
+    );
 
     // POST /score: the edge decision for the bot's next purchase, and for a shopper's.
     const score = async (event: Record<string, unknown>) => {

@@ -157,8 +157,8 @@ export async function readAlerts(
     rows.push(
       ...await engine.query(
         `SELECT alert_id, user_id, trigger_event_id, trigger_type, rule_score, fraud_score, rules,
-                severity, reasons, llm_status, llm_score, llm_verdict, llm_rationale,
-                window_summary, event_ids, degraded, CAST(dt AS VARCHAR) AS dt
+                severity, reasons, llm_status, llm_score, llm_disagrees, llm_verdict,
+                llm_rationale, window_summary, event_ids, degraded, CAST(dt AS VARCHAR) AS dt
            FROM read_parquet(${chunk}, hive_partitioning = 1)`,
       ),
     );

@@ -73,7 +73,14 @@ export type Action =
 export const PROTOCOL: Protocol = { minReaderVersion: 1, minWriterVersion: 2 };
 
 /** Column types of a table, in Delta's names. */
-export type DeltaType = "string" | "long" | "integer" | "double" | "timestamp" | "date";
+export type DeltaType =
+  | "string"
+  | "long"
+  | "integer"
+  | "double"
+  | "boolean"
+  | "timestamp"
+  | "date";
 
 /** One column of a table. */
 export interface DeltaColumn {

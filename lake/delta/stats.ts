@@ -45,6 +45,7 @@ function bound(column: DeltaColumn, lo: string, hi: string): Bound | undefined {
         ? { min: lo, max: hi }
         : undefined;
     case "date":
+    case "boolean":
       return undefined;
   }
 }

@@ -148,6 +148,8 @@ function toVector(col: Column): arrow.Vector {
       return nullableVector(col.values, new arrow.Int32());
     case "int64_nullable":
       return nullableVector(col.values, new arrow.Int64());
+    case "bool":
+      return arrow.vectorFromArray(col.values, new arrow.Bool());
   }
 }
 

@@ -15,7 +15,8 @@ export type Column =
   | { kind: "float64"; values: Float64Array }
   | { kind: "float64_nullable"; values: (number | null)[] }
   | { kind: "int32_nullable"; values: (number | null)[] }
-  | { kind: "int64_nullable"; values: (number | null)[] };
+  | { kind: "int64_nullable"; values: (number | null)[] }
+  | { kind: "bool"; values: boolean[] };
 
 /**
  * A query result as columns: numbers as `Float64Array` (BIGINT included, converted to double, so

@@ -54,8 +54,11 @@ function alert(user: string, at: string, score: number): Alert {
     occurred_at: at,
     rules: [{ name: "high_value_purchase", severity: "medium", reason: "amount" }],
     rule_score: 0.5,
-    llm: { status: "disabled", reason: "test" },
+    llm_score: null,
     fraud_score: score,
+    severity: "medium",
+    llm_disagrees: false,
+    llm: { status: "disabled", reason: "test" },
     window: { events: 1, types: { purchase: 1 }, first_at: at, last_at: at },
     event_ids: [],
   };

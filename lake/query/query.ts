@@ -357,10 +357,10 @@ export class LakeQuery {
     const rows = await this.#select(
       sources,
       (files) =>
-        `SELECT dt, alert_id, user_id, epoch_us(raised_at) AS raised_us,
-                epoch_us(occurred_at) AS occurred_us, trigger_event_id, trigger_type,
-                rule_score, fraud_score, rules, severity, reasons, llm_status, llm_score,
-                llm_verdict, llm_rationale, window_summary, event_ids, degraded
+        // Every column by name, not a list: files written before a column existed (e.g.
+        // llm_disagrees) lack it, and a list would fail on a partition where none has it.
+        `SELECT * EXCLUDE (raised_at, occurred_at), epoch_us(raised_at) AS raised_us,
+                epoch_us(occurred_at) AS occurred_us
            FROM read_parquet(${files}, union_by_name = true, hive_partitioning = true,
                              hive_types = {'dt': VARCHAR})`,
       [],

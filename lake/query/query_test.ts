@@ -6,7 +6,7 @@ import { type BronzeRow, BronzeWriter } from "../bronze.ts";
 import { LakeEngine } from "../engine/engine.ts";
 import { TABLES } from "../layout.ts";
 import { chunkList, InvalidQueryError, LakeQuery } from "./query.ts";
-import type { Alert } from "../../shared/alert.ts";
+import { type Alert, maxSeverity } from "../../shared/alert.ts";
 import type { Lake as LakeTables } from "../lake.ts";
 import type { Envelope } from "../../shared/schemas.ts";
 import { lakeOf, replacePartition, testEvent } from "../../tests/lake_helpers.ts";
@@ -46,6 +46,9 @@ async function withLake(
     },
     async alert(a) {
       const occurred = a.occurred_at ?? "2026-03-10T10:00:00.000000Z";
+      const rules = a.rules ??
+        [{ name: "high_value_purchase", severity: "medium", reason: "amount > 1000" }];
+      const llm = a.llm ?? { status: "disabled", reason: "no LLM configured" };
       const alert: Alert = {
         alert_id: crypto.randomUUID(),
         user_id: "u1",
@@ -53,10 +56,13 @@ async function withLake(
         trigger_event_id: crypto.randomUUID(),
         trigger_type: "purchase",
         occurred_at: occurred,
-        rules: [{ name: "high_value_purchase", severity: "medium", reason: "amount > 1000" }],
+        rules,
         rule_score: 0.5,
-        llm: { status: "disabled", reason: "no LLM configured" },
+        llm_score: llm.status === "ok" ? llm.fraud_score : null,
         fraud_score: 0.5,
+        severity: maxSeverity({ rules }),
+        llm_disagrees: false,
+        llm,
         window: { events: 2, types: { purchase: 2 }, first_at: occurred, last_at: occurred },
         event_ids: ["e1", "e2"],
         ...a,
@@ -501,6 +507,7 @@ Deno.test("alerts: severity minimum, rule, user, range, newest first", async () 
       reasons: [{ name: "login_burst_then_purchase", severity: "critical", reason: "bot" }],
       llm_status: "ok",
       llm_score: 0.95,
+      llm_disagrees: false,
       llm_verdict: "fraud",
       llm_rationale: "burst",
       window_summary: {
@@ -519,6 +526,61 @@ Deno.test("alerts: severity minimum, rule, user, range, newest first", async () 
     for (const severity of ["HIGH", "severe", "", "high'"]) {
       await rejects(query.alerts({ severity: severity as never }), "severity");
     }
+  });
+});
+
+Deno.test("alerts: a row written before llm_disagrees keeps the rules as a floor when read", async () => {
+  await withLake(async ({ query, engine, dir, alert }) => {
+    // The alerts table as it was: no llm_disagrees, severity from the rules, fraud_score the LLM's.
+    const legacy = crypto.randomUUID();
+    const at = Date.parse("2026-03-10T10:00:00Z") * 1000;
+    const text = (v: string | null) => ({ kind: "utf8" as const, values: [v] });
+    const file = await engine.parquet({
+      alert_id: text(legacy),
+      user_id: text("bot"),
+      raised_at: { kind: "timestamp_us", values: Float64Array.of(at) },
+      occurred_at: { kind: "timestamp_us", values: Float64Array.of(at) },
+      trigger_event_id: text("e1"),
+      trigger_type: text("purchase"),
+      rule_score: { kind: "float64", values: Float64Array.of(0.9) },
+      fraud_score: { kind: "float64", values: Float64Array.of(0) },
+      rules: text("login_burst_then_purchase"),
+      severity: text("critical"),
+      reasons: text("[]"),
+      llm_status: text("ok"),
+      llm_score: { kind: "float64_nullable", values: [0] },
+      llm_verdict: text("legitimate"),
+      llm_rationale: text("verified staff"),
+      window_summary: text("{}"),
+      event_ids: text("[]"),
+      degraded: text(null),
+    });
+    const table = (await lakeOf(dir, engine)).alerts;
+    const add = await table.putFile(`dt=2026-03-10/${legacy}-00000000.parquet`, file, {
+      dt: "2026-03-10",
+    });
+    await table.commit("WRITE", () => [{ add }]);
+    const legacyRow = async () => {
+      const rows = (await query.alerts({ user_id: "bot" })).alerts;
+      assert.equal(rows.length, 1);
+      return rows[0]!;
+    };
+    const expected = {
+      alert_id: legacy,
+      rule_score: 0.9,
+      llm_score: 0,
+      fraud_score: 0.9, // never below rule_score
+      severity: "critical",
+      llm_disagrees: true,
+    };
+    const pick = (a: Record<string, unknown>) =>
+      Object.fromEntries(Object.keys(expected).map((k) => [k, a[k]]));
+    assert.deepEqual(pick({ ...await legacyRow() }), expected);
+    // Next to a new row: the column exists in one file of the partition, NULL for the old one.
+    const current = await alert({ occurred_at: "2026-03-10T09:00:00.000000Z" });
+    assert.deepEqual(pick({ ...await legacyRow() }), expected);
+    const fresh = (await query.alerts({})).alerts.find((a) => a.alert_id === current.alert_id);
+    assert.equal(fresh?.llm_disagrees, false);
   });
 });
 

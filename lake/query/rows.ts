@@ -4,6 +4,8 @@
  *
  * @module
  */
+import { SEVERITIES, type Severity } from "../../shared/alert.ts";
+import { combineScores } from "../../shared/alert_score.ts";
 import { microsToIso } from "../../shared/time.ts";
 
 /** A row as the engine hands it over. */
@@ -34,16 +36,21 @@ export interface AlertOut {
   occurred_at: string;
   trigger_event_id: string;
   trigger_type: string;
+  /** The rules' score. */
   rule_score: number;
+  /** `max(rule_score, llm_score)`, or `rule_score` without an LLM score. */
   fraud_score: number;
-  /** Highest severity among the rules. */
+  /** Highest severity among the rules, raised (never lowered) by an LLM `fraud` verdict. */
   severity: string;
   /** Names of the rules that fired. */
   rules: string[];
   /** `[{name, severity, reason}]` as the detector gave them. */
   reasons: unknown;
   llm_status: string;
+  /** The LLM's score; `null` when it gave none. */
   llm_score: number | null;
+  /** The rules flag the event and the LLM says `legitimate` or scores far below them. */
+  llm_disagrees: boolean;
   llm_verdict: string | null;
   llm_rationale: string | null;
   window_summary: unknown;
@@ -146,9 +153,24 @@ export function toEvent(r: Row): EventOut {
   };
 }
 
+/**
+ * One alerts-table row as the API answers it. A row written before alerts carried
+ * `llm_disagrees` (the column is missing or NULL) held the LLM's score as its `fraud_score`: it is
+ * answered with the combining rule applied to its stored scores, so every alert the API returns
+ * keeps the rules as a floor.
+ */
 export function toAlert(r: Row): AlertOut {
   const str = (v: unknown) => v === null || v === undefined ? null : String(v);
   const num = (v: unknown) => v === null || v === undefined ? null : toNumber(v);
+  const llmScore = num(r.llm_score);
+  const llmVerdict = str(r.llm_verdict);
+  const scores = typeof r.llm_disagrees === "boolean"
+    ? {
+      fraud_score: toNumber(r.fraud_score),
+      severity: String(r.severity),
+      llm_disagrees: r.llm_disagrees,
+    }
+    : legacyScores(toNumber(r.rule_score), String(r.severity), llmScore, llmVerdict);
   return {
     alert_id: String(r.alert_id),
     user_id: String(r.user_id),
@@ -157,17 +179,40 @@ export function toAlert(r: Row): AlertOut {
     trigger_event_id: String(r.trigger_event_id),
     trigger_type: String(r.trigger_type),
     rule_score: toNumber(r.rule_score),
-    fraud_score: toNumber(r.fraud_score),
-    severity: String(r.severity),
+    fraud_score: scores.fraud_score,
+    severity: scores.severity,
     rules: typeof r.rules === "string" && r.rules !== "" ? r.rules.split(",") : [],
     reasons: parseJson(r.reasons),
     llm_status: String(r.llm_status),
-    llm_score: num(r.llm_score),
-    llm_verdict: str(r.llm_verdict),
+    llm_score: llmScore,
+    llm_disagrees: scores.llm_disagrees,
+    llm_verdict: llmVerdict,
     llm_rationale: str(r.llm_rationale),
     window_summary: parseJson(r.window_summary),
     event_ids: parseJson(r.event_ids),
     degraded: str(r.degraded),
+  };
+}
+
+/**
+ * The combining rule on a row from before it: its `severity` was the rules' highest, and every
+ * alert was raised because the rules flagged its event.
+ */
+function legacyScores(
+  ruleScore: number,
+  severity: string,
+  llmScore: number | null,
+  llmVerdict: string | null,
+): { fraud_score: number; severity: string; llm_disagrees: boolean } {
+  const known = (SEVERITIES as readonly string[]).includes(severity);
+  const c = combineScores(
+    { score: ruleScore, severity: known ? severity as Severity : "low", decision: "review" },
+    llmScore === null ? undefined : { score: llmScore, verdict: llmVerdict ?? "" },
+  );
+  return {
+    fraud_score: c.fraud_score,
+    severity: known ? c.severity : severity,
+    llm_disagrees: c.llm_disagrees,
   };
 }
 

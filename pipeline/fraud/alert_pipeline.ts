@@ -1,7 +1,9 @@
 /**
  * The alert pipeline: what a flagged event becomes. It asks the LLM judge (when there is one) for a
  * verdict on the user's recent events, then hands the alert to every sink (the log, the alerts
- * topic in Kafka mode, the lake's alerts table). It never blocks ingestion: the LLM call is bounded
+ * topic in Kafka mode, the lake's alerts table). The verdict adds to the rules' decision, never
+ * takes it away: it can raise the alert's score and severity, not lower them, and an alert where it
+ * disagrees strongly with the rules says so. It never blocks ingestion: the LLM call is bounded
  * by the judge's timeout, queue and circuit breaker, and when it has no verdict the alert goes out
  * on the rules alone, saying why.
  *
@@ -10,7 +12,8 @@
 import type { Metrics } from "../../shared/metrics.ts";
 import type { Logger } from "../../shared/logger.ts";
 import type { AlertCandidate } from "./detector.ts";
-import type { Alert, LlmPart } from "../../shared/alert.ts";
+import { type Alert, type LlmPart, maxSeverity } from "../../shared/alert.ts";
+import { combineScores } from "../../shared/alert_score.ts";
 import type { Judge } from "./judge.ts";
 import type { AlertSink } from "./sinks.ts";
 
@@ -22,7 +25,10 @@ export interface AlertPipelineOptions {
   sinkAttempts?: number;
   /** Base backoff between sink attempts. */
   sinkBackoffMs?: number;
-  /** Counts raised alerts per rule and severity (`streamgate_fraud_alerts_total`). */
+  /**
+   * Counts raised alerts per rule and severity (`streamgate_fraud_alerts_total`), and those where
+   * the LLM disagrees with the rules (`streamgate_llm_disagreements_total`).
+   */
   metrics?: Metrics;
 }
 
@@ -34,12 +40,19 @@ export interface AlertStats {
   sinkFailures: number;
 }
 
-/** Builds the alert from a candidate and the LLM's part. */
+/**
+ * Builds the alert from a candidate and the LLM's part. The scores and the severity combine as
+ * {@link combineScores} says: the rules are a floor the LLM can raise, never lower.
+ */
 export function buildAlert(c: AlertCandidate, llm: LlmPart, now: Date): Alert {
   const { event, decision } = c.scored;
   const window = c.window.length > 0 ? c.window : [];
   const types: Record<string, number> = {};
   for (const w of window) types[w.type] = (types[w.type] ?? 0) + 1;
+  const combined = combineScores(
+    { score: decision.score, severity: maxSeverity(decision), decision: decision.decision },
+    llm.status === "ok" ? { score: llm.fraud_score, verdict: llm.verdict } : undefined,
+  );
   const alert: Alert = {
     alert_id: c.alertId,
     user_id: event.user_id,
@@ -48,9 +61,11 @@ export function buildAlert(c: AlertCandidate, llm: LlmPart, now: Date): Alert {
     trigger_type: event.event_type,
     occurred_at: event.occurred_at,
     rules: decision.rules,
-    rule_score: decision.score,
-    llm,
-    fraud_score: llm.status === "ok" ? llm.fraud_score : decision.score,
+    ...combined,
+    // The LLM's own number, rounded as published, so the alert never shows two versions of it.
+    llm: llm.status === "ok" && combined.llm_score !== null
+      ? { ...llm, fraud_score: combined.llm_score }
+      : llm,
     window: {
       events: window.length,
       types,
@@ -102,6 +117,9 @@ export class AlertPipeline {
       if (llm.status === "ok") this.stats.withLlm++;
       else this.stats.withoutLlm++;
       this.#metrics?.fraudAlert(alert.rules);
+      if (alert.llm_disagrees && alert.llm.status === "ok") {
+        this.#metrics?.llmDisagreement(maxSeverity(alert), alert.llm.verdict);
+      }
       await Promise.all(this.#sinks.map((s) => this.#deliver(s, alert)));
       return alert;
     } finally {

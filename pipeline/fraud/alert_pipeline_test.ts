@@ -66,7 +66,7 @@ const fixedJudge = (out: JudgeOutcome): Judge & { calls: unknown[] } => {
   };
 };
 
-Deno.test("an alert with an LLM verdict carries both scores, the rules and the window", async () => {
+Deno.test("an alert with an LLM verdict carries both scores, the combined one, the rules and the window", async () => {
   const sink = new MemorySink();
   const judge = fixedJudge({
     status: "ok",
@@ -80,7 +80,11 @@ Deno.test("an alert with an LLM verdict carries both scores, the rules and the w
   assert.deepEqual(sink.alerts, [alert]);
   assert.equal(alert.alert_id, c.alertId);
   assert.equal(alert.rule_score, 0.9);
-  assert.equal(alert.fraud_score, 0.85);
+  assert.equal(alert.llm_score, 0.85);
+  // The rules are a floor: an LLM score below them does not lower the alert.
+  assert.equal(alert.fraud_score, 0.9);
+  assert.equal(alert.severity, "critical");
+  assert.equal(alert.llm_disagrees, false, "0.05 below the rules, and a fraud verdict");
   assert.deepEqual(alert.llm, {
     status: "ok",
     fraud_score: 0.85,
@@ -110,12 +114,50 @@ Deno.test("without a verdict the alert goes out on the rules, saying why", async
   const a = await down.raise(candidate());
   assert.deepEqual(a.llm, { status: "unavailable", reason: "circuit open until 10:05" });
   assert.equal(a.fraud_score, a.rule_score);
+  assert.equal(a.llm_score, null);
+  assert.equal(a.llm_disagrees, false);
+  assert.equal(a.severity, "critical");
 
   const rulesOnly = new AlertPipeline(undefined, [sink], createLogger({ write: () => {} }));
   const b = await rulesOnly.raise(candidate());
   assert.equal(b.llm.status, "disabled");
   assert.match((b.llm as { reason: string }).reason, /OLLAMA_HOST unset/);
   assert.equal(sink.alerts.length, 2);
+});
+
+/** A pipeline whose judge answers `verdict`, raising one candidate into a memory sink. */
+async function raiseWith(verdict: { fraud_score: number; verdict: string; rationale: string }) {
+  const sink = new MemorySink();
+  const judge = fixedJudge({ status: "ok", verdict, model: "m", latencyMs: 1 });
+  const pipeline = new AlertPipeline(judge, [sink], createLogger({ write: () => {} }));
+  return await pipeline.raise(candidate());
+}
+
+Deno.test("an obeying model (score 0, legitimate) cannot lower a critical alert: it is flagged", async () => {
+  const a = await raiseWith({ fraud_score: 0, verdict: "legitimate", rationale: "verified staff" });
+  assert.equal(a.rule_score, 0.9);
+  assert.equal(a.llm_score, 0);
+  assert.equal(a.fraud_score, 0.9);
+  assert.equal(a.severity, "critical");
+  assert.equal(a.llm_disagrees, true);
+  // The verdict and rationale still go out beside the rules' reasons.
+  assert.equal(a.llm.status === "ok" && a.llm.verdict, "legitimate");
+  assert.equal(a.rules[0]?.name, "login_burst_then_purchase");
+});
+
+Deno.test("an LLM score above the rules' raises the alert's score", async () => {
+  const a = await raiseWith({ fraud_score: 0.97, verdict: "fraud", rationale: "bot" });
+  assert.equal(a.rule_score, 0.9);
+  assert.equal(a.llm_score, 0.97);
+  assert.equal(a.fraud_score, 0.97);
+  assert.equal(a.llm_disagrees, false);
+});
+
+Deno.test("the LLM's score is published rounded to 3 places, the same in llm and llm_score", async () => {
+  const a = await raiseWith({ fraud_score: 0.95449, verdict: "fraud", rationale: "bot" });
+  assert.equal(a.llm_score, 0.954);
+  assert.equal(a.fraud_score, 0.954);
+  assert.equal(a.llm.status === "ok" && a.llm.fraud_score, 0.954);
 });
 
 Deno.test("a failing sink is retried; one that never recovers is logged, not fatal", async () => {
@@ -152,6 +194,26 @@ Deno.test("the log sink writes the seeds' [SUSPICIOUS] Fraud Detected line with 
   assert.equal(entry.user_id, 'eve "\n" injected');
 });
 
+Deno.test("the log line carries the rule, LLM and combined scores, severity and disagreement", async () => {
+  const lines: string[] = [];
+  const sink = new LogAlertSink(createLogger({ write: (_l, line) => lines.push(line) }));
+  const judge = fixedJudge({
+    status: "ok",
+    verdict: { fraud_score: 0, verdict: "legitimate", rationale: "staff" },
+    model: "m",
+    latencyMs: 1,
+  });
+  await new AlertPipeline(judge, [sink], createLogger({ write: () => {} })).raise(candidate());
+  const entry = JSON.parse(lines[0]!);
+  assert.match(entry.msg, / score 0\.9$/);
+  assert.equal(entry.rule_score, 0.9);
+  assert.equal(entry.llm_score, 0);
+  assert.equal(entry.fraud_score, 0.9);
+  assert.equal(entry.severity, "critical");
+  assert.equal(entry.llm_disagrees, true);
+  assert.equal(entry.llm.verdict, "legitimate");
+});
+
 Deno.test("the lake alerts table: one row per alert id, even when raised twice", async () => {
   const lake = await Deno.makeTempDir({ prefix: "alerts_" });
   const engine = new LakeEngine();
@@ -180,7 +242,9 @@ Deno.test("the lake alerts table: one row per alert id, even when raised twice",
     assert.equal(row.severity, "critical");
     assert.equal(row.llm_status, "ok");
     assert.equal(row.llm_score, 0.8);
-    assert.equal(row.fraud_score, 0.8);
+    assert.equal(row.rule_score, 0.9);
+    assert.equal(row.fraud_score, 0.9);
+    assert.equal(row.llm_disagrees, false);
     assert.deepEqual(JSON.parse(row.event_ids as string), first.event_ids);
     assert.ok(rows.some((r) => r.alert_id === other.alert_id));
     assert.match(

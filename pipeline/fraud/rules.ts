@@ -7,15 +7,15 @@
  * @module
  */
 import type { Envelope } from "../../shared/schemas.ts";
-import type { FiredRule, RuleName, Severity } from "../../shared/alert.ts";
+import {
+  type FiredRule,
+  type RuleName,
+  type Severity,
+  SEVERITY_WEIGHT,
+} from "../../shared/alert.ts";
+import type { Decision } from "../../shared/alert_score.ts";
 
-/** Weight of each severity: the rule score is `1 - Π(1 - weight)` over the rules that fired. */
-export const SEVERITY_WEIGHT: Record<Severity, number> = {
-  low: 0.2,
-  medium: 0.5,
-  high: 0.7,
-  critical: 0.9,
-};
+export { SEVERITY_WEIGHT };
 
 /** Thresholds of the rules; every one is configurable (see `config.ts`). */
 export interface Thresholds {
@@ -83,7 +83,7 @@ export interface Facts {
 export interface RuleDecision {
   /** 0..1; 0 when no rule fired. */
   score: number;
-  decision: "allow" | "review" | "block";
+  decision: Decision;
   rules: FiredRule[];
 }
 

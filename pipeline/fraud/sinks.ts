@@ -18,7 +18,10 @@ export interface AlertSink {
 /** The log line of the seeds' end-to-end check, grep-able as `[SUSPICIOUS] Fraud Detected`. */
 export const SUSPICIOUS = "[SUSPICIOUS] Fraud Detected";
 
-/** Writes each alert as a warning log line. */
+/**
+ * Writes each alert as a warning log line: the message keeps the seeds' format (the published
+ * `fraud_score`), the fields carry both scores, the severity and the disagreement flag.
+ */
 export class LogAlertSink implements AlertSink {
   readonly name = "log";
   readonly #logger: Logger;
@@ -30,8 +33,11 @@ export class LogAlertSink implements AlertSink {
       this.#logger.warn(`${SUSPICIOUS}: user ${JSON.stringify(a.user_id)} score ${a.fraud_score}`, {
         alert_id: a.alert_id,
         user_id: a.user_id,
-        fraud_score: a.fraud_score,
         rule_score: a.rule_score,
+        llm_score: a.llm_score,
+        fraud_score: a.fraud_score,
+        severity: a.severity,
+        llm_disagrees: a.llm_disagrees,
         llm: a.llm,
         rules: a.rules.map((r) => r.name),
       });

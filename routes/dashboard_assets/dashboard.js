@@ -426,9 +426,16 @@ async function pollAlerts() {
   byId("alerts-table").hidden = false;
   byId("alerts-table").classList.remove("stale");
   byId("alerts-note").textContent = alerts.length === 0 ? "no fraud alerts yet" : "";
-  fill("alerts-body", alerts.map(alertRow), 7, "no fraud alerts yet");
+  fill("alerts-body", alerts.map(alertRow), ALERT_COLUMNS, "no fraud alerts yet");
 }
 
+const ALERT_COLUMNS = 9;
+const fmtScore = (v) => typeof v === "number" && Number.isFinite(v) ? v.toFixed(3) : "–";
+
+/**
+ * One alert: the rules' score, the LLM's and the combined one (`score`, never below the rules'),
+ * and the LLM's verdict, marked when it disagrees with the rules.
+ */
 function alertRow(a) {
   a = a && typeof a === "object" ? a : {};
   const raised = new Date(a.raised_at);
@@ -438,23 +445,31 @@ function alertRow(a) {
   );
   when.title = text(a.raised_at);
   const rules = Array.isArray(a.rules) ? a.rules.map(text).join(", ") : text(a.rules);
-  const score = typeof a.fraud_score === "number" ? a.fraud_score.toFixed(2) : text(a.fraud_score);
-  const llm = a.llm_verdict
-    ? text(a.llm_verdict) +
-      (typeof a.llm_score === "number" ? " (" + a.llm_score.toFixed(2) + ")" : "")
-    : text(a.llm_status);
-  const llmCell = cell(llm, "nowrap");
+  const disagrees = a.llm_disagrees === true;
+  const llmCell = cell(a.llm_verdict ? text(a.llm_verdict) : text(a.llm_status), "nowrap");
   llmCell.title = text(a.llm_rationale);
+  if (disagrees) {
+    const flag = document.createElement("span");
+    flag.className = "disagrees";
+    flag.textContent = "disagrees";
+    flag.title = "The LLM disagrees with the rules: a model problem or an injection attempt";
+    llmCell.append(" ", flag);
+  }
+  const score = cell(fmtScore(a.fraud_score), "num score");
+  score.title = "max(rule, LLM): never below the rules";
   const tr = row([
     when,
     cell(text(a.severity), severityClass(a.severity)),
     cell(text(a.user_id), "user"),
     cell(rules),
-    cell(score, "num"),
+    cell(fmtScore(a.rule_score), "num rule-score"),
+    cell(fmtScore(a.llm_score), "num llm-score"),
+    score,
     cell(text(a.trigger_type)),
     llmCell,
   ]);
   tr.dataset.alertId = text(a.alert_id);
+  if (disagrees) tr.dataset.llmDisagrees = "true";
   return tr;
 }
 

@@ -154,7 +154,9 @@ function scoreEvent(example: ExampleEvent): Record<string, unknown> {
     operationId: "scoreEvent",
     summary: "Score one event now",
     description: "The fraud rules' decision for one event, for a caller that must decide " +
-      "whether to let a login or a payment through. The event is recorded in the fraud " +
+      "whether to let a login or a payment through. The rules alone decide: the LLM is never " +
+      "asked here, so no model answer can turn `review` or `block` into `allow`. " +
+      "The event is recorded in the fraud " +
       "windows under its `event_id` (ingesting it later with the same id does not count it " +
       "twice); nothing is written to the lake and no alert is raised. Exists when fraud " +
       "scoring is on (a `gateway` needs shared windows: `UPSTASH_REDIS_REST_URL`).",

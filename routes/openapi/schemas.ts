@@ -157,13 +157,25 @@ const AlertOutSchema = component(
     occurred_at: z.string().meta({ format: "date-time" }),
     trigger_event_id: z.string(),
     trigger_type: z.string(),
-    rule_score: z.number(),
-    fraud_score: z.number(),
-    severity: z.string().meta({ description: "Highest severity among the rules" }),
+    rule_score: z.number().meta({ description: "The rules' score, 0..1" }),
+    fraud_score: z.number().meta({
+      description: "`max(rule_score, llm_score)`, or `rule_score` without an LLM score: " +
+        "never below `rule_score`",
+    }),
+    severity: z.string().meta({
+      description: "Highest severity among the rules, raised (never lowered) by an LLM " +
+        "`fraud` verdict: to `critical` from 0.9, `high` from 0.7, `medium` from 0.5",
+    }),
     rules: z.array(z.string()),
     reasons: z.unknown().meta({ description: "`[{name, severity, reason}]`" }),
     llm_status: z.string(),
-    llm_score: z.number().nullable(),
+    llm_score: z.number().nullable().meta({
+      description: "The LLM's score, 0..1; `null` when it gave none",
+    }),
+    llm_disagrees: z.boolean().meta({
+      description: "The rules flag the event and the LLM says `legitimate` or scores at " +
+        "least 0.5 below `rule_score`: a model problem or an injection attempt",
+    }),
     llm_verdict: z.string().nullable(),
     llm_rationale: z.string().nullable(),
     window_summary: z.unknown(),

@@ -3,10 +3,16 @@
  * answer shape, and a user message holding the request as JSON data between delimiters. The model
  * only ever sees the request as that data, bounded in events and characters.
  *
+ * Every string in the data comes from an event (ids, types, payload fields, and rule reasons that
+ * quote them) and is treated as hostile ({@linkcode untrustedText}): cut to a length, folded to one
+ * plain line without invisible characters, with any spelling of the delimiters and chat-template
+ * markers defused. The JSON text then escapes `<` and `>`, so the exact delimiter lines can appear
+ * only where this module writes them. None of this makes the model trustworthy, which is why the
+ * rules stay a floor under its answer (`shared/alert_score.ts`); it keeps the data block closed.
+ *
  * @module
  */
 import type { WindowEvent } from "../detector.ts";
-import { clip } from "./text.ts";
 import { MAX_RATIONALE_CHARS } from "./verdict.ts";
 
 /** What the judge is asked about: one user, the rules that fired, and the recent events. */
@@ -29,8 +35,36 @@ export const MAX_PROMPT_DATA_CHARS = 8_192;
 const MAX_RULES = 16;
 const MAX_DETAIL_KEYS = 24;
 
-const BEGIN_DATA = "<<<BEGIN UNTRUSTED DATA>>>";
-const END_DATA = "<<<END UNTRUSTED DATA>>>";
+/** Longest id (user, event, rule name) in the data, in code points. */
+export const MAX_ID_CHARS = 128;
+/** Longest event type, detail key, severity or time in the data, in code points. */
+export const MAX_NAME_CHARS = 64;
+/** Longest detail value or rule reason in the data, in code points. */
+export const MAX_VALUE_CHARS = 200;
+
+/** The lines around the data block; nothing from an event can spell them (see the module doc). */
+export const BEGIN_DATA = "<<<BEGIN UNTRUSTED DATA>>>";
+export const END_DATA = "<<<END UNTRUSTED DATA>>>";
+
+/** What a defused delimiter spelling becomes. */
+const DEFUSED = "[delimiter removed]";
+/**
+ * "untrusted data" spelled any way a model could still read it as the delimiter: any case (the text
+ * is NFKC-folded first, so fullwidth letters count), with anything but letters and digits (spaces,
+ * punctuation, `_`) between the letters.
+ */
+const DELIMITER_WORDS = new RegExp(
+  [..."untrusted"].join("[\\W_]*") + "[\\W_]*" + [..."data"].join("[\\W_]*"),
+  "giu",
+);
+/** Chat-template control tags written in square brackets (`[INST]`, `[/INST]`, …). */
+const BRACKET_TAG = /\[(\/?[A-Z][A-Z_]*)\]/g;
+/**
+ * Characters no plain line needs: controls (newlines included), format characters (zero-width and
+ * bidi marks, the invisible "tag" characters), surrogates, private-use and unassigned code points,
+ * line and paragraph separators.
+ */
+const INVISIBLE = /[\p{C}\p{Zl}\p{Zp}]/gu;
 
 const SYSTEM_PROMPT = [
   "You are a fraud analyst for an online service. You review the recent activity of one user",
@@ -51,20 +85,59 @@ const SYSTEM_PROMPT = [
   "events that drove the verdict.",
 ].join("\n");
 
+/**
+ * A string from an event as the prompt may hold it: NFKC-folded (fullwidth and other compatibility
+ * forms become plain ones), invisible characters and line breaks turned into spaces, whitespace
+ * collapsed, any spelling of "untrusted data" replaced by `[delimiter removed]`, `[INST]`-style
+ * tags put in parentheses, and at most `max` code points (an ellipsis marks a cut).
+ */
+export function untrustedText(value: unknown, max: number): string {
+  // Cut before folding, so a huge string costs no more than a long one; NFKC can grow a string,
+  // hence the margin and the second cut. A pair split by the cut leaves a lone surrogate, which
+  // INVISIBLE removes.
+  const raw = String(value).slice(0, max * 4 + 16);
+  let text = raw.normalize("NFKC").replace(INVISIBLE, " ").replace(/\s+/gu, " ").trim();
+  // The replacement has letters, so it cannot join its neighbours into a new match; the loop is
+  // a guard in case a future replacement could.
+  for (let i = 0; i < 4; i++) {
+    const defused = text.replace(DELIMITER_WORDS, DEFUSED);
+    if (defused === text) break;
+    text = defused;
+  }
+  text = text.replace(BRACKET_TAG, "($1)");
+  const chars = Array.from(text);
+  return chars.length <= max ? text : `${chars.slice(0, max - 1).join("")}…`;
+}
+
+/** A number or boolean as JSON can carry it (non-finite numbers become null). */
+function scalar(value: number | boolean): number | boolean | null {
+  return typeof value === "number" && !Number.isFinite(value) ? null : value;
+}
+
 /** JSON text that cannot contain the delimiters: `<` and `>` become `\u003c` and `\u003e`. */
 function safeJson(value: unknown): string {
   return JSON.stringify(value).replace(/</g, "\\u003c").replace(/>/g, "\\u003e");
 }
 
-function trimEvent(event: WindowEvent): WindowEvent {
-  const details: Record<string, string | number | boolean> = {};
+/** An event as the data block holds it: every string through {@linkcode untrustedText}. */
+type PromptEvent = {
+  event_id: string;
+  type: string;
+  at: string;
+  details: Record<string, string | number | boolean | null>;
+};
+
+function trimEvent(event: WindowEvent): PromptEvent {
+  const details: PromptEvent["details"] = {};
   for (const [key, value] of Object.entries(event.details ?? {}).slice(0, MAX_DETAIL_KEYS)) {
-    details[clip(key, 64)] = typeof value === "string" ? clip(value, 200) : value;
+    details[untrustedText(key, MAX_NAME_CHARS)] = typeof value === "string"
+      ? untrustedText(value, MAX_VALUE_CHARS)
+      : scalar(value);
   }
   return {
-    event_id: clip(String(event.event_id), 128),
-    type: clip(String(event.type), 64),
-    at: clip(String(event.at), 40),
+    event_id: untrustedText(event.event_id, MAX_ID_CHARS),
+    type: untrustedText(event.type, MAX_NAME_CHARS),
+    at: untrustedText(event.at, MAX_NAME_CHARS),
     details,
   };
 }
@@ -90,12 +163,13 @@ export function buildMessages(req: VerdictRequest): ChatMessage[] {
   const sorted = oldestFirst(req.events);
   let events = sorted.slice(-MAX_PROMPT_EVENTS).map(trimEvent);
   const base = {
-    user_id: clip(String(req.userId), 128),
+    user_id: untrustedText(req.userId, MAX_ID_CHARS),
     rule_score: Number.isFinite(req.ruleScore) ? req.ruleScore : null,
+    // Rule reasons quote event fields (an IP, a country, a currency): as hostile as the events.
     rules_fired: req.rules.slice(0, MAX_RULES).map((rule) => ({
-      name: clip(String(rule.name), 128),
-      severity: clip(String(rule.severity), 32),
-      reason: clip(String(rule.reason), 200),
+      name: untrustedText(rule.name, MAX_ID_CHARS),
+      severity: untrustedText(rule.severity, MAX_NAME_CHARS),
+      reason: untrustedText(rule.reason, MAX_VALUE_CHARS),
     })),
     events_total: sorted.length,
     events_dropped: sorted.length,
