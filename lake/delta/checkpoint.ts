@@ -11,7 +11,7 @@
 import type { LakeEngine } from "../engine/engine.ts";
 import type { Column } from "../engine/protocol.ts";
 import { sqlPath } from "../layout.ts";
-import type { Action, AddFile, RemoveFile } from "./protocol.ts";
+import { type Action, type AddFile, type RemoveFile, TAGS_KEY } from "./protocol.ts";
 import { Snapshot } from "./snapshot.ts";
 
 const MAP = "MAP(VARCHAR, VARCHAR)";
@@ -104,12 +104,14 @@ function flatRows(snapshot: Snapshot, keepSince: number): FlatRows[] {
         size: { kind: "int64", values: Float64Array.from(adds, (f) => f.size) },
         mtime: { kind: "int64", values: Float64Array.from(adds, (f) => f.modificationTime) },
         stats: text(adds.map((f) => f.stats ?? null)),
+        tag: text(adds.map((f) => f.tags?.[TAGS_KEY] ?? null)),
         ...pv(adds),
       },
       row: row(
         "add",
         `{'path': path, 'partitionValues': ${partitionMap(pcols)}, 'size': size,
-          'modificationTime': mtime, 'dataChange': false, 'stats': stats, 'tags': NULL::${MAP}}`,
+          'modificationTime': mtime, 'dataChange': false, 'stats': stats,
+          'tags': CASE WHEN tag IS NULL THEN NULL::${MAP} ELSE MAP([${lit(TAGS_KEY)}], [tag]) END}`,
         "FROM ckpt_add",
       ),
     });
@@ -226,7 +228,9 @@ async function fileActions(
   for (
     const r of await engine.query(
       `SELECT "add".path AS path, "add".size AS size, "add".modificationTime AS mtime,
-              "add".stats AS stats${pvs("add")} FROM ${src} WHERE "add" IS NOT NULL`,
+              "add".stats AS stats, element_at("add".tags, ${lit(TAGS_KEY)})[1] AS tag${
+        pvs("add")
+      } FROM ${src} WHERE "add" IS NOT NULL`,
     )
   ) {
     const add: AddFile = {
@@ -236,6 +240,7 @@ async function fileActions(
       modificationTime: num(r.mtime) ?? 0,
       dataChange: false,
       ...(r.stats ? { stats: String(r.stats) } : {}),
+      ...(r.tag ? { tags: { [TAGS_KEY]: String(r.tag) } } : {}),
     };
     actions.push({ add });
   }
