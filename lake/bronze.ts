@@ -156,6 +156,7 @@ function toColumns(
   const typed = fields.map(() => new Array<string | number | null>(n));
   const extra = new Array<string | null>(n), reject = new Array<string | null>(n);
   const hours: Record<string, number> = {};
+  let lastHour = NaN, hourKey = "";
   for (let i = 0; i < n; i++) {
     const { event, offset } = rows[i]!;
     eventId[i] = event.event_id;
@@ -167,8 +168,11 @@ function toColumns(
     received[i] = isoToMicros(event.received_at);
     offsets[i] = offset;
     topics[i] = topic;
-    const hour = event.occurred_at.slice(0, 13);
-    hours[hour] = (hours[hour] ?? 0) + 1;
+    const h = Math.floor(occurred[i]! / 3_600_000_000); // from the µs: whatever the text's zone
+    if (h !== lastHour) {
+      (lastHour = h, hourKey = new Date(h * 3_600_000).toISOString().slice(0, 13));
+    }
+    hours[hourKey] = (hours[hourKey] ?? 0) + 1;
     const cast = castObject(CAST_SPEC, type, event.event_type, event.payload);
     extra[i] = cast.ok ? cast.extra : null;
     reject[i] = cast.ok ? null : cast.reason;

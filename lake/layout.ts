@@ -72,6 +72,25 @@ export function partitionFile(dt: string): string {
   return `dt=${checkDate(dt)}/part-${crypto.randomUUID()}.parquet`;
 }
 
+// ─── Silver ─────────────────────────────────────────────────────────────────────────────────────
+
+/**
+ * `user_key` of a silver row: FNV-1a (32 bits, over the UTF-16 code units of `user_id`) as a signed
+ * INTEGER. Silver files are sorted by it, so a reader looking for one user skips every row group
+ * whose `user_key` min/max excludes it: integer statistics are exact, where DuckDB keeps only an
+ * 8-byte prefix of string ones (ids sharing a prefix would match every row group). Queries filter
+ * on `user_key = <number>` as well as `user_id = ?`: the number is computed here, never taken from
+ * a request, and a bound parameter would not reach the Parquet scan's statistics.
+ */
+export function userKey(userId: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < userId.length; i++) {
+    h ^= userId.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h | 0;
+}
+
 // ─── Bronze ─────────────────────────────────────────────────────────────────────────────────────
 
 const BRONZE_NAME = new RegExp(

@@ -127,6 +127,15 @@ export class DeltaTable {
     return this.#refreshing;
   }
 
+  /**
+   * Like {@link snapshot}, but sure to see every commit made before the call: it never joins a
+   * refresh that was already under way (which may have looked for the next commit too early).
+   */
+  async freshSnapshot(): Promise<Snapshot> {
+    if (this.#refreshing) await this.#refreshing.catch(() => {});
+    return await this.snapshot();
+  }
+
   async #refresh(): Promise<Snapshot> {
     let snapshot = this.#snapshot ?? await this.#load();
     this.#snapshot = snapshot;

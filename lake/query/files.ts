@@ -1,11 +1,17 @@
 /**
- * Which bronze files a query reads, as DuckDB list literals that fit its statements. Files come
- * from a snapshot of the bronze table's Delta log (committed files only, never a listing):
- * - pruned by `dt` (the received date) and `type` first. `received_at` is at most `maxPastDays`
+ * Which files a query reads, as DuckDB list literals that fit its statements. Files come from
+ * snapshots of the tables' Delta logs (committed files only, never a listing).
+ *
+ * Events are read from silver (deduplicated, sorted by user) for what silver has taken, and from
+ * bronze for the rest (the tail: batches past silver's watermarks, at most one jobs interval).
+ * - Silver is partitioned by the occurred date: events that occurred in `[from, to)` live in
+ *   `dt ∈ [date(from), date(to − 1 µs)]`.
+ * - Bronze is partitioned by the received date and `type`. `received_at` is at most `maxPastDays`
  *   after `occurred_at` and at most `maxFutureSeconds` before it (the gateway's validation
  *   bounds), so events that occurred in `[from, to)` live in
- *   `dt ∈ [date(from − maxFutureSeconds), date(to + maxPastDays)]`;
- * - then by the `occurred_at` min/max each file's `add.stats` records (no footer is opened).
+ *   `dt ∈ [date(from − maxFutureSeconds), date(to + maxPastDays)]`.
+ * - Both are then pruned by the `occurred_at` min/max each file's `add.stats` records (no footer
+ *   is opened).
  *
  * DuckDB-wasm passes the SQL text (and each string parameter) on its 64 KiB C stack: a statement
  * of more than ~60 KB fails with "memory access out of bounds" and leaves the instance broken, and
@@ -15,14 +21,39 @@
  * @module
  */
 import type { Lake } from "../lake.ts";
-import { localFiles } from "../layout.ts";
+import { localFiles, parseBronzeFile, SILVER_DOMAINS } from "../layout.ts";
+import { type AddFile, decodePath, type FileStats, fileTags } from "../delta/protocol.ts";
+import type { DeltaTable } from "../delta/table.ts";
+import { readSilverProgress, SILVER_LAYOUT } from "../silver/plan.ts";
+import { DOMAINS, type EventType } from "../../shared/schemas.ts";
 import { MAX_US, MIN_US } from "./params.ts";
 
 /** Longest file list literal in one statement, in bytes (DuckDB-wasm's stack is 64 KiB). */
 export const LIST_BUDGET = 12_000;
 
-/** The bronze files of queries. */
-export class BronzeFiles {
+/** The gateway's bounds on how long after (or before) `occurred_at` an event is received, in µs. */
+export interface ReceptionBounds {
+  maxPastUs: number;
+  maxFutureUs: number;
+}
+
+/**
+ * The files that may hold events that occurred in `[fromUs, toUs)` (no upper bound when `toUs` is
+ * undefined), as local paths:
+ * - `silver`, `rejects`: silver's files (domain tables, and its rejects), pruned by `dt` (the
+ *   occurred date) and the `occurred_at` min/max of `add.stats`; empty when silver cannot answer
+ *   (it never ran, or its layout predates the query columns; see {@link SILVER_LAYOUT});
+ * - `tail`: the bronze files silver has not taken yet (every bronze file when silver cannot
+ *   answer), pruned as described in the module documentation.
+ */
+export interface EventSources {
+  silver: string[];
+  rejects: string[];
+  tail: string[];
+}
+
+/** The files of event queries. */
+export class EventFiles {
   readonly #lake: Lake;
 
   constructor(lake: Lake) {
@@ -30,37 +61,119 @@ export class BronzeFiles {
   }
 
   /**
-   * Local paths of the bronze files that may hold events that occurred in `[fromUs, toUs)` (no
-   * upper bound when `toUs` is undefined), given the gateway's bounds on reception delay (µs).
+   * The sources of events in `[fromUs, toUs)` of partition type `type` (any when undefined).
+   * Silver's progress is read before its tables: a run that commits in between shows its rows in
+   * both silver and the tail (the caller drops the second copy by log position), never in neither.
    */
   async sources(
     fromUs: number,
     toUs: number | undefined,
     type: string | undefined,
-    bounds: { maxPastUs: number; maxFutureUs: number },
+    bounds: ReceptionBounds,
+  ): Promise<EventSources> {
+    const progress = await readSilverProgress(this.#lake.store);
+    const useSilver = progress.layout === SILVER_LAYOUT && progress.run > 0;
+    const out: EventSources = { silver: [], rejects: [], tail: [] };
+    if (useSilver) {
+      const from = dateOf(Math.max(MIN_US, fromUs));
+      const to = toUs === undefined ? undefined : dateOf(Math.min(MAX_US, toUs) - 1);
+      const domains = type === undefined
+        ? SILVER_DOMAINS
+        : type in DOMAINS
+        ? [DOMAINS[type as EventType]]
+        : [];
+      for (const d of domains) {
+        out.silver.push(...await this.#silverFiles(this.#lake.silver(d), from, to, fromUs, toUs));
+      }
+      out.rejects = await this.#silverFiles(this.#lake.silverRejects, from, to, fromUs, toUs);
+    }
+    const watermarks = useSilver ? progress.watermarks : {};
+    out.tail = await this.#bronzeFiles(fromUs, toUs, type, bounds, (f) => {
+      const parsed = parseBronzeFile(decodePath(f.path));
+      return !parsed || parsed.first >= (watermarks[`${parsed.topic}+${parsed.partition}`] ?? 0);
+    });
+    return out;
+  }
+
+  /**
+   * Every bronze file that may hold events that occurred in `[fromUs, toUs)`, with its type and
+   * its rows per hour of `occurred_at` (`add.tags`, see `FileTags`; absent for files written
+   * before summaries). Store keys: nothing is downloaded.
+   */
+  async summaries(
+    fromUs: number,
+    toUs: number,
+    bounds: ReceptionBounds,
+  ): Promise<{ key: string; type: string; hours?: Record<string, number> }[]> {
+    const table = this.#lake.bronze;
+    return (await this.#bronzeAdds(fromUs, toUs, undefined, bounds)).map((f) => {
+      const hours = fileTags(f).hours;
+      return {
+        key: table.keyOf(f.path),
+        type: f.partitionValues.type ?? "",
+        ...(hours ? { hours } : {}),
+      };
+    });
+  }
+
+  /** A silver table's files of occurred dates `[from, to]` that may hold `[fromUs, toUs)`. */
+  async #silverFiles(
+    table: DeltaTable,
+    from: string,
+    to: string | undefined,
+    fromUs: number,
+    toUs: number | undefined,
   ): Promise<string[]> {
+    const snapshot = await table.freshSnapshot();
+    const keys = snapshot
+      .filesWhere((v) => !!v.dt && v.dt >= from && (!to || v.dt <= to))
+      .filter((f) => overlaps(snapshot.stats(f.path), fromUs, toUs))
+      .map((f) => table.keyOf(f.path));
+    return await localFiles(this.#lake.store, keys);
+  }
+
+  /**
+   * Bronze files (that `keep` keeps) that may hold events that occurred in `[fromUs, toUs)`: by
+   * `dt` (the received date) within the reception bounds, `type`, then `occurred_at` stats.
+   */
+  async #bronzeFiles(
+    fromUs: number,
+    toUs: number | undefined,
+    type: string | undefined,
+    bounds: ReceptionBounds,
+    keep: (f: AddFile) => boolean,
+  ): Promise<string[]> {
+    const table = this.#lake.bronze;
+    const adds = (await this.#bronzeAdds(fromUs, toUs, type, bounds)).filter(keep);
+    return await localFiles(this.#lake.store, adds.map((f) => table.keyOf(f.path)));
+  }
+
+  /** See {@link #bronzeFiles}: the `add` actions. */
+  async #bronzeAdds(
+    fromUs: number,
+    toUs: number | undefined,
+    type: string | undefined,
+    bounds: ReceptionBounds,
+  ): Promise<AddFile[]> {
     const from = dateOf(Math.max(MIN_US, fromUs - bounds.maxFutureUs));
     const to = toUs === undefined
       ? undefined
       : dateOf(Math.min(MAX_US - 1, toUs + bounds.maxPastUs));
-    const table = this.#lake.bronze;
-    const snapshot = await table.snapshot();
-    const keys: string[] = [];
-    for (
-      const f of snapshot.filesWhere((v) =>
+    const snapshot = await this.#lake.bronze.freshSnapshot();
+    return snapshot
+      .filesWhere((v) =>
         !!v.dt && v.dt >= from && (!to || v.dt <= to) && (!type || v.type === type)
       )
-    ) {
-      const s = snapshot.stats(f.path);
-      const lo = s?.minValues.occurred_at, hi = s?.maxValues.occurred_at;
-      if (typeof lo === "string" && typeof hi === "string") {
-        if (Date.parse(hi) * 1000 < fromUs) continue;
-        if (toUs !== undefined && Date.parse(lo) * 1000 >= toUs) continue;
-      }
-      keys.push(table.keyOf(f.path));
-    }
-    return await localFiles(this.#lake.store, keys);
+      .filter((f) => overlaps(snapshot.stats(f.path), fromUs, toUs));
   }
+}
+
+/** Whether a file's `occurred_at` range (from `add.stats`; unknown = yes) meets `[fromUs, toUs)`. */
+function overlaps(s: FileStats | undefined, fromUs: number, toUs: number | undefined): boolean {
+  const lo = s?.minValues.occurred_at, hi = s?.maxValues.occurred_at;
+  if (typeof lo !== "string" || typeof hi !== "string") return true;
+  if (Date.parse(hi) * 1000 < fromUs) return false;
+  return toUs === undefined || Date.parse(lo) * 1000 < toUs;
 }
 
 /** The UTC date of a time in µs. */

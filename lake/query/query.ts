@@ -13,14 +13,14 @@
  * @module
  */
 import type { LakeEngine, Param } from "../engine/engine.ts";
-import { localFiles } from "../layout.ts";
+import { localFiles, userKey } from "../layout.ts";
 import type { Lake } from "../lake.ts";
 import { hasLocalDirs } from "../storage/store.ts";
 import { OverloadedError } from "../../shared/errors.ts";
 import { microsToIso } from "../../shared/time.ts";
 import { SEVERITIES, type Severity } from "../../shared/alert.ts";
 import { decodeCursor, encodeCursor } from "./cursor.ts";
-import { BronzeFiles, chunkList, dateOf, LIST_BUDGET } from "./files.ts";
+import { chunkList, dateOf, EventFiles, type EventSources, LIST_BUDGET } from "./files.ts";
 import {
   type AlertsInput,
   DAY_US,
@@ -42,6 +42,7 @@ import {
   type EventsPage,
   type Row,
   selectAs,
+  SILVER_EVENT_COLUMNS,
   type StatsOut,
   toAlert,
   toEvent,
@@ -90,7 +91,7 @@ type CachedAlert = { us: number; alert: AlertOut };
 export class LakeQuery {
   readonly #engine: LakeEngine;
   readonly #lake: Lake;
-  readonly #bronze: BronzeFiles;
+  readonly #files: EventFiles;
   readonly #maxLimit: number;
   readonly #maxRangeUs: number;
   readonly #maxPastUs: number;
@@ -125,7 +126,7 @@ export class LakeQuery {
     this.#now = options.now ?? Date.now;
     this.#schemas = querySchemas(this.#maxLimit);
     this.#listBudget = int("listBudget", options.listBudget ?? LIST_BUDGET, 256, LIST_BUDGET);
-    this.#bronze = new BronzeFiles(lake);
+    this.#files = new EventFiles(lake);
   }
 
   /**
@@ -140,14 +141,12 @@ export class LakeQuery {
     return await this.#guard(async () => {
       const lower = cursor ? Math.max(fromUs, cursor.o) : fromUs;
       if (lower >= toUs) return { events: [], next_cursor: null };
-      const sources = await this.#bronzeSources(lower, toUs, q.type);
-      if (sources.length === 0) return { events: [], next_cursor: null };
+      const sources = await this.#eventSources(lower, toUs, q.type);
       const where = [
         "occurred_at >= make_timestamp(CAST(? AS BIGINT))",
         "occurred_at < make_timestamp(CAST(? AS BIGINT))",
       ];
       const params: Param[] = [lower, toUs];
-      if (q.user_id !== undefined) (where.push("user_id = ?"), params.push(q.user_id));
       if (cursor) {
         where.push(AFTER_CURSOR);
         params.push(
@@ -162,16 +161,14 @@ export class LakeQuery {
           cursor.offset,
         );
       }
-      const rows = await this.#select(
-        sources,
-        (files) =>
-          `SELECT ${EVENT_COLUMNS} FROM read_parquet(${files}, hive_partitioning = true)
-            WHERE ${where.join(" AND ")}
-            ORDER BY occurred_at, event_id, log_topic, log_partition, log_offset
-            LIMIT CAST(? AS BIGINT)`,
-        [...params, limit + 1],
-      );
-      rows.sort(compareEvents);
+      const rows = await this.#readEvents(sources, {
+        where,
+        params,
+        ...(q.user_id !== undefined ? { userId: q.user_id } : {}),
+        ...(q.type !== undefined ? { type: q.type } : {}),
+        newestFirst: false,
+        limit: limit + 1,
+      });
       const page = rows.slice(0, limit).map(toEvent);
       const last = rows.length > limit ? rows[limit - 1] : undefined;
       return { events: page, next_cursor: last ? encodeCursor(last) : null };
@@ -202,23 +199,18 @@ export class LakeQuery {
     const nowUs = this.#nowUs();
     return await this.#guard(async () => {
       const fromUs = nowUs - 7 * DAY_US;
-      const sources = await this.#bronzeSources(fromUs, undefined, undefined);
-      const events = sources.length === 0 ? [] : await this.#select(
-        sources,
-        (files) =>
-          `SELECT ${EVENT_COLUMNS} FROM read_parquet(${files}, hive_partitioning = true)
-            WHERE occurred_at >= make_timestamp(CAST(? AS BIGINT)) AND user_id = ?
-            ORDER BY occurred_at DESC, event_id DESC, log_topic DESC, log_partition DESC,
-                     log_offset DESC
-            LIMIT 50`,
-        [fromUs, userId],
-      );
-      events.sort((a, b) => compareEvents(b, a));
+      const events = await this.#readEvents(await this.#eventSources(fromUs, undefined), {
+        where: ["occurred_at >= make_timestamp(CAST(? AS BIGINT))"],
+        params: [fromUs],
+        userId,
+        newestFirst: true,
+        limit: 50,
+      });
       const alerts = await this.#alerts(nowUs - this.#maxRangeUs, MAX_US, { userId, limit: 20 });
       const features = await this.#features(userId, nowUs);
       return {
         user_id: userId,
-        recent_events: events.slice(0, 50).map(toEvent),
+        recent_events: events.map(toEvent),
         alerts,
         features,
       };
@@ -230,28 +222,55 @@ export class LakeQuery {
     const q = parse(this.#schemas.stats, input);
     const { fromUs, toUs } = this.#range(q.from, q.to, 1);
     return await this.#guard(async () => {
-      const sources = await this.#bronzeSources(fromUs, toUs, undefined);
-      const rows = sources.length === 0 ? [] : await this.#select(
-        sources,
-        (files) =>
-          `SELECT type, epoch_us(occurred_at) // ${HOUR_US} AS h, count(*) AS n
-             FROM read_parquet(${files}, hive_partitioning = true)
-            WHERE occurred_at >= make_timestamp(CAST(? AS BIGINT))
-              AND occurred_at < make_timestamp(CAST(? AS BIGINT))
-            GROUP BY ALL`,
-        [fromUs, toUs],
-      );
       const byType = new Map<string, number>();
       const byHour = new Map<number, number>();
       let total = 0;
-      for (const r of rows) {
-        const n = toNumber(r.n);
-        const type = String(r.type);
-        const h = toNumber(r.h);
+      const add = (type: string, h: number, n: number) => {
         byType.set(type, (byType.get(type) ?? 0) + n);
         byHour.set(h, (byHour.get(h) ?? 0) + n);
         total += n;
+      };
+      // Whole hours inside the range come from the files' hour summaries; rows are read only in
+      // the partial hours at its ends, and in files written without summaries.
+      const firstWhole = Math.ceil(fromUs / HOUR_US), endWhole = Math.floor(toUs / HOUR_US);
+      const edges: string[] = [], whole: string[] = [];
+      const bounds = { maxPastUs: this.#maxPastUs, maxFutureUs: this.#maxFutureUs };
+      for (const f of await this.#files.summaries(fromUs, toUs, bounds)) {
+        if (!f.hours) {
+          whole.push(f.key);
+          continue;
+        }
+        let partial = false;
+        for (const [hour, n] of Object.entries(f.hours)) {
+          const h = Date.parse(`${hour}:00:00Z`) * 1000 / HOUR_US;
+          if (h >= firstWhole && h < endWhole) add(f.type, h, n);
+          else if (h * HOUR_US < toUs && (h + 1) * HOUR_US > fromUs) partial = true;
+        }
+        if (partial) edges.push(f.key);
       }
+      const count = async (keys: string[], skipWhole: boolean) => {
+        if (keys.length === 0) return;
+        const params: Param[] = [fromUs, toUs];
+        let where = `occurred_at >= make_timestamp(CAST(? AS BIGINT))
+                 AND occurred_at < make_timestamp(CAST(? AS BIGINT))`;
+        if (skipWhole && firstWhole < endWhole) {
+          where += ` AND NOT (occurred_at >= make_timestamp(CAST(? AS BIGINT))
+                          AND occurred_at < make_timestamp(CAST(? AS BIGINT)))`;
+          params.push(firstWhole * HOUR_US, endWhole * HOUR_US);
+        }
+        const rows = await this.#select(
+          await localFiles(this.#lake.store, keys),
+          (files) =>
+            `SELECT type, epoch_us(occurred_at) // ${HOUR_US} AS h, count(*) AS n
+               FROM read_parquet(${files}, union_by_name = true, hive_partitioning = true,
+                                 hive_types = {'dt': VARCHAR, 'type': VARCHAR})
+              WHERE ${where} GROUP BY ALL`,
+          params,
+        );
+        for (const r of rows) add(String(r.type), toNumber(r.h), toNumber(r.n));
+      };
+      await count(whole, false);
+      await count(edges, true);
       const by_hour: StatsOut["by_hour"] = [];
       for (let h = Math.floor(fromUs / HOUR_US); h * HOUR_US < toUs; h++) {
         by_hour.push({ hour: microsToIso(h * HOUR_US), count: byHour.get(h) ?? 0 });
@@ -300,9 +319,79 @@ export class LakeQuery {
     }
   }
 
-  #bronzeSources(fromUs: number, toUs: number | undefined, type: string | undefined) {
+  #eventSources(fromUs: number, toUs: number | undefined, type?: string) {
     const bounds = { maxPastUs: this.#maxPastUs, maxFutureUs: this.#maxFutureUs };
-    return this.#bronze.sources(fromUs, toUs, type, bounds);
+    return this.#files.sources(fromUs, toUs, type, bounds);
+  }
+
+  /**
+   * Events of every source that match `f`, in `(occurred_at, event_id, log position)` order (or
+   * its reverse), at most `f.limit`. Each statement (one per source and chunk of files) returns
+   * its first `limit` rows and the lists are merged here; a row silver and the tail both hold (a
+   * run committed between reading silver's progress and its tables) is kept once.
+   */
+  async #readEvents(
+    sources: EventSources,
+    f: {
+      where: string[];
+      params: Param[];
+      userId?: string;
+      type?: string;
+      newestFirst: boolean;
+      limit: number;
+    },
+  ): Promise<Row[]> {
+    const dir = f.newestFirst ? " DESC" : "";
+    const order = `ORDER BY occurred_at${dir}, event_id${dir}, log_topic${dir}, ` +
+      `log_partition${dir}, log_offset${dir} LIMIT CAST(? AS BIGINT)`;
+    const rows: Row[] = [];
+    const read = async (
+      paths: string[],
+      select: (files: string) => string,
+      typeColumn: string,
+      silver: boolean,
+    ) => {
+      if (paths.length === 0) return;
+      const where = [...f.where], params = [...f.params];
+      if (f.userId !== undefined) {
+        // The key is a number computed here (never request text): it lets the scan skip every
+        // row group of other users by its statistics (see `userKey`).
+        if (silver) where.push(`user_key = ${userKey(f.userId)}`);
+        where.push("user_id = ?");
+        params.push(f.userId);
+      }
+      if (f.type !== undefined && typeColumn) {
+        (where.push(`${typeColumn} = ?`), params.push(f.type));
+      }
+      rows.push(
+        ...await this.#select(
+          paths,
+          (files) => `${select(files)} WHERE ${where.join(" AND ")} ${order}`,
+          [...params, f.limit],
+        ),
+      );
+    };
+    const silver = (type: string) => (files: string) =>
+      `SELECT ${SILVER_EVENT_COLUMNS}, ${type} AS type FROM read_parquet(${files},
+         union_by_name = true, hive_partitioning = false)`;
+    await read(sources.silver, silver("event_type"), "event_type", true);
+    await read(sources.rejects, silver("bronze_type"), "bronze_type", true);
+    await read(
+      sources.tail,
+      (files) =>
+        `SELECT ${EVENT_COLUMNS} FROM read_parquet(${files}, union_by_name = true,
+           hive_partitioning = true, hive_types = {'dt': VARCHAR, 'type': VARCHAR})`,
+      "", // the tail's files were chosen by type already
+      false,
+    );
+    const seen = new Set<string>();
+    return rows
+      .sort(f.newestFirst ? (a, b) => compareEvents(b, a) : compareEvents)
+      .filter((r) => {
+        const at = `${r.log_topic}\u0000${r.log_partition}\u0000${r.log_offset}`;
+        return seen.has(at) ? false : (seen.add(at), true);
+      })
+      .slice(0, f.limit);
   }
 
   /**

@@ -88,6 +88,11 @@ export const EVENT_COLUMNS =
   `event_id, type, event_type, user_id, epoch_us(occurred_at) AS occurred_us,
   epoch_us(received_at) AS received_us, source, payload, log_topic, log_partition, log_offset`;
 
+/** The silver columns a query reads for {@link toEvent} (`type` is added per table). */
+export const SILVER_EVENT_COLUMNS =
+  `event_id, event_type, user_id, epoch_us(occurred_at) AS occurred_us,
+  epoch_us(received_at) AS received_us, source, payload, log_topic, log_partition, log_offset`;
+
 /** Rows strictly after the cursor in (occurred_at, event_id, log_topic, log_partition, offset). */
 export const AFTER_CURSOR = `(occurred_at > make_timestamp(CAST(? AS BIGINT))
   OR (occurred_at = make_timestamp(CAST(? AS BIGINT)) AND (event_id > ?

@@ -9,8 +9,15 @@
  */
 import type { LakeEngine } from "../engine/engine.ts";
 import type { Lake } from "../lake.ts";
-import { type Domain, localFiles, SILVER_DOMAINS, sqlFileList } from "../layout.ts";
-import { bronzeFields, CAST_SPEC, COMMON_COLUMNS, REJECT_COLUMNS, SILVER_SPECS } from "./spec.ts";
+import { type Domain, localFiles, SILVER_DOMAINS, sqlFileList, userKey } from "../layout.ts";
+import {
+  bronzeFields,
+  CAST_SPEC,
+  COMMON_COLUMNS,
+  REJECT_COLUMNS,
+  SILVER_SPECS,
+  USER_KEY,
+} from "./spec.ts";
 import type { SilverColumn } from "./spec.ts";
 import type { PlannedFile } from "./plan.ts";
 import { DOMAINS, type EventType } from "../../shared/schemas.ts";
@@ -33,6 +40,34 @@ export function columnsOf(table: SilverTable): readonly SilverColumn[] {
 export const OCCURRED_DATE = `CAST(CAST(CAST(occurred_at AS TIMESTAMP) AS DATE) AS VARCHAR)`;
 
 const quote = (name: string) => `"${name}"`;
+
+/** The columns a load fills: all but `user_key` (see {@link fillUserKeys}). */
+function loadedColumns(table: SilverTable): string {
+  return columnsOf(table).filter((c) => c.name !== USER_KEY.name).map((c) => quote(c.name))
+    .join(", ");
+}
+
+/**
+ * Fills `user_key` (`userKey` in `layout.ts`) where it is NULL in engine table `name`: the
+ * distinct user ids are hashed here and joined back. Run once per table after deduplication, so
+ * only kept rows pay.
+ */
+export async function fillUserKeys(engine: LakeEngine, name: string): Promise<void> {
+  const ids = await engine.queryColumns(
+    `SELECT DISTINCT user_id FROM ${name} WHERE user_key IS NULL`,
+  );
+  if (ids.rows === 0) return;
+  const users = ids.columns.user_id as string[];
+  await engine.load("silver_user_keys", {
+    user_id: { kind: "utf8", values: users },
+    user_key: { kind: "int32", values: Int32Array.from(users, userKey) },
+  });
+  await engine.exec(
+    `UPDATE ${name} SET user_key = k.user_key FROM silver_user_keys k
+      WHERE ${name}.user_key IS NULL AND ${name}.user_id = k.user_id;
+     DROP TABLE silver_user_keys`,
+  );
+}
 
 /** (Re)creates the empty temporary tables of a run. */
 export async function createNewRows(engine: LakeEngine): Promise<void> {
@@ -95,7 +130,7 @@ export async function loadGroup(
   if (rejecting.length > 0) {
     const paths = await localFiles(lake.store, rejecting.map((f) => lake.bronze.fileKey(f.path)));
     await engine.exec(
-      `INSERT INTO ${newRows("_rejects")} (${REJECT_COLUMNS.map((c) => quote(c.name))}, odt)
+      `INSERT INTO ${newRows("_rejects")} (${loadedColumns("_rejects")}, odt)
        SELECT ${COMMON}, ${BRONZE_TYPE} AS bronze_type, payload, reject AS reason,
               ${OCCURRED_DATE} AS odt
          FROM read_parquet(${sqlFileList(paths)}, union_by_name = true,
@@ -127,7 +162,7 @@ async function loadTyped(
       : `CAST(NULL AS ${f.sql}) AS ${quote(f.name)}`
   );
   const paths = await localFiles(lake.store, files.map((f) => lake.bronze.fileKey(f.path)));
-  const columns = SILVER_SPECS[domain].columns.map((c) => quote(c.name));
+  const columns = loadedColumns(domain);
   await engine.exec(
     `INSERT INTO ${newRows(domain)} (${columns}, odt)
      SELECT ${COMMON}, ${fields.join(", ")}, extra, payload, ${OCCURRED_DATE} AS odt
@@ -162,14 +197,14 @@ async function loadUntyped(
     if (!counts[`silver_cast_${d}`]) continue;
     const fields = SILVER_SPECS[d].fields.map((f) => `c.${quote(f.name)}`).join(", ");
     await engine.exec(
-      `INSERT INTO ${newRows(d)} (${SILVER_SPECS[d].columns.map((c) => quote(c.name))}, odt)
+      `INSERT INTO ${newRows(d)} (${loadedColumns(d)}, odt)
        SELECT ${common}, ${fields}, c.extra, s.payload, ${odt}
          FROM silver_src s JOIN "silver_cast_${d}" c USING (rid)`,
     );
   }
   if (counts["silver_cast__rejects"]) {
     await engine.exec(
-      `INSERT INTO ${newRows("_rejects")} (${REJECT_COLUMNS.map((c) => quote(c.name))}, odt)
+      `INSERT INTO ${newRows("_rejects")} (${loadedColumns("_rejects")}, odt)
        SELECT ${common}, s.bronze_type, s.payload, c.reason, ${odt}
          FROM silver_src s JOIN "silver_cast__rejects" c USING (rid)`,
     );

@@ -12,8 +12,18 @@ import type { Snapshot } from "../delta/snapshot.ts";
 import { decodePath, fileTags } from "../delta/protocol.ts";
 import { type BronzeFile, JOB_KEYS, parseBronzeFile, readJson } from "../layout.ts";
 
+/**
+ * The silver layout this code writes: 2 = files carry `payload` and `user_key` and are sorted by
+ * `user_key`, so the query API answers events from silver. A lake whose silver was first written
+ * by older code keeps its older layout (its files lack those columns) until silver is rebuilt;
+ * queries read bronze alone on such a lake.
+ */
+export const SILVER_LAYOUT = 2;
+
 /** `_progress/silver.json`. */
 export interface SilverProgress {
+  /** The layout of every silver file (see {@link SILVER_LAYOUT}); 1 for files of older code. */
+  layout: number;
   /** Completed runs that changed something. */
   run: number;
   /** Per `<topic>+<partition>`: the first bronze offset silver has not read yet. */
@@ -25,7 +35,13 @@ export interface SilverProgress {
 /** Reads silver's progress (empty when silver never ran). */
 export async function readSilverProgress(store: ObjectStore): Promise<SilverProgress> {
   const p = await readJson<Partial<SilverProgress>>(store, JOB_KEYS.silverProgress);
-  return { run: p?.run ?? 0, watermarks: p?.watermarks ?? {}, dates: p?.dates ?? {} };
+  return {
+    // Progress without a layout was written by code older than layouts (unless silver never ran).
+    layout: p?.layout ?? (p?.run ? 1 : SILVER_LAYOUT),
+    run: p?.run ?? 0,
+    watermarks: p?.watermarks ?? {},
+    dates: p?.dates ?? {},
+  };
 }
 
 /** A bronze file a run may read, with what the table's log says of it. */

@@ -33,7 +33,15 @@ import type { Lake } from "../lake.ts";
 import type { ObjectStore } from "../storage/store.ts";
 import { type Batch, pendingBatches, readGroups, readSilverProgress, takeBudget } from "./plan.ts";
 import type { SilverProgress } from "./plan.ts";
-import { createNewRows, dropNewRows, loadGroup, type Shard } from "./load.ts";
+import {
+  createNewRows,
+  dropNewRows,
+  fillUserKeys,
+  loadGroup,
+  newRows,
+  type Shard,
+} from "./load.ts";
+import { SILVER_TABLES } from "./load.ts";
 import { dedupe, type PartitionRef } from "./dedupe.ts";
 import { writeTables, type Written } from "./write.ts";
 
@@ -163,6 +171,7 @@ async function loadShard(
     maxPastDays: options.maxPastDays ?? 30,
     maxFilesPerRead,
   });
+  for (const t of SILVER_TABLES) await fillUserKeys(engine, newRows(t));
   return { rows, files, rewrite };
 }
 
@@ -218,6 +227,7 @@ async function writeProgress(
   dates: Set<string>,
 ): Promise<void> {
   const next: SilverProgress = {
+    layout: progress.layout,
     run: progress.run + 1,
     watermarks: { ...progress.watermarks },
     dates: { ...progress.dates },

@@ -49,12 +49,16 @@ export const COMMON_COLUMNS: readonly SilverColumn[] = [
   { name: "log_offset", sql: "BIGINT" },
 ];
 
+/** The last column of every silver table: the sort key (`userKey` in `layout.ts`). */
+export const USER_KEY: SilverColumn = { name: "user_key", sql: "INTEGER" };
+
 /** Columns of `silver/_rejects`. */
 export const REJECT_COLUMNS: readonly SilverColumn[] = [
   ...COMMON_COLUMNS,
   { name: "bronze_type", sql: "VARCHAR" },
   { name: "payload", sql: "VARCHAR" },
   { name: "reason", sql: "VARCHAR" },
+  USER_KEY,
 ];
 
 const SQL_OF: Record<FieldKind, FieldColumn["sql"]> = {
@@ -127,6 +131,7 @@ export function domainSpec(domain: Domain): DomainSpec {
       ...fields,
       { name: "extra", sql: "VARCHAR" },
       { name: "payload", sql: "VARCHAR" },
+      USER_KEY,
     ],
   };
 }
@@ -135,7 +140,7 @@ export function domainSpec(domain: Domain): DomainSpec {
  * Names a payload field may not have: the columns every silver table ends with (`extra`, the
  * payload as sent) and bronze's `reject` (see {@link bronzeFields}).
  */
-const TRAILING_COLUMNS = ["extra", "payload", "reject", "type", "dt"] as const;
+const TRAILING_COLUMNS = ["extra", "payload", "user_key", "reject", "type", "dt"] as const;
 
 /** Every domain's spec. */
 export const SILVER_SPECS: Record<Domain, DomainSpec> = Object.fromEntries(

@@ -1,7 +1,8 @@
 /**
  * Silver's last step: the run's new rows of each (table, occurred date) become new files, sorted by
- * `user_id`, then `occurred_at` (and `event_id`), in row groups small enough that a reader looking
- * for one user skips most of a file by its min/max statistics. A run costs what its new rows cost:
+ * `user_key` (a hash of `user_id`, see `layout.ts`), `user_id`, then `occurred_at` (and
+ * `event_id`), in row groups small enough that a reader looking for one user skips most of a file
+ * by its `user_key` min/max statistics. A run costs what its new rows cost:
  * each shard's rows become a file beside the partition's files. A partition is rewritten whole
  * (its files and the first shard's new rows merged into one) only when it would hold more than
  * `maxFilesPerPartition` files (compaction), or when it holds a copy the new rows beat
@@ -17,7 +18,7 @@ import { localFiles, sqlReadParquet } from "../layout.ts";
 import { PartitionReplacement } from "../delta/replace.ts";
 import { DATE } from "../../shared/time.ts";
 import type { PartitionRef } from "./dedupe.ts";
-import { columnsOf, newRows, SILVER_TABLES, type SilverTable } from "./load.ts";
+import { columnsOf, fillUserKeys, newRows, SILVER_TABLES, type SilverTable } from "./load.ts";
 
 /** Rows per row group of a silver file: one user's rows span one or two of them. */
 export const SILVER_ROW_GROUP = 8192;
@@ -121,7 +122,7 @@ async function writeShard(
   return out;
 }
 
-const ORDER = "ORDER BY user_id, occurred_at, event_id";
+const ORDER = "ORDER BY user_key, user_id, occurred_at, event_id";
 const OPTIONS = `COMPRESSION ZSTD, ROW_GROUP_SIZE ${SILVER_ROW_GROUP}`;
 
 /** The new rows of one partition, sorted. */
@@ -164,6 +165,7 @@ async function merged(
           AND l.log_partition = s.log_partition AND l.log_offset = s.log_offset)`,
     );
   }
+  await fillUserKeys(engine, "silver_merge");
   const out = await engine.copyParquet(
     `SELECT ${names} FROM (
        SELECT *, row_number() OVER (PARTITION BY event_id
