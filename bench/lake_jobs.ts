@@ -4,8 +4,10 @@
  * 5. Silver + gold through a worker process's admin endpoint (`POST /admin/jobs/all`, what the
  *    cron runs), repeated until silver reports no more work (`SILVER_MAX_ROWS_PER_RUN` = 2M per
  *    run), beside DuckDB-wasm reading the whole bronze table and writing it once as Parquet.
+ *    Ingest latency (`POST /events`, 1 connection) while the first run works, beside idle.
  * 6. The query API of the same process: p50/p99 of `GET /events?user_id=…` and `GET /stats` (the
- *    default last 24 h, and the whole 7 days), beside `GET /health` of the same process.
+ *    default last 24 h, and the whole 7 days) and `GET /users/:id`, beside `GET /health` of the
+ *    same process; then the first query of a worker started afresh on the lake.
  *
  * @module
  */
@@ -14,13 +16,13 @@ import { join } from "node:path";
 import { LakeEngine } from "../lake/engine/engine.ts";
 import { LakeJobs } from "../lake/jobs.ts";
 import { createLogger } from "../shared/logger.ts";
-import { DEFAULTS } from "./lib/events.ts";
+import { clientEvents, DEFAULTS } from "./lib/events.ts";
 import { TimedEngine } from "./lib/timed_engine.ts";
 import { type Bench, pick, stopGateway } from "./lib/context.ts";
-import { memoryRow } from "./http_ingest.ts";
+import { memoryRow, singleRequests } from "./http_ingest.ts";
 import { ROOT, RssSampler, run, startMain, tempDir } from "./lib/proc.ts";
 import { fmtInt, fmtMs } from "./lib/report.ts";
-import { runWrk, type WrkRequest } from "./lib/wrk.ts";
+import { runWrk, type WrkRequest, type WrkResult } from "./lib/wrk.ts";
 import { Lake } from "../lake/lake.ts";
 
 const DAYS = 7;
@@ -90,15 +92,22 @@ export async function benchLake(b: Bench): Promise<void> {
     ADMIN_TOKEN: token,
   });
 
-  // 5: silver + gold until silver has nothing left.
+  // 5: silver + gold until silver has nothing left; ingest (one connection of single-event
+  // POSTs) measured idle first, then while the first run works.
+  const ingest = singleRequests(clientEvents(2_000));
+  const ingestOpts = { connections: 1, threads: 1, seconds: pick(b, 10, 2) };
+  const ingestIdle = await runWrk(worker.url, ingest, ingestOpts);
   const rss = await RssSampler.start(worker.pid);
   const runs: JobReport[] = [];
   let failure: string | undefined;
+  let ingestDuringJob: WrkResult | undefined;
   for (let i = 0; i < 20; i++) {
+    const during = i === 0 ? runWrk(worker.url, ingest, ingestOpts) : undefined;
     const res = await fetch(`${worker.url}/admin/jobs/all`, {
       method: "POST",
       headers: { authorization: `Bearer ${token}` },
     });
+    if (during) ingestDuringJob = await during;
     const body = await res.json() as JobReport & { report?: JobReport; error?: unknown };
     if (res.status !== 200) {
       // A failed job is a finding, not a harness failure: keep it, go on with the queries.
@@ -145,11 +154,26 @@ export async function benchLake(b: Bench): Promise<void> {
     unit: "rows/s",
     limit: `DuckDB-wasm reading all bronze and writing it once: ${fmtInt(limit.rowsPerSec)} rows/s`,
     ratio: `${((100 * rate) / limit.rowsPerSec).toFixed(0)}%`,
-    target: "≥ 1,000,000 rows/s",
-    pass: rate >= 1_000_000 && !failure,
+    target: "≥ 250,000 rows/s",
+    pass: rate >= 250_000 && !failure,
   });
-  memoryRow(b, "7f", "worker during 5 (silver + gold)", jobsMem);
-  if (rate < 1_000_000) {
+  if (ingestDuringJob) {
+    const idle = ingestIdle.latencyMs.p99, busy = ingestDuringJob.latencyMs.p99;
+    b.report.details.ingest_during_job = { idle: ingestIdle, during: ingestDuringJob };
+    b.report.add({
+      id: "5b",
+      what: "POST /events (one event, 1 connection) while the first job run works",
+      figure: `p50 ${fmtMs(ingestDuringJob.latencyMs.p50)} / p99 ${fmtMs(busy)} ms`,
+      value: busy,
+      unit: "ms",
+      limit: `the same load on the same process, idle: p99 ${fmtMs(idle)} ms`,
+      ratio: `${(busy / Math.max(idle, 0.001)).toFixed(1)}×`,
+      target: "p99 ≤ 2× idle",
+      pass: busy <= 2 * idle,
+    });
+  }
+  memoryRow(b, "7f", "worker during 5 (silver + gold)", jobsMem, 1024);
+  if (rate < 250_000) {
     b.report.limitedBy(
       "5",
       `silver ${fmtInt(rowsIn / (silverMs / 1000))} rows/s, gold ${
@@ -175,6 +199,11 @@ export async function benchLake(b: Bench): Promise<void> {
       method: "GET",
       path: `/stats?from=${weekFrom}`,
     }]],
+    [
+      "6e",
+      "GET /users/:id",
+      users("").map((r) => ({ ...r, path: r.path.replace("/events?user_id=", "/users/") })),
+    ],
   ];
   const health = await runWrk(worker.url, [{ method: "GET", path: "/health" }], {
     connections: 1,
@@ -210,7 +239,46 @@ export async function benchLake(b: Bench): Promise<void> {
   b.report.details.query = { ...queryResults, rss: queryMem };
   memoryRow(b, "7g", "worker during 6 (queries)", queryMem);
   await stopGateway(b, "lake_worker", worker);
-  if (rate < 1_000_000) await jobStages(b, timedLake);
+  await firstQuery(b, events, {
+    LAKE_DIR: lakeDir,
+    WAL_DIR: join(dir, "wal"),
+    DEAD_LETTER_DIR: join(dir, "dead_letter"),
+  }, `/events?user_id=u-00042&from=${weekFrom}`);
+  if (rate < 250_000) await jobStages(b, timedLake);
+}
+
+/** 6f: a worker started afresh on the lake, and the time its first query takes. */
+async function firstQuery(
+  b: Bench,
+  events: number,
+  env: Record<string, string>,
+  path: string,
+): Promise<void> {
+  const worker = await startMain(env);
+  try {
+    const t = performance.now();
+    const res = await fetch(`${worker.url}${path}`);
+    await res.arrayBuffer();
+    const ms = performance.now() - t;
+    const t2 = performance.now();
+    await (await fetch(`${worker.url}${path}`)).arrayBuffer();
+    const again = performance.now() - t2;
+    b.report.details.first_query = { ms, again_ms: again, status: res.status };
+    b.report.add({
+      id: "6f",
+      what: `First query after start (GET /events?user_id=…, ${DAYS} days), ${
+        fmtInt(events)
+      }-event lake`,
+      figure: `${fmtMs(ms)} ms (HTTP ${res.status})`,
+      value: ms,
+      unit: "ms",
+      limit: `the same query right after: ${fmtMs(again)} ms`,
+      target: "< 1000 ms",
+      pass: ms < 1000 && res.status === 200,
+    });
+  } finally {
+    await stopGateway(b, "lake_worker_restart", worker);
+  }
 }
 
 /** One run of silver + gold in this process on a copy of the bronze, timed per statement shape. */
@@ -247,11 +315,11 @@ async function scanLimit(lakeDir: string, out: string) {
   try {
     const glob = join(lakeDir, "bronze", "events", "*", "*", "*.parquet");
     const [{ n }] = await engine.query<{ n: number | bigint }>(
-      `SELECT count(*) AS n FROM read_parquet('${glob}')`,
+      `SELECT count(*) AS n FROM read_parquet('${glob}', union_by_name = true)`,
     ) as [{ n: number | bigint }];
     const t0 = performance.now();
     await engine.exec(
-      `COPY (SELECT * FROM read_parquet('${glob}', hive_partitioning = true)) TO '${out}' ` +
+      `COPY (SELECT * FROM read_parquet('${glob}', hive_partitioning = true, union_by_name = true)) TO '${out}' ` +
         "(FORMAT PARQUET, COMPRESSION ZSTD)",
     );
     const ms = performance.now() - t0;
