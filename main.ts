@@ -282,6 +282,9 @@ if (jobsEngines.length > 0 && queryEngine && lake) {
     maxPastDays: config.EVENT_MAX_PAST_DAYS,
     maxFutureSeconds: config.EVENT_MAX_FUTURE_SECONDS,
   });
+  // Start DuckDB (a WebAssembly compile of ~1–2 s) and read the tables' logs now, not on the
+  // first query.
+  query.warm().catch((err) => logger.warn("Query engine warm-up failed", { err: String(err) }));
   if (config.JOBS_CRON !== "off") {
     // Every worker schedules the jobs; the lake's job lock lets one run at a time.
     Deno.cron("lake jobs", config.JOBS_CRON, async () => {

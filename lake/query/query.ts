@@ -14,6 +14,7 @@
  */
 import type { LakeEngine, Param } from "../engine/engine.ts";
 import { localFiles, userKey } from "../layout.ts";
+import { readSilverProgress } from "../silver/plan.ts";
 import type { Lake } from "../lake.ts";
 import { hasLocalDirs } from "../storage/store.ts";
 import { OverloadedError } from "../../shared/errors.ts";
@@ -283,6 +284,18 @@ export class LakeQuery {
         total,
       };
     });
+  }
+
+  /**
+   * Starts the engine (its WebAssembly compiles on the first call) and reads the logs of the
+   * tables queries read, so the first query does not wait for either.
+   */
+  async warm(): Promise<void> {
+    await Promise.all([
+      this.#engine.query("SELECT 1"),
+      readSilverProgress(this.#lake.store),
+      ...this.#lake.tables().map((t) => t.snapshot()),
+    ]);
   }
 
   // -------------------------------------------------------------------------------------------
