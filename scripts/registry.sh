@@ -144,7 +144,7 @@ cmd_build() {
     die "the registry (pid $pid) runs from the build being replaced; run: $0 stop"
   fi
   log "building Apicurio Registry $VERSION into $BUILD_DIR (the first build downloads ~210 MB" \
-    "from Maven Central, 2-3 min; later ones 20-60 s); log: $BUILD_LOG"
+    "from Maven Central, 2-3 min; later ones 15-70 s); log: $BUILD_LOG"
   t0="$(now_ms)"
   # shellcheck disable=SC2086 # REGISTRY_MVN_OPTS is word-split on purpose
   if ! mvn -B -Dstyle.color=never -f "$POM" ${REGISTRY_MVN_OPTS:-} package -DskipTests \
