@@ -388,7 +388,7 @@ Deno.test("SchemaRegistryClient with the registry down: registration waits in th
       );
       const probe = sr.probe();
       assert.equal(probe.state, "down");
-      assert.match(probe.detail!, new RegExp(`${topic}-value not registered yet: .*ECONNREFUSED`));
+      assert.match(probe.detail!, /the schema registry does not answer: .*refused/i);
       framer = sr.framer(topic);
       assert.match(framer.unavailable()!, /has not registered subject/);
       assert.throws(() => framer.frame(Buffer.from("{}")), /has not registered subject/);
@@ -484,14 +484,182 @@ Deno.test("SchemaRegistryClient refuses to start on an incompatible change, anot
     sr.close();
   });
 
-  await t.step("a URL without the registry API", async () => {
-    const sr = client(`${REGISTRY.origin}/not-the-api`);
-    await assert.rejects(
-      sr.register([{ topic, schema: eventRecordJsonSchema("other") }], () => {}),
-      /no schema registry API at/,
-    );
-    sr.close();
+  await t.step("a URL without the registry API, also with nothing to register", async () => {
+    for (const topics of [[{ topic, schema: eventRecordJsonSchema("other") }], []]) {
+      const sr = client(`${REGISTRY.origin}/not-the-api`);
+      await assert.rejects(sr.register(topics, () => {}), /no schema registry API at/);
+      sr.close();
+    }
   });
+
+  await t.step("credentials the registry refuses (401), sent as basic auth", async () => {
+    const seen: (string | null)[] = [];
+    const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (req) => {
+      seen.push(req.headers.get("authorization"));
+      return new Response('{"error_code":401,"message":"Unauthorized"}', { status: 401 });
+    });
+    const sr = new SchemaRegistryClient({
+      url: `http://127.0.0.1:${server.addr.port}/apis/ccompat/v7`,
+      auth: { username: "svc", password: "wrong" },
+      compatibility: "BACKWARD",
+      timeoutMs: 2000,
+      retryMs: 1000,
+      logger: silentLogger,
+    });
+    try {
+      await assert.rejects(
+        sr.register([{ topic, schema: eventRecordJsonSchema("other") }], () => {}),
+        /refused the credentials \(HTTP 401\): check SCHEMA_REGISTRY_AUTH/,
+      );
+      assert.deepEqual(seen, [`Basic ${btoa("svc:wrong")}`]);
+    } finally {
+      sr.close();
+      await server.shutdown();
+    }
+  });
+});
+
+/**
+ * The events topic's schema as `eventRecordJsonSchema()` builds it, from payloads and an envelope
+ * a test changes: an earlier or later release.
+ */
+function releaseSchema(
+  payloads: Record<string, z.ZodType> = PAYLOADS,
+  envelope: z.ZodObject = IncomingEnvelope,
+  unknownTypes: "reject" | "other" = "reject",
+): Record<string, unknown> {
+  const { type, ...fields } = envelope.shape;
+  const members = Object.entries(payloads).map(([t, payload]) =>
+    z.strictObject({ type: z.literal(t), ...fields, payload })
+  ) as unknown as [z.ZodObject, ...z.ZodObject[]];
+  const schema = z.toJSONSchema(z.discriminatedUnion("type", members), DRAFT_7) as {
+    oneOf: unknown[];
+  };
+  if (unknownTypes === "other") {
+    const { $schema: _, ...other } = z.toJSONSchema(
+      z.strictObject({ type, ...fields }),
+      DRAFT_7,
+    ) as {
+      $schema?: string;
+      properties: Record<string, Record<string, unknown>>;
+    };
+    other.properties.type = { ...other.properties.type, not: { enum: Object.keys(payloads) } };
+    schema.oneOf.push(other);
+  }
+  return schema;
+}
+
+Deno.test("the evolution rules of docs/schema-registry.md hold on the registry (BACKWARD)", async (t) => {
+  await requireRegistry();
+  assert.deepEqual(releaseSchema(), eventRecordJsonSchema("reject"), "the helper builds the same");
+  assert.deepEqual(
+    releaseSchema(PAYLOADS, IncomingEnvelope, "other"),
+    eventRecordJsonSchema("other"),
+  );
+  const P = PAYLOADS;
+  const signup = z.looseObject({ plan: z.string().optional() });
+  const cases: [string, Record<string, unknown>, Record<string, unknown>, boolean][] = [
+    [
+      "an optional payload field",
+      releaseSchema(),
+      releaseSchema({ ...P, purchase: P.purchase.extend({ coupon: z.string().optional() }) }),
+      true,
+    ],
+    [
+      "an optional envelope field",
+      releaseSchema(),
+      releaseSchema(P, IncomingEnvelope.extend({ tenant: z.string().optional() })),
+      true,
+    ],
+    ["a new event type", releaseSchema(), releaseSchema({ ...P, signup }), true],
+    [
+      "a larger max",
+      releaseSchema(),
+      releaseSchema({
+        ...P,
+        purchase: P.purchase.extend({ amount: z.number().nonnegative().max(1e13) }),
+      }),
+      true,
+    ],
+    [
+      "a new enum value",
+      releaseSchema(),
+      releaseSchema({
+        ...P,
+        login: P.login.extend({
+          method: z.enum(["password", "sso", "otp", "token", "passkey"]).optional(),
+        }),
+      }),
+      true,
+    ],
+    [
+      "a required field",
+      releaseSchema(),
+      releaseSchema({ ...P, purchase: P.purchase.extend({ coupon: z.string() }) }),
+      false,
+    ],
+    [
+      "a type change",
+      releaseSchema(),
+      releaseSchema({ ...P, purchase: P.purchase.extend({ amount: z.string() }) }),
+      false,
+    ],
+    [
+      "a smaller max",
+      releaseSchema(),
+      releaseSchema({
+        ...P,
+        purchase: P.purchase.extend({ amount: z.number().nonnegative().max(1e11) }),
+      }),
+      false,
+    ],
+    [
+      "a removed enum value",
+      releaseSchema(),
+      releaseSchema({
+        ...P,
+        login: P.login.extend({ method: z.enum(["password", "sso"]).optional() }),
+      }),
+      false,
+    ],
+    [
+      "a removed optional field",
+      releaseSchema(),
+      releaseSchema({ ...P, purchase: P.purchase.omit({ items: true }) }),
+      false,
+    ],
+    [
+      "a removed event type",
+      releaseSchema(),
+      releaseSchema(Object.fromEntries(Object.entries(P).filter(([k]) => k !== "sale"))),
+      false,
+    ],
+    [
+      "UNKNOWN_TYPES other → reject",
+      eventRecordJsonSchema("other"),
+      eventRecordJsonSchema("reject"),
+      false,
+    ],
+    [
+      "a new event type with UNKNOWN_TYPES=other",
+      eventRecordJsonSchema("other"),
+      releaseSchema({ ...P, signup }, IncomingEnvelope, "other"),
+      false,
+    ],
+  ];
+  for (const [i, [label, before, after, accepted]] of cases.entries()) {
+    await t.step(`${label}: ${accepted ? "accepted" : "refused"}`, async () => {
+      const topic = `sr-${RUN}-rule-${i}`;
+      const first = client();
+      await first.register([{ topic, schema: before }], () => {});
+      first.close();
+      const next = client();
+      const registered = next.register([{ topic, schema: after }], () => {});
+      if (accepted) await registered;
+      else await assert.rejects(registered, SchemaRegistryRefusedError);
+      next.close();
+    });
+  }
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -707,19 +875,12 @@ Deno.test("gateway with SCHEMA_REGISTRY_URL: an incompatible schema change stops
   const s = await setup("sr-evolve", 1);
   try {
     // An earlier release that also took `amount` as a string: the current one narrows it.
-    const earlier = z.discriminatedUnion(
-      "type",
-      EVENT_TYPES.map((t) =>
-        IncomingEnvelope.extend({
-          type: z.literal(t),
-          payload: t === "purchase"
-            ? PAYLOADS.purchase.extend({ amount: z.union([z.number(), z.string()]) })
-            : PAYLOADS[t],
-        })
-      ) as unknown as [z.ZodObject, ...z.ZodObject[]],
-    );
+    const earlier = releaseSchema({
+      ...PAYLOADS,
+      purchase: PAYLOADS.purchase.extend({ amount: z.union([z.number(), z.string()]) }),
+    });
     const sr = client();
-    await sr.register([{ topic: s.events, schema: z.toJSONSchema(earlier, DRAFT_7) }], () => {});
+    await sr.register([{ topic: s.events, schema: earlier }], () => {});
     sr.close();
 
     const { code, stderr } = await runToExit({ ...s.env, SCHEMA_REGISTRY_URL: REGISTRY_URL });
@@ -741,7 +902,7 @@ Deno.test("gateway with the registry down at start: /ready and POST /events answ
     const down = await ready(gw.url);
     assert.equal(down.status, 503);
     assert.equal(down.state, "down");
-    assert.match(down.detail, /not registered yet/);
+    assert.match(down.detail, /does not answer/);
     const refused = await postEvents(gw.url, [clientEvent(1)]);
     assert.equal(refused.status, 503);
 

@@ -119,19 +119,24 @@ const utf8 = new TextDecoder("utf-8", { fatal: true });
 export class SchemaRegistryClient {
   readonly #client: SchemaRegistry;
   readonly #opts: SchemaRegistryOptions;
+  /** The API's base URL, without a trailing slash. */
+  readonly #base: string;
   readonly #log: Logger;
   readonly #backoff: { first: number; most: number };
   readonly #subjects = new Map<string, Subject>();
   readonly #writers = new Map<number, Writer>();
   readonly #stop = new AbortController();
+  /** Whether `GET /subjects` answered once, or why it did not. */
+  #api: { answers: boolean; error?: string } = { answers: false };
 
   constructor(options: SchemaRegistryOptions) {
     this.#opts = options;
+    this.#base = options.url.replace(/\/+$/, "");
     this.#log = options.logger.child({ component: "schema-registry" });
     this.#backoff = options.backoffMs ?? { first: 250, most: 5000 };
     const timeout = options.timeoutMs;
     this.#client = new SchemaRegistry({
-      host: options.url.replace(/\/+$/, ""),
+      host: this.#base,
       clientId: "streamgate",
       ...(options.auth ? { auth: options.auth } : {}),
       // Retries are ours (registration in the background, lookups with the partition waiting), so
@@ -155,7 +160,7 @@ export class SchemaRegistryClient {
    * does not answer): then it keeps trying in the background, and the framers report the topic
    * as unavailable until it succeeds.
    *
-   * @param onRefused called when a background attempt is refused (see below).
+   * @param onRefused called when a background attempt is refused (the first attempt throws).
    * @throws {SchemaRegistryRefusedError} when the registry refuses a schema or the configuration.
    */
   async register(
@@ -172,6 +177,7 @@ export class SchemaRegistryClient {
     if (await this.#registerPending()) return;
     this.#log.warn("The schema registry does not answer; registering in the background", {
       url: this.#opts.url,
+      ...(this.#api.error ? { err: this.#api.error } : {}),
       subjects: this.#pending().map((s) => ({ subject: s.name, error: s.error })),
     });
     void this.#retryRegistration(onRefused);
@@ -183,6 +189,7 @@ export class SchemaRegistryClient {
 
   /** One attempt for every unregistered subject; true when none is left. */
   async #registerPending(): Promise<boolean> {
+    if (!this.#api.answers && !(await this.#checkApi())) return false;
     for (const s of this.#pending()) {
       try {
         const { id } = await this.#client.register(
@@ -199,6 +206,45 @@ export class SchemaRegistryClient {
       }
     }
     return this.#pending().length === 0;
+  }
+
+  /**
+   * Whether the registry's API answers `GET /subjects`. Checked before anything else, so that a
+   * wrong URL or wrong credentials stop the start even in a process that registers nothing (a
+   * worker without scoring): its lookups would otherwise take every 404 for an unknown schema id.
+   * The client has no call for this, hence a plain request.
+   */
+  async #checkApi(): Promise<boolean> {
+    const { auth, timeoutMs } = this.#opts;
+    let res: Response;
+    try {
+      res = await fetch(`${this.#base}/subjects`, {
+        headers: {
+          accept: "application/vnd.schemaregistry.v1+json, application/json",
+          ...(auth ? { authorization: `Basic ${btoa(`${auth.username}:${auth.password}`)}` } : {}),
+        },
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+      await res.body?.cancel();
+    } catch (err) {
+      // fetch says "fetch failed"; the why (connection refused, DNS, …) is its cause.
+      const cause = (err as Error).cause;
+      const why = cause instanceof Error ? `${messageOf(err)}: ${cause.message}` : messageOf(err);
+      this.#api = { answers: false, error: why };
+      return false;
+    }
+    if (res.ok) {
+      this.#api = { answers: true };
+      return true;
+    }
+    const refused = refusal(
+      { status: res.status, message: `GET /subjects: HTTP ${res.status}` },
+      "",
+      this.#opts,
+    );
+    if (refused) throw refused;
+    this.#api = { answers: false, error: `GET /subjects: HTTP ${res.status}` };
+    return false;
   }
 
   async #retryRegistration(onRefused: (err: SchemaRegistryRefusedError) => void): Promise<void> {
@@ -233,8 +279,14 @@ export class SchemaRegistryClient {
     };
   }
 
-  /** Readiness: every schema registered (a down registry after that does not stop producing). */
+  /**
+   * Readiness: the API answered and every schema is registered (a registry down after that does
+   * not stop producing).
+   */
   probe(): ProbeResult {
+    if (!this.#api.answers) {
+      return { state: "down", detail: `the schema registry does not answer: ${this.#api.error}` };
+    }
     const pending = this.#pending();
     if (pending.length === 0) {
       const ids = [...this.#subjects.values()].map((s) => `${s.name} id ${s.id}`).join(", ");
@@ -373,18 +425,15 @@ export class SchemaRegistryClient {
       ));
     }
     const id = idOf(value);
-    const payload = Buffer.from(
-      value.buffer,
-      value.byteOffset + HEADER_BYTES,
-      value.byteLength - HEADER_BYTES,
-    );
     const failed = failures.get(id);
     if (failed) return { ok: false, issues: failed };
     const writer = this.#writers.get(id)!;
     if ("issues" in writer) return { ok: false, issues: writer.issues };
+    const payload = value.subarray(HEADER_BYTES);
     if (writer.type === SchemaType.AVRO) {
       try {
-        return { ok: true, value: avroToJson(writer.schema.fromBuffer(payload)) };
+        const bytes = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
+        return { ok: true, value: avroToJson(writer.schema.fromBuffer(bytes)) };
       } catch (err) {
         return rejected(issue(
           "schema_mismatch",
@@ -432,9 +481,9 @@ export class SchemaRegistryClient {
   }
 }
 
-/** The schema id of a framed value (bytes 1–4, big-endian). */
+/** The schema id of a framed value: bytes 1–4, a big-endian int32. */
 function idOf(value: Uint8Array): number {
-  return new DataView(value.buffer, value.byteOffset, value.byteLength).getInt32(1);
+  return (value[1]! << 24) | (value[2]! << 16) | (value[3]! << 8) | value[4]!;
 }
 
 function issue(code: string, message: string): Issue {
