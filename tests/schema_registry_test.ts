@@ -295,6 +295,22 @@ Deno.test("SchemaRegistryClient decodes framed JSON Schema and Avro records of o
     });
   });
 
+  await t.step("keywords of other tools (Kafka Connect's connect.*) are ignored", async () => {
+    const schema = JSON.stringify({
+      type: "object",
+      properties: { amount: { type: "number", minimum: 0, "connect.index": 0 } },
+    });
+    const res = await fetch(`${REGISTRY_URL}/subjects/sr-${RUN}-decode-connect-value/versions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ schemaType: "JSON", schema }),
+    });
+    const { id } = await res.json() as { id: number };
+    const out = (await decode([forge(id, '{"amount":2}'), forge(id, '{"amount":-2}')]))!;
+    assert.deepEqual(out[0], { ok: true, value: { amount: 2 } });
+    assert.deepEqual(codes(out[1]), ["schema_mismatch"]);
+  });
+
   await t.step("a chunk mixes bare and framed records, in order", async () => {
     const bare = encoder.encode("{}");
     const json = await plain.encode(jsonId, {

@@ -83,8 +83,8 @@ export class KafkaEventLog implements EventLog {
       bytes = 0;
     };
     for (const e of events) {
-      const json = Buffer.from(encodeEnvelope(e));
-      const value = this.#framer ? this.#framer.frame(json) : json;
+      const json = encodeEnvelope(e);
+      const value = this.#framer ? this.#framer.frame(json) : Buffer.from(json);
       const size = value.byteLength + Buffer.byteLength(e.user_id) + RECORD_OVERHEAD_BYTES;
       if (bytes + size > MAX_PRODUCE_BYTES) await flush();
       messages.push({ key: e.user_id, value });

@@ -63,11 +63,11 @@ export interface TopicSchema {
 /** Frames one topic's record values with the id its value schema was registered under. */
 export interface RecordFramer {
   /**
-   * The value in the wire format: magic byte 0, the schema id, the value.
+   * The value in the wire format: magic byte 0, the schema id, the value (copied once).
    *
    * @throws {Error} while the topic's schema is not registered (see {@link unavailable}).
    */
-  frame(value: Buffer): Buffer;
+  frame(value: Uint8Array | Buffer): Buffer;
   /** Why values cannot be framed yet (the schema is not registered), or undefined. */
   unavailable(): string | undefined;
 }
@@ -274,7 +274,8 @@ export class SchemaRegistryClient {
       unavailable,
       frame: (value) => {
         if (s.id === undefined) throw new Error(unavailable());
-        return frameWithId(s.id, value);
+        // A view, not a copy: the encoder's concat is the one copy (as Buffer.from is unframed).
+        return frameWithId(s.id, Buffer.from(value.buffer, value.byteOffset, value.byteLength));
       },
     };
   }
