@@ -343,6 +343,12 @@ export const SETTINGS = {
     "Longest one silver/gold DuckDB call may take before the job fails",
     "1800000",
   ),
+  JOBS_ENGINES: setting(
+    int(1, 8),
+    "DuckDB workers silver runs on at once, each a shard of the run's events (by `event_id`); " +
+      "each holds its shard of a run in memory",
+    "2",
+  ),
   SILVER_MAX_ROWS_PER_RUN: setting(
     int(1000, 100_000_000),
     "Bronze rows one silver run takes on (the rest waits for the next run); bounds job memory",

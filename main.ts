@@ -316,11 +316,19 @@ if (input && loader) await input.start(loader);
 
 // Silver and gold on a schedule, and the query API, each on an engine of its own.
 let jobs: LakeJobs | undefined, query: LakeQuery | undefined;
-const jobsEngine = works ? new LakeEngine({ timeoutMs: config.JOBS_TIMEOUT_MS }) : undefined;
+const jobsEngines = works
+  ? Array.from(
+    { length: config.JOBS_ENGINES },
+    () => new LakeEngine({ timeoutMs: config.JOBS_TIMEOUT_MS }),
+  )
+  : [];
 const queryEngine = works ? new LakeEngine() : undefined;
-if (jobsEngine && queryEngine && lake) {
-  const runner = new LakeJobs(jobsEngine, lake, logger.child({ component: "jobs" }), {
-    silver: { maxRowsPerRun: config.SILVER_MAX_ROWS_PER_RUN },
+if (jobsEngines.length > 0 && queryEngine && lake) {
+  const runner = new LakeJobs(jobsEngines, lake, logger.child({ component: "jobs" }), {
+    silver: {
+      maxRowsPerRun: config.SILVER_MAX_ROWS_PER_RUN,
+      maxPastDays: config.EVENT_MAX_PAST_DAYS,
+    },
     retentionMs: config.LAKE_RETENTION_HOURS * 3_600_000,
   });
   jobs = runner;
@@ -442,7 +450,7 @@ async function shutdown(signal: string): Promise<void> {
     await windows?.close();
     await rateLimitGuard?.limiter.close();
     engine?.close();
-    jobsEngine?.close(); // a job killed here leaves no half table: its commit never happened
+    for (const e of jobsEngines) e.close(); // a job killed here leaves no half table: its commit never happened
     queryEngine?.close();
     await store?.close();
     clearTimeout(deadline);

@@ -26,6 +26,9 @@ import type { DeltaTable } from "./delta/table.ts";
 import type { Envelope } from "../shared/schemas.ts";
 import { isoToMicros } from "../shared/time.ts";
 import { bronzeAppId, bronzeFile } from "./layout.ts";
+import { castObject } from "./silver/cast.ts";
+import { bronzeFields, CAST_SPEC } from "./silver/spec.ts";
+import { fieldColumn } from "./engine/columns.ts";
 
 /** An accepted event and its position in the log. */
 export interface BronzeRow {
@@ -116,15 +119,27 @@ export class BronzeWriter {
     let bytes = 0;
     for (const { dt, type, rows: group } of groups.values()) {
       const path = bronzeFile(dt, type, { topic, partition, first, last: lastOffset });
-      const file = await this.#engine.parquet(toColumns(group, topic, partition));
-      adds.push(await this.#table.putFile(path, file, { dt, type }));
+      const { columns, hours } = toColumns(group, type, topic, partition);
+      const file = await this.#engine.parquet(columns);
+      adds.push(await this.#table.putFile(path, file, { dt, type }, { typed: true, hours }));
       bytes += file.bytes.byteLength;
     }
     return { first, adds, rows: rows.length, bytes };
   }
 }
 
-function toColumns(rows: BronzeRow[], topic: string, partition: number): Record<string, Column> {
+/**
+ * The columns of one bronze file (every row of one `type`): the envelope, the payload as JSON
+ * text, and, typed, what silver takes from it (`bronzeFields(type)`, `extra`, `reject`), cast here
+ * from the validated payload object so silver never parses the JSON again. Also the file's
+ * summary: how many rows occurred in each UTC hour.
+ */
+function toColumns(
+  rows: BronzeRow[],
+  type: string,
+  topic: string,
+  partition: number,
+): { columns: Record<string, Column>; hours: Record<string, number> } {
   const n = rows.length;
   const str = () => new Array<string>(n);
   const eventId = str(), eventType = str(), userId = str(), source = str(), payload = str();
@@ -133,6 +148,14 @@ function toColumns(rows: BronzeRow[], topic: string, partition: number): Record<
     received = new Float64Array(n),
     offsets = new Float64Array(n);
   const partitions = new Int32Array(n).fill(partition);
+  const fields = bronzeFields(type);
+  const domainFields = CAST_SPEC.types[type]
+    ? CAST_SPEC.domains[CAST_SPEC.types[type]!.domain]!.fields.map((f) => f.name)
+    : [];
+  const at = fields.map((f) => domainFields.indexOf(f.name));
+  const typed = fields.map(() => new Array<string | number | null>(n));
+  const extra = new Array<string | null>(n), reject = new Array<string | null>(n);
+  const hours: Record<string, number> = {};
   for (let i = 0; i < n; i++) {
     const { event, offset } = rows[i]!;
     eventId[i] = event.event_id;
@@ -144,8 +167,14 @@ function toColumns(rows: BronzeRow[], topic: string, partition: number): Record<
     received[i] = isoToMicros(event.received_at);
     offsets[i] = offset;
     topics[i] = topic;
+    const hour = event.occurred_at.slice(0, 13);
+    hours[hour] = (hours[hour] ?? 0) + 1;
+    const cast = castObject(CAST_SPEC, type, event.event_type, event.payload);
+    extra[i] = cast.ok ? cast.extra : null;
+    reject[i] = cast.ok ? null : cast.reason;
+    for (let f = 0; f < fields.length; f++) typed[f]![i] = cast.ok ? cast.values[at[f]!]! : null;
   }
-  return {
+  const columns: Record<string, Column> = {
     event_id: { kind: "utf8", values: eventId },
     event_type: { kind: "utf8", values: eventType },
     user_id: { kind: "utf8", values: userId },
@@ -157,4 +186,8 @@ function toColumns(rows: BronzeRow[], topic: string, partition: number): Record<
     log_partition: { kind: "int32", values: partitions },
     log_offset: { kind: "int64", values: offsets },
   };
+  fields.forEach((f, k) => columns[f.name] = fieldColumn(f.kind, typed[k]!));
+  columns.extra = { kind: "utf8", values: extra };
+  columns.reject = { kind: "utf8", values: reject };
+  return { columns, hours };
 }

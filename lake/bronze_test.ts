@@ -104,7 +104,8 @@ Deno.test("BronzeWriter.write() stores hive-partitioned Parquet with µs timesta
     const columns = await engine.query<{ name: string }>(
       `SELECT name FROM parquet_schema('${join(lake, result.files[0]!).replaceAll("'", "''")}')`,
     );
-    assert.deepEqual(columns.map((c) => c.name).slice(1), [
+    const names = columns.map((c) => c.name).slice(1);
+    assert.deepEqual(names.slice(0, 10), [
       "event_id",
       "event_type",
       "user_id",
@@ -116,6 +117,9 @@ Deno.test("BronzeWriter.write() stores hive-partitioned Parquet with µs timesta
       "log_partition",
       "log_offset",
     ]);
+    // Then the payload's own fields of the file's type, typed, for silver; never dt or type.
+    assert.deepEqual(names.slice(10).slice(-2), ["extra", "reject"]);
+    assert.ok(!names.includes("dt") && !names.includes("type"), names.join());
     // Other readers (Spark, Trino) run as other users: files must not keep DuckDB's 0600.
     const mode = (await Deno.stat(join(lake, result.files[0]!))).mode! & 0o777;
     assert.equal(mode, 0o644);

@@ -6,9 +6,10 @@
  *   flock on local disk, a lease object on object storage); when another run holds it, the new
  *   one is skipped (`locked`). The tables' commits would refuse a second run's stale partitions
  *   anyway (`delta/replace.ts`); the lock saves the wasted work.
- * - The runner must own its {@link LakeEngine}: a DuckDB worker runs one call at a time, so a job
- *   sharing the ingest engine would hold up bronze flushes for the length of a merge. After a run
- *   that did work the engine is recycled, which hands the worker's WebAssembly memory back.
+ * - The runner must own its {@link LakeEngine}s: a DuckDB worker runs one call at a time, so a job
+ *   sharing the ingest engine would hold up bronze flushes for the length of a merge. Silver runs
+ *   on every engine at once (one shard of the run's events each); gold on the first. After a run
+ *   that did work the engines are recycled, which hands the workers' WebAssembly memory back.
  * - A run never throws: failures come back as `status: "failed"` and are logged.
  *
  * @module
@@ -80,7 +81,7 @@ export interface LakeJobsOptions {
 
 /** Runs silver and gold on a lake, one run at a time. */
 export class LakeJobs {
-  readonly #engine: LakeEngine;
+  readonly #engines: readonly LakeEngine[];
   readonly #lake: Lake;
   readonly #logger: Logger;
   readonly #opts: LakeJobsOptions;
@@ -93,12 +94,13 @@ export class LakeJobs {
   };
 
   constructor(
-    engine: LakeEngine,
+    engines: LakeEngine | readonly LakeEngine[],
     lake: Lake,
     logger: Logger,
     opts: LakeJobsOptions = {},
   ) {
-    this.#engine = engine;
+    this.#engines = Array.isArray(engines) ? engines : [engines as LakeEngine];
+    if (this.#engines.length === 0) throw new Error("LakeJobs needs at least one engine");
     this.#lake = lake;
     this.#logger = logger;
     this.#opts = opts;
@@ -147,7 +149,7 @@ export class LakeJobs {
     let worked = false;
     try {
       if (name === "silver" || name === "all") {
-        const s = await runSilver(this.#engine, this.#lake, this.#opts.silver);
+        const s = await runSilver(this.#engines, this.#lake, this.#opts.silver);
         report.silver = s;
         report.rows += s.rows_in;
         report.files += s.files_read;
@@ -155,7 +157,7 @@ export class LakeJobs {
         worked ||= s.batches_read > 0;
       }
       if (name === "gold" || name === "all") {
-        const g = await runGold(this.#engine, this.#lake, this.#opts.gold);
+        const g = await runGold(this.#engines[0]!, this.#lake, this.#opts.gold);
         report.gold = g;
         report.rows += g.rows.user_daily_features + g.rows.daily_type_metrics;
         report.partitions += g.partitions_rewritten;
@@ -169,7 +171,9 @@ export class LakeJobs {
     } finally {
       this.#running = undefined;
       await lock.release();
-      if (worked && this.#opts.recycleEngine !== false) this.#engine.recycle();
+      if (worked && this.#opts.recycleEngine !== false) {
+        for (const engine of this.#engines) engine.recycle();
+      }
     }
     return this.#finish(name, report, started);
   }

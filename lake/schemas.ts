@@ -8,7 +8,7 @@
 import { EVENT_TYPES } from "../shared/schemas.ts";
 import type { DeltaColumn, DeltaType, TableSchema } from "./delta/protocol.ts";
 import { type Domain, SILVER_DOMAINS } from "./layout.ts";
-import { REJECT_COLUMNS, SILVER_SPECS } from "./silver/spec.ts";
+import { BRONZE_TYPED_COLUMNS, REJECT_COLUMNS, SILVER_SPECS } from "./silver/spec.ts";
 
 /** DuckDB's type names of the lake's columns → Delta's. */
 const DELTA_TYPE: Record<string, DeltaType> = {
@@ -49,6 +49,10 @@ export const BRONZE_SCHEMA: TableSchema = table([
   { name: "log_topic", sql: "VARCHAR" },
   { name: "log_partition", sql: "INTEGER" },
   { name: "log_offset", sql: "BIGINT" },
+  // The payload's own fields, typed, and what silver does with the rest (see `bronze.ts`).
+  ...BRONZE_TYPED_COLUMNS,
+  { name: "extra", sql: "VARCHAR" },
+  { name: "reject", sql: "VARCHAR" },
 ], [DT, { name: "type", type: "string", nullable: true }]);
 
 /** Alerts, by the date of the event that raised them. */

@@ -50,11 +50,17 @@ const level = (Deno.env.get("LOG_LEVEL") || "info") as Level;
 const logger = createLogger({ level, write: (_level, line) => console.error(line) }, {
   component: "jobs",
 });
-const engine = new LakeEngine({ timeoutMs: config.JOBS_TIMEOUT_MS });
+const engines = Array.from(
+  { length: config.JOBS_ENGINES },
+  () => new LakeEngine({ timeoutMs: config.JOBS_TIMEOUT_MS }),
+);
 const store = await openStore(lakeLocation(lakeDir), s3Options(config));
-const jobs = new LakeJobs(engine, new Lake(store, engine), logger, {
+const jobs = new LakeJobs(engines, new Lake(store, engines[0]!), logger, {
   recycleEngine: false,
-  silver: { maxRowsPerRun: config.SILVER_MAX_ROWS_PER_RUN },
+  silver: {
+    maxRowsPerRun: config.SILVER_MAX_ROWS_PER_RUN,
+    maxPastDays: config.EVENT_MAX_PAST_DAYS,
+  },
   retentionMs: config.LAKE_RETENTION_HOURS * 3_600_000,
 });
 try {
@@ -62,6 +68,6 @@ try {
   console.log(JSON.stringify(report, null, 2));
   Deno.exitCode = report.status === "ok" ? 0 : report.status === "skipped" ? 3 : 1;
 } finally {
-  engine.close();
+  for (const engine of engines) engine.close();
   await store.close();
 }

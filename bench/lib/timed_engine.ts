@@ -9,6 +9,7 @@ import {
   type ColumnarResult,
   LakeEngine,
   type Param,
+  type ParquetOut,
 } from "../../lake/engine/engine.ts";
 import type { CastSpec } from "../../lake/silver/cast.ts";
 
@@ -53,6 +54,14 @@ export class TimedEngine extends LakeEngine {
 
   override exec<T = Record<string, unknown>>(sql: string): Promise<T[]> {
     return this.#timed(shape(sql), () => super.exec<T>(sql));
+  }
+
+  override copyParquet(sql: string, options = ""): Promise<ParquetOut> {
+    return this.#timed(`COPY (…) TO buffer: ${shape(sql)}`, () => super.copyParquet(sql, options));
+  }
+
+  override load(name: string, columns: Record<string, Column>): Promise<number> {
+    return this.#timed("load (columns → a table)", () => super.load(name, columns));
   }
 
   override castJson(sql: string, spec: CastSpec, prefix: string): Promise<Record<string, number>> {

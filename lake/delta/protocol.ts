@@ -24,6 +24,30 @@ export interface AddFile {
   dataChange: boolean;
   /** {@link FileStats} as JSON. */
   stats?: string;
+  /** Free-form string tags; this lake keeps {@link FileTags} as JSON under `streamgate`. */
+  tags?: Record<string, string>;
+}
+
+/** What this lake records of a data file beyond Delta's stats (`add.tags.streamgate`). */
+export interface FileTags {
+  /** Bronze: the file carries typed payload columns (`extra`, `reject`, the type's fields). */
+  typed?: boolean;
+  /** Rows per UTC hour of `occurred_at` (`YYYY-MM-DDTHH`): summaries without reading rows. */
+  hours?: Record<string, number>;
+}
+
+/** The key of this lake's tags in `add.tags`. */
+export const TAGS_KEY = "streamgate";
+
+/** The {@link FileTags} of a file, `{}` when it has none (or unreadable ones). */
+export function fileTags(add: AddFile): FileTags {
+  const text = add.tags?.[TAGS_KEY];
+  if (!text) return {};
+  try {
+    return JSON.parse(text) as FileTags;
+  } catch {
+    return {};
+  }
 }
 
 /** A data file logically deleted from the table (the file itself goes at vacuum). */

@@ -1,7 +1,7 @@
 /**
- * Replacing whole `dt` partitions of a table (silver, gold): the new file of each partition is
- * written first, then one commit removes the files each partition had when it was read and adds
- * the new ones. No rename, so it works on object storage, and a reader sees a partition before or
+ * Replacing whole `dt` partitions of a table (silver, gold), or adding files to them: the new file
+ * of each partition is written first, then one commit removes the files each replaced partition
+ * had when it was read and adds the new ones. No rename, so it works on object storage, and a reader sees a partition before or
  * after the commit, never half of it. If another writer changed one of those partitions in
  * between, the new file was computed from stale rows: the commit is refused with
  * {@link DeltaConflictError} instead of losing that writer's rows.
@@ -17,6 +17,8 @@ interface Part {
   /** `add.path` of the files the partition had when read, sorted. */
   read: string[];
   adds: AddFile[];
+  /** A new file replaces the partition's files (else the new files are added beside them). */
+  replace: boolean;
 }
 
 /** The partitions one run replaces in one table. */
@@ -32,15 +34,20 @@ export class PartitionReplacement {
   async read(dt: string): Promise<string[]> {
     const snapshot = await this.table.snapshot();
     const files = snapshot.filesWhere((v) => v.dt === dt).map((f) => f.path);
-    this.#parts.set(dt, { read: files, adds: [] });
+    this.#parts.set(dt, { read: files, adds: [], replace: false });
     return files.map((p) => this.table.keyOf(p));
   }
 
-  /** Puts the new file of partition `dt` (read first); it is in the table after {@link commit}. */
-  async write(dt: string, file: ParquetOut): Promise<void> {
+  /**
+   * Puts a new file of partition `dt` (read first); it is in the table after {@link commit}. With
+   * `append`, it joins the partition's files instead of replacing them.
+   */
+  async write(dt: string, file: ParquetOut, { append = false } = {}): Promise<void> {
     const part = this.#parts.get(dt);
     if (!part) throw new Error(`Partition dt=${dt} was not read before it was written`);
     part.adds.push(await this.table.putFile(partitionFile(dt), file, { dt }));
+    // One replacing write makes the commit replace the partition; appends only add beside it.
+    if (!append) part.replace = true;
   }
 
   /** Partitions read but left as they are (nothing new to write). */
@@ -63,7 +70,7 @@ export class PartitionReplacement {
             `${this.table.key} dt=${dt} changed while it was being replaced (version ${snapshot.version})`,
           );
         }
-        for (const f of current) {
+        for (const f of part.replace ? current : []) {
           actions.push({
             remove: {
               path: f.path,

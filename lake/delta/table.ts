@@ -27,10 +27,12 @@ import {
   decodePath,
   encodeCommit,
   encodePath,
+  type FileTags,
   lastCheckpointKey,
   PROTOCOL,
   schemaString,
   type TableSchema,
+  TAGS_KEY,
 } from "./protocol.ts";
 import { Snapshot } from "./snapshot.ts";
 import { fileStats } from "./stats.ts";
@@ -99,6 +101,7 @@ export class DeltaTable {
     relative: string,
     file: ParquetOut,
     partitionValues: Record<string, string | null>,
+    tags?: FileTags,
   ): Promise<AddFile> {
     await this.store.put(this.fileKey(relative), file.bytes);
     const stats = fileStats(file.rows, file.stats, dataColumns(this.schema));
@@ -109,6 +112,7 @@ export class DeltaTable {
       modificationTime: this.#opts.now(),
       dataChange: true,
       stats: JSON.stringify(stats),
+      ...(tags ? { tags: { [TAGS_KEY]: JSON.stringify(tags) } } : {}),
     };
   }
 
@@ -177,7 +181,7 @@ export class DeltaTable {
       const version = read + 1;
       const all: Action[] = [
         { commitInfo: { timestamp: this.#opts.now(), operation, engineInfo: "streamgate" } },
-        ...(read < 0 ? this.#create() : []),
+        ...(read < 0 ? this.#create() : this.#evolve(snapshot)),
         ...actions,
       ];
       if (await this.store.putIfAbsent(commitKey(this.key, version), encodeCommit(all))) {
@@ -210,6 +214,17 @@ export class DeltaTable {
         },
       },
     ];
+  }
+
+  /**
+   * The table's metadata with this program's schema, when the table was written with another one
+   * (a column added since): readers then see the new columns; files without them read as NULL.
+   */
+  #evolve(snapshot: Snapshot): Action[] {
+    const meta = snapshot.metadata;
+    const schema = schemaString(this.schema);
+    if (!meta || meta.schemaString === schema) return [];
+    return [{ metaData: { ...meta, schemaString: schema } }];
   }
 
   /** Writes the checkpoint of `version` if the snapshot is still there; never throws. */

@@ -20,8 +20,9 @@ import type {
   EngineResponse,
   ParquetOut,
 } from "./protocol.ts";
-import { castRow, type FieldKind } from "../silver/cast.ts";
+import { castRow } from "../silver/cast.ts";
 import { readOnlyRuntime } from "./read_only_runtime.ts";
+import { fieldColumn } from "./columns.ts";
 
 /**
  * A path, not a URL: DuckDB reads it with `fs.readFileSync`. In a `deno compile` binary it lies in
@@ -209,20 +210,6 @@ function loadTable(conn: duckdb.DuckDBConnection, name: string, columns: Record<
     create: true,
   });
   return table.numRows;
-}
-
-/** Column of one cast field, by kind. */
-function fieldColumn(kind: FieldKind, values: (string | number | null)[]): Column {
-  switch (kind) {
-    case "string":
-      return { kind: "utf8", values: values as (string | null)[] };
-    case "double":
-      return { kind: "float64_nullable", values: values as (number | null)[] };
-    case "int32":
-      return { kind: "int32_nullable", values: values as (number | null)[] };
-    case "int64":
-      return { kind: "int64_nullable", values: values as (number | null)[] };
-  }
 }
 
 /** The `castJson` operation: see {@link EngineRequest}. */

@@ -43,10 +43,8 @@ function castValue(v: unknown, kind: FieldKind): string | number | null | undefi
 const ownSets = new WeakMap<CastSpec, Map<string, ReadonlySet<string>>>();
 
 /**
- * Casts one bronze row of partition `type` (its `type=` directory). Only the fields the type's own
- * schema declares are cast; any other payload field goes to `extra` as JSON, whatever its type.
- * Rows that cannot be cast come back with a reason: `unknown_type` (the `other` partition),
- * `type_mismatch`, `payload_invalid_json`, `payload_not_object`, `field_type`.
+ * Casts one bronze row of partition `type` (its `type=` directory) from its payload as JSON text:
+ * {@link castObject} after `JSON.parse`.
  */
 export function castRow(
   spec: CastSpec,
@@ -54,28 +52,51 @@ export function castRow(
   eventType: string,
   payloadText: string,
 ): CastResult {
-  const known = Object.hasOwn(spec.types, type) ? spec.types[type] : undefined;
-  if (!known) {
+  let payload: unknown;
+  try {
+    payload = JSON.parse(payloadText);
+  } catch {
+    return known(spec, type, eventType) ?? { ok: false, reason: "payload_invalid_json" };
+  }
+  return castObject(spec, type, eventType, payload);
+}
+
+/** The reason a row of partition `type` cannot be cast whatever its payload, if there is one. */
+function known(spec: CastSpec, type: string, eventType: string): CastResult | undefined {
+  if (!Object.hasOwn(spec.types, type)) {
     return { ok: false, reason: `unknown_type: "${eventType.slice(0, 64)}" has no silver table` };
   }
   if (eventType !== type) {
     return { ok: false, reason: `type_mismatch: event_type "${eventType.slice(0, 64)}"` };
   }
-  let payload: unknown;
-  try {
-    payload = JSON.parse(payloadText);
-  } catch {
-    return { ok: false, reason: "payload_invalid_json" };
-  }
+  return undefined;
+}
+
+/**
+ * Casts one row of partition `type` (its `type=` directory) from its payload as a parsed value.
+ * Only the fields the type's own schema declares are cast; any other payload field goes to
+ * `extra` as JSON, whatever its type. Rows that cannot be cast come back with a reason:
+ * `unknown_type` (the `other` partition), `type_mismatch`, `payload_invalid_json`,
+ * `payload_not_object`, `field_type`.
+ */
+export function castObject(
+  spec: CastSpec,
+  type: string,
+  eventType: string,
+  payload: unknown,
+): CastResult {
+  const refused = known(spec, type, eventType);
+  if (refused) return refused;
   if (typeof payload !== "object" || payload === null || Array.isArray(payload)) {
     return { ok: false, reason: "payload_not_object" };
   }
+  const info = spec.types[type]!;
   let sets = ownSets.get(spec);
   if (!sets) ownSets.set(spec, sets = new Map());
   let own = sets.get(type);
-  if (!own) sets.set(type, own = new Set(known.own));
+  if (!own) sets.set(type, own = new Set(info.own));
 
-  const fields = spec.domains[known.domain]!.fields;
+  const fields = spec.domains[info.domain]!.fields;
   const obj = payload as Record<string, unknown>;
   const values: (string | number | null)[] = new Array(fields.length).fill(null);
   let extra: Record<string, unknown> | undefined;
@@ -91,5 +112,5 @@ export function castRow(
     }
     values[i] = v;
   }
-  return { ok: true, domain: known.domain, values, extra: extra ? JSON.stringify(extra) : null };
+  return { ok: true, domain: info.domain, values, extra: extra ? JSON.stringify(extra) : null };
 }

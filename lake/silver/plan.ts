@@ -9,7 +9,7 @@
  */
 import type { ObjectStore } from "../storage/store.ts";
 import type { Snapshot } from "../delta/snapshot.ts";
-import { decodePath } from "../delta/protocol.ts";
+import { decodePath, fileTags } from "../delta/protocol.ts";
 import { type BronzeFile, JOB_KEYS, parseBronzeFile, readJson } from "../layout.ts";
 
 /** `_progress/silver.json`. */
@@ -28,6 +28,16 @@ export async function readSilverProgress(store: ObjectStore): Promise<SilverProg
   return { run: p?.run ?? 0, watermarks: p?.watermarks ?? {}, dates: p?.dates ?? {} };
 }
 
+/** A bronze file a run may read, with what the table's log says of it. */
+export interface PlannedFile extends BronzeFile {
+  /** Rows (the log's `numRecords`). */
+  rows: number;
+  /** It carries typed payload columns (`bronze.ts`); older files are cast from their JSON. */
+  typed: boolean;
+  /** Some of its rows go to silver's rejects (an `other` file, or a `reject` value). */
+  mayReject: boolean;
+}
+
 /** The files of one offset range of one log partition. */
 export interface Batch {
   key: string;
@@ -35,15 +45,24 @@ export interface Batch {
   partition: number;
   first: number;
   last: number;
-  files: BronzeFile[];
+  files: PlannedFile[];
 }
 
 /** The unread bronze batches of a bronze snapshot, in offset order per log partition. */
 export function pendingBatches(bronze: Snapshot, progress: SilverProgress): Batch[][] {
   const byPartition = new Map<string, Map<number, Batch>>();
   for (const add of bronze.files.values()) {
-    const f = parseBronzeFile(decodePath(add.path));
-    if (!f) continue;
+    const parsed = parseBronzeFile(decodePath(add.path));
+    if (!parsed) continue;
+    const stats = bronze.stats(add.path);
+    const rows = stats?.numRecords ?? parsed.last - parsed.first + 1;
+    const nulls = stats?.nullCount.reject;
+    const f: PlannedFile = {
+      ...parsed,
+      rows,
+      typed: fileTags(add).typed === true,
+      mayReject: parsed.type === "other" || nulls === undefined || nulls < rows,
+    };
     const key = `${f.topic}+${f.partition}`;
     let batches = byPartition.get(key);
     if (!batches) byPartition.set(key, batches = new Map());
@@ -99,8 +118,8 @@ export function* readGroups(
   batches: Batch[],
   rows: number,
   files: number,
-): Generator<BronzeFile[]> {
-  let group: BronzeFile[] = [], span = 0;
+): Generator<PlannedFile[]> {
+  let group: PlannedFile[] = [], span = 0;
   for (const b of batches) {
     const perFile = (b.last - b.first + 1) / b.files.length;
     for (const f of b.files) {

@@ -99,7 +99,9 @@ Deno.test("domain specs: typed columns derived from the payload schemas", () => 
       "log_partition",
       "log_offset",
     ]);
-    assert.equal(names.at(-1), "extra");
+    // Then the payload fields; last what they leave out, and the payload as sent (for the query
+    // API, which answers events from silver).
+    assert.deepEqual(names.slice(-2), ["extra", "payload"]);
     assert.equal(new Set(names).size, names.length, `${d}: column names are unique`);
   }
   assert.equal(cols("commerce").amount, "DOUBLE");
@@ -316,6 +318,49 @@ Deno.test("silver: one event_id under two dates or domains in one run keeps one 
   });
 });
 
+Deno.test("silver: an event_id re-sent days later under another date or type is held once", async () => {
+  await withLake(async (lake, engine) => {
+    const first = ev({
+      type: "login",
+      occurred_at: "2026-11-20T10:00:00Z",
+      received_at: "2026-11-20T10:00:01Z",
+    });
+    let next = await bronze(lake, engine, 0, [first]);
+    await runSilver(engine, await lakeOf(lake, engine));
+    // Three days later, in later runs: the same id with another occurred date, then another
+    // type (another domain), then both.
+    const copies: Envelope[] = [
+      { ...first, occurred_at: "2026-11-22T09:00:00Z", received_at: "2026-11-23T09:00:00Z" },
+      {
+        ...first,
+        type: "click",
+        event_type: "click",
+        payload: {},
+        received_at: "2026-11-23T09:30:00Z",
+      },
+      {
+        ...first,
+        type: "purchase",
+        event_type: "purchase",
+        payload: { amount: 9 },
+        occurred_at: "2026-11-23T10:00:00Z",
+        received_at: "2026-11-23T10:00:01Z",
+      },
+    ];
+    for (const copy of copies) {
+      next = await bronze(lake, engine, next, [copy]);
+      const s = await runSilver(engine, await lakeOf(lake, engine));
+      assert.equal(s.rows_in, 1);
+      assert.equal(s.duplicates, 1, `${copy.type} on ${copy.occurred_at} is a copy`);
+    }
+    const all = await allSilver(engine, lake);
+    assert.equal(all.length, 1);
+    assert.equal(all[0]!.dt, "2026-11-20");
+    assert.equal(all[0]!.event_type, "login");
+    assert.equal(all[0]!.log_offset, 0);
+  });
+});
+
 Deno.test("silver: a rerun does nothing; files, bytes and progress stay the same", async () => {
   await withLake(async (lake, engine) => {
     const events = Array.from({ length: 30 }, (_, i) =>
@@ -427,14 +472,18 @@ Deno.test("silver: a late event lands in its occurred-date partition on the next
     );
     assert.deepEqual(await auth23(), today, "the untouched partition was not rewritten");
     assert.notDeepEqual(await auth18(), old, "the late event's partition was");
-    // Sorted by occurred_at inside the partition.
-    const [rewritten] = (await tableFiles(engine, lake, TABLES.silver("auth")))
-      .filter((p) => p.includes("dt=2026-11-18"));
-    const order = await engine.query(
-      `SELECT epoch_us(occurred_at) AS t FROM read_parquet('${rewritten}')`,
-    );
-    const ts = order.map((r) => Number(r.t));
-    assert.deepEqual(ts, [...ts].sort((a, b) => a - b));
+    // Each file sorted by user_id, then occurred_at: a reader of one user skips row groups.
+    for (
+      const file of (await tableFiles(engine, lake, TABLES.silver("auth")))
+        .filter((p) => p.includes("dt=2026-11-18"))
+    ) {
+      const order = await engine.query<{ u: string; t: bigint }>(
+        `SELECT user_id AS u, epoch_us(occurred_at) AS t FROM read_parquet('${file}')`,
+      );
+      const keys = order.map((r) => [r.u, Number(r.t)] as const);
+      const sorted = [...keys].sort((a, b) => a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] - b[1]);
+      assert.deepEqual(keys, sorted);
+    }
     const progress = await readSilverProgress(await storeOf(lake));
     assert.equal(progress.dates["2026-11-18"], 2);
     assert.equal(progress.dates["2026-11-23"], 1);
@@ -601,5 +650,54 @@ Deno.test("silver: small scans (file caps, chunked merges) give the same tables"
     await Deno.remove(join(lake, JOB_KEYS.silverProgress));
     await runSilver(engine, await lakeOf(lake, engine));
     assert.deepEqual(await allSilver(engine, lake), got);
+  });
+});
+
+Deno.test("silver: two engines (shards by event_id) give the tables one engine gives", async () => {
+  await withLake(async (lake, engine) => {
+    const second = new LakeEngine();
+    try {
+      const types = ["login", "click", "radio_play", "purchase", "page_view"] as const;
+      const made: Envelope[] = [];
+      let next = 0;
+      for (let run = 0; run < 4; run++) {
+        const batch = Array.from({ length: 40 }, (_, i) => {
+          const type = types[(run + i) % types.length]!;
+          return ev({
+            type,
+            user_id: `u${i % 7}`,
+            occurred_at: `2026-11-2${(run + i) % 3}T0${i % 10}:00:00Z`,
+            received_at: `2026-11-23T0${run}:00:00Z`,
+            payload: type === "purchase"
+              ? { amount: i }
+              : type === "radio_play"
+              ? { station_id: `s${i}` }
+              : {},
+          });
+        });
+        // Copies of earlier events: later ones (dropped), and ones received before the copy
+        // silver holds (which beat it: its partition is rewritten without it).
+        for (const old of made.slice(0, 6 * run)) {
+          batch.push({ ...old, received_at: "2026-11-23T09:00:00Z" });
+        }
+        for (const old of made.slice(6 * run, 6 * run + 3)) {
+          batch.push({ ...old, received_at: "2026-11-22T00:00:00Z", user_id: "beaten" });
+        }
+        made.push(...batch.slice(0, 40));
+        next = await bronze(lake, engine, next, batch);
+        // A small compaction limit, so partitions are rewritten as well as appended to.
+        await runSilver([engine, second], await lakeOf(lake, engine), { maxFilesPerPartition: 3 });
+      }
+      const sharded = await allSilver(engine, lake);
+      assert.equal(sharded.length, 160, "every event once");
+      assert.equal(sharded.filter((r) => r.user_id === "beaten").length, 9);
+
+      await Deno.remove(join(lake, "silver"), { recursive: true });
+      await Deno.remove(join(lake, JOB_KEYS.silverProgress));
+      await runSilver(engine, await lakeOf(lake, engine));
+      assert.deepEqual(await allSilver(engine, lake), sharded);
+    } finally {
+      second.close();
+    }
   });
 });

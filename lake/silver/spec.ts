@@ -103,7 +103,7 @@ export function domainSpec(domain: Domain): DomainSpec {
   const types = EVENT_TYPES.filter((t) => DOMAINS[t] === domain);
   const kinds = new Map<string, FieldKind>();
   const fieldsOf: Record<string, Set<string>> = {};
-  const reserved = new Set([...COMMON_COLUMNS.map((c) => c.name), "extra"]);
+  const reserved = new Set([...COMMON_COLUMNS.map((c) => c.name), ...TRAILING_COLUMNS]);
   for (const type of types) {
     const shape = PAYLOADS[type].shape as Record<string, z.ZodType>;
     fieldsOf[type] = new Set(Object.keys(shape));
@@ -122,9 +122,20 @@ export function domainSpec(domain: Domain): DomainSpec {
     types,
     fields,
     fieldsOf,
-    columns: [...COMMON_COLUMNS, ...fields, { name: "extra", sql: "VARCHAR" }],
+    columns: [
+      ...COMMON_COLUMNS,
+      ...fields,
+      { name: "extra", sql: "VARCHAR" },
+      { name: "payload", sql: "VARCHAR" },
+    ],
   };
 }
+
+/**
+ * Names a payload field may not have: the columns every silver table ends with (`extra`, the
+ * payload as sent) and bronze's `reject` (see {@link bronzeFields}).
+ */
+const TRAILING_COLUMNS = ["extra", "payload", "reject", "type", "dt"] as const;
 
 /** Every domain's spec. */
 export const SILVER_SPECS: Record<Domain, DomainSpec> = Object.fromEntries(
@@ -154,3 +165,33 @@ export const DOMAIN_OF_TYPE = `CASE s.bronze_type ${
 export function castPayload(type: string, eventType: string, payload: string): CastResult {
   return castRow(CAST_SPEC, type, eventType, payload);
 }
+
+/**
+ * The typed payload columns a bronze file of `type` carries: its type's own fields, typed as its
+ * domain's silver columns. The bronze writer fills them from the validated payload (it has the
+ * object in hand), so silver reads typed columns instead of parsing every payload's JSON. Empty
+ * for `other` (no silver table).
+ */
+export function bronzeFields(type: string): FieldColumn[] {
+  const info = CAST_SPEC.types[type];
+  if (!info) return [];
+  const own = new Set(info.own);
+  return SILVER_SPECS[SILVER_DOMAINS[info.domain]!].fields.filter((f) => own.has(f.name));
+}
+
+/** Every typed payload column of bronze, over all types (a name has one type in every domain). */
+export const BRONZE_TYPED_COLUMNS: readonly FieldColumn[] = (() => {
+  const byName = new Map<string, FieldColumn>();
+  for (const d of SILVER_DOMAINS) {
+    for (const f of SILVER_SPECS[d].fields) {
+      const prev = byName.get(f.name);
+      if (prev && prev.sql !== f.sql) {
+        throw new Error(
+          `Payload field "${f.name}" is ${prev.sql} in one domain, ${f.sql} in another`,
+        );
+      }
+      byName.set(f.name, f);
+    }
+  }
+  return [...byName.values()];
+})();

@@ -1,4 +1,4 @@
-// The live dashboard at GET / (routes/dashboard.ts serves it). Polls `metrics` and
+// The live dashboard at GET /. Polls `metrics` and
 // `alerts` relative to the page (so it also works behind a path prefix), computes rates as the
 // increase between two polls over the seconds between them (prometheus.js parses the metrics),
 // and draws the chart on a <canvas>. Settings come from `data-*` attributes on <body>.

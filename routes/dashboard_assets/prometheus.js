@@ -1,8 +1,8 @@
 // The Prometheus side of the dashboard (dashboard.js): parses what GET /metrics answers and turns
 // the samples into snapshots and per-second rates. No DOM here.
 //
-// This file and dashboard.js run as one inline script, in one scope: routes/dashboard_page.ts
-// joins them. dashboard.js uses parseMetrics, snapshot, increase, rates and sum.
+// This file and dashboard.js run as one inline script, in one scope: the dashboard page joins
+// them. dashboard.js uses parseMetrics, snapshot, increase, rates and sum.
 
 // deno-lint-ignore-file no-unused-vars -- what dashboard.js uses looks unused to a linter
 

@@ -1,0 +1,176 @@
+/**
+ * Silver's last step: the run's new rows of each (table, occurred date) become new files, sorted by
+ * `user_id`, then `occurred_at` (and `event_id`), in row groups small enough that a reader looking
+ * for one user skips most of a file by its min/max statistics. A run costs what its new rows cost:
+ * each shard's rows become a file beside the partition's files. A partition is rewritten whole
+ * (its files and the first shard's new rows merged into one) only when it would hold more than
+ * `maxFilesPerPartition` files (compaction), or when it holds a copy the new rows beat
+ * (`dedupe.ts`). The shards write in parallel, each on its engine; one commit per table
+ * (`delta/replace.ts`) adds (and for rewrites removes) every file at once.
+ *
+ * @module
+ */
+import type { LakeEngine, ParquetOut } from "../engine/engine.ts";
+import { countRows, parquetColumns } from "../engine/sql.ts";
+import type { Lake } from "../lake.ts";
+import { localFiles, sqlReadParquet } from "../layout.ts";
+import { PartitionReplacement } from "../delta/replace.ts";
+import { DATE } from "../../shared/time.ts";
+import type { PartitionRef } from "./dedupe.ts";
+import { columnsOf, newRows, SILVER_TABLES, type SilverTable } from "./load.ts";
+
+/** Rows per row group of a silver file: one user's rows span one or two of them. */
+export const SILVER_ROW_GROUP = 8192;
+
+/** What writing did to one partition. */
+export interface Written {
+  table: SilverTable;
+  dt: string;
+  /** Rows the partition gained (new rows, minus copies a rewrite removed). */
+  gained: number;
+  /** Rows in the files written. */
+  rows: number;
+}
+
+/** Options of {@link writeTables}. */
+export interface WriteOptions {
+  /** A partition with more files than this is compacted into one. @default 8 */
+  maxFilesPerPartition?: number;
+}
+
+function tableOf(lake: Lake, t: SilverTable) {
+  return t === "_rejects" ? lake.silverRejects : lake.silver(t);
+}
+
+/**
+ * Writes every table's new rows, held by `engines` (one per shard), and the rewrites; the first
+ * engine's `silver_old_losers` must hold every shard's beaten copies.
+ */
+export async function writeTables(
+  engines: readonly LakeEngine[],
+  lake: Lake,
+  rewrite: readonly PartitionRef[],
+  options: WriteOptions,
+): Promise<Written[]> {
+  const out: Written[] = [];
+  for (const t of SILVER_TABLES) {
+    const perShard = await Promise.all(engines.map(async (engine) =>
+      new Set(
+        (await engine.exec<{ odt: string }>(`SELECT DISTINCT odt FROM ${newRows(t)}`))
+          .map((d) => d.odt),
+      )
+    ));
+    const rewritten = new Set(rewrite.filter((r) => r.table === t).map((r) => r.dt));
+    const dates = [...new Set([...perShard.flatMap((s) => [...s]), ...rewritten])].sort();
+    if (dates.length === 0) continue;
+    const replace = new PartitionReplacement(tableOf(lake, t));
+    const whole = new Map<string, string[]>();
+    for (const dt of dates) {
+      if (!DATE.test(dt)) throw new Error(`Invalid occurred date "${dt}"`);
+      const current = await localFiles(lake.store, await replace.read(dt));
+      const adding = perShard.filter((s) => s.has(dt)).length;
+      const max = options.maxFilesPerPartition ?? 8;
+      if (rewritten.has(dt) || current.length + adding > max) whole.set(dt, current);
+    }
+    const results = await Promise.all(
+      engines.map((engine, i) =>
+        writeShard(
+          engine,
+          t,
+          dates.filter((dt) => perShard[i]!.has(dt) || (i === 0 && whole.has(dt))),
+          {
+            whole: i === 0 ? whole : new Map(),
+            write: (dt, file, append) => replace.write(dt, file, { append }),
+          },
+        )
+      ),
+    );
+    for (const r of results.flat()) {
+      const prev = out.find((w) => w.table === t && w.dt === r.dt);
+      if (prev) {
+        prev.gained += r.gained;
+        prev.rows += r.rows;
+      } else out.push({ table: t, ...r });
+    }
+    for (const dt of dates) if (!out.some((w) => w.table === t && w.dt === dt)) replace.forget(dt);
+    await replace.commit();
+  }
+  return out;
+}
+
+/** One shard's files of one table: appends, and (first shard) the rewritten partitions. */
+async function writeShard(
+  engine: LakeEngine,
+  t: SilverTable,
+  dates: string[],
+  how: {
+    whole: Map<string, string[]>;
+    write: (dt: string, file: ParquetOut, append: boolean) => Promise<void>;
+  },
+): Promise<Omit<Written, "table">[]> {
+  const out: Omit<Written, "table">[] = [];
+  for (const dt of dates) {
+    const current = how.whole.get(dt);
+    const file = current ? await merged(engine, t, dt, current) : await appended(engine, t, dt);
+    let before = 0;
+    if (current) { for (const f of current) before += await countRows(engine, f); }
+    if (file.rows === 0 && (!current || current.length === 0)) continue;
+    await how.write(dt, file, !current);
+    out.push({ dt, gained: file.rows - before, rows: file.rows });
+  }
+  return out;
+}
+
+const ORDER = "ORDER BY user_id, occurred_at, event_id";
+const OPTIONS = `COMPRESSION ZSTD, ROW_GROUP_SIZE ${SILVER_ROW_GROUP}`;
+
+/** The new rows of one partition, sorted. */
+function appended(engine: LakeEngine, t: SilverTable, dt: string): Promise<ParquetOut> {
+  const names = columnsOf(t).map((c) => `"${c.name}"`).join(", ");
+  return engine.copyParquet(
+    `SELECT ${names} FROM ${newRows(t)} WHERE odt = '${dt}' ${ORDER}`,
+    OPTIONS,
+  );
+}
+
+/**
+ * The partition's current files, without the copies the new rows beat (`silver_old_losers`),
+ * and its new rows, as one file: one row per `event_id` (the first received), sorted.
+ */
+async function merged(
+  engine: LakeEngine,
+  t: SilverTable,
+  dt: string,
+  current: string[],
+): Promise<ParquetOut> {
+  const columns = columnsOf(t);
+  const names = columns.map((c) => `"${c.name}"`).join(", ");
+  await engine.exec(
+    `CREATE OR REPLACE TEMP TABLE silver_merge AS
+     SELECT ${names} FROM ${newRows(t)} WHERE odt = '${dt}'`,
+  );
+  // A file written before a column existed reads it as NULL.
+  for (const file of current) {
+    const have = await parquetColumns(engine, file);
+    const cast = columns.map((c) =>
+      have.has(c.name)
+        ? `CAST(s."${c.name}" AS ${c.sql}) AS "${c.name}"`
+        : `CAST(NULL AS ${c.sql}) AS "${c.name}"`
+    );
+    await engine.exec(
+      `INSERT INTO silver_merge
+       SELECT ${cast.join(", ")} FROM ${sqlReadParquet([file])} AS s
+        WHERE NOT EXISTS (SELECT 1 FROM silver_old_losers l WHERE l.log_topic = s.log_topic
+          AND l.log_partition = s.log_partition AND l.log_offset = s.log_offset)`,
+    );
+  }
+  const out = await engine.copyParquet(
+    `SELECT ${names} FROM (
+       SELECT *, row_number() OVER (PARTITION BY event_id
+              ORDER BY received_at, log_topic, log_partition, log_offset) AS _rn
+         FROM silver_merge) WHERE _rn = 1 ${ORDER}`,
+    OPTIONS,
+  );
+  await engine.exec("DROP TABLE IF EXISTS silver_merge");
+  return out;
+}
