@@ -18,22 +18,13 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { z } from "zod";
 import { COMPATIBILITY, SchemaRegistry, SchemaType } from "@kafkajs/confluent-schema-registry";
+import { JSON_OPTIONS, REGISTRY_URL, requireRegistry } from "./registry_helpers.ts";
 import { IncomingEnvelope, PAYLOADS } from "../shared/schemas.ts";
 
-const REGISTRY_URL = Deno.env.get("SCHEMA_REGISTRY_URL_TEST") ??
-  `http://127.0.0.1:${Deno.env.get("REGISTRY_PORT") ?? "18081"}/apis/ccompat/v7`;
 const RUN = crypto.randomUUID().slice(0, 8);
 const CONTENT_TYPE = "application/vnd.schemaregistry.v1+json";
 const MAGIC_BYTE = 0;
 const HEADER_BYTES = 5; // magic byte + 4-byte big-endian schema id
-
-/**
- * The client's JSON options for our schemas. Its Ajv 8 (draft-07 by default) throws at compile
- * time on every `format` it does not know (all of them without ajv-formats), and zod puts
- * `format: "uuid" | "date-time" | "ipv4" | …` next to an equivalent `pattern`. Ignoring the
- * formats keeps the patterns, so the same values are still refused.
- */
-const JSON_OPTIONS = { [SchemaType.JSON]: { validateFormats: false } };
 
 /** A distinct subject per test and run, named like Confluent's TopicNameStrategy. */
 function subject(name: string): string {
@@ -66,21 +57,6 @@ function purchaseEvent(overrides: Record<string, unknown> = {}): Record<string, 
     payload: { amount: 19.99, currency: "EUR", order_id: "o-1", ip: "192.0.2.7" },
     ...overrides,
   };
-}
-
-/** Fails with a hint when no registry answers, instead of a bare ECONNREFUSED per test. */
-async function requireRegistry(): Promise<void> {
-  try {
-    const res = await fetch(`${REGISTRY_URL}/subjects`, { signal: AbortSignal.timeout(5000) });
-    await res.body?.cancel();
-    if (res.ok) return;
-    throw new Error(`HTTP ${res.status}`);
-  } catch (err) {
-    throw new Error(
-      `No schema registry at "${REGISTRY_URL}": start it with 'deno task registry:start'`,
-      { cause: err },
-    );
-  }
 }
 
 /** One request to the Confluent API, outside the client: status and parsed body. */
@@ -276,6 +252,15 @@ Deno.test("Apicurio quirk: a subject without its own level answers NONE yet obey
       409,
     );
   });
+
+  await t.step(
+    "a subject set to NONE still obeys the global rule (Confluent: checks off)",
+    async () => {
+      assert.equal((await api("PUT", `/config/${name}`, { compatibility: "NONE" })).status, 200);
+      assert.equal((await api("GET", `/config/${name}`)).body.compatibilityLevel, "NONE");
+      assert.equal((await api("POST", `/subjects/${name}/versions`, v2)).status, 409);
+    },
+  );
 });
 
 Deno.test("quirks of zod's JSON Schema output with this client and this registry", async (t) => {

@@ -19,6 +19,7 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { fileURLToPath } from "node:url";
 import { SchemaRegistry, SchemaType } from "@kafkajs/confluent-schema-registry";
+import { JSON_OPTIONS, REGISTRY_URL, requireRegistry } from "./registry_helpers.ts";
 import {
   type RecordFramer,
   SchemaRegistryClient,
@@ -27,13 +28,7 @@ import {
 } from "../pipeline/kafka/schema_registry.ts";
 import type { DecodedValue, LogRecord } from "../pipeline/durable_log.ts";
 import { z } from "zod";
-import {
-  DRAFT_7,
-  EVENT_TYPES,
-  eventRecordJsonSchema,
-  IncomingEnvelope,
-  PAYLOADS,
-} from "../shared/schemas.ts";
+import { DRAFT_7, eventRecordJsonSchema, IncomingEnvelope, PAYLOADS } from "../shared/schemas.ts";
 import { recordEventId } from "../shared/ids.ts";
 import { alertJsonSchema } from "../shared/alert.ts";
 import { silentLogger } from "../shared/logger.ts";
@@ -48,12 +43,8 @@ import {
 import { produce, readTopic, setup, teardown } from "./kafka_helpers.ts";
 import { readBronze } from "./lake_helpers.ts";
 
-const REGISTRY_URL = Deno.env.get("SCHEMA_REGISTRY_URL_TEST") ??
-  `http://127.0.0.1:${Deno.env.get("REGISTRY_PORT") ?? "18081"}/apis/ccompat/v7`;
 const REGISTRY = new URL(REGISTRY_URL);
 const RUN = crypto.randomUUID().slice(0, 8);
-/** The client's options for our schemas (scripts/registry/README.md: Ajv and `format`). */
-const JSON_OPTIONS = { [SchemaType.JSON]: { validateFormats: false } };
 const encoder = new TextEncoder();
 
 /** A plain registry client, as any other producer or consumer of the topics would use. */
@@ -76,20 +67,6 @@ function client(url = REGISTRY_URL, retryMs = 2000): SchemaRegistryClient {
 async function registryProxy(): Promise<{ proxy: TcpProxy; url: string }> {
   const proxy = await TcpProxy.create({ hostname: REGISTRY.hostname, port: Number(REGISTRY.port) });
   return { proxy, url: `http://127.0.0.1:${proxy.port}${REGISTRY.pathname}` };
-}
-
-/** Fails with a hint when no registry answers, instead of a bare ECONNREFUSED per test. */
-async function requireRegistry(): Promise<void> {
-  try {
-    const res = await fetch(`${REGISTRY_URL}/subjects`, { signal: AbortSignal.timeout(5000) });
-    await res.body?.cancel();
-    if (!res.ok) throw new Error(`HTTP ${res.status}`);
-  } catch (err) {
-    throw new Error(
-      `No schema registry at "${REGISTRY_URL}": start it with 'deno task registry:start'`,
-      { cause: err },
-    );
-  }
 }
 
 function record(value: Uint8Array | Buffer, offset = 0): LogRecord {
@@ -375,6 +352,19 @@ Deno.test("SchemaRegistryClient decodes framed JSON Schema and Avro records of o
       const [d] = (await decode([forge(987_654_321, "{}")]))!;
       assert.deepEqual(codes(d), ["schema_unknown"]);
       assert.ok(d && !d.ok && d.issues[0]!.message.includes("987654321"));
+    });
+    await t.step("a Protobuf schema: not read", async () => {
+      const res = await fetch(`${REGISTRY_URL}/subjects/sr-${RUN}-decode-proto-value/versions`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({
+          schemaType: "PROTOBUF",
+          schema: 'syntax = "proto3"; message M { string a = 1; }',
+        }),
+      });
+      const { id } = await res.json() as { id: number };
+      const [d] = (await decode([forge(id, new Uint8Array([0, 0x0a, 0]))]))!;
+      assert.deepEqual(codes(d), ["schema_unsupported"]);
     });
     await t.step("a value shorter than the 5-byte header", async () => {
       const [d] = (await decode([new Uint8Array([0, 0, 1])]))!;

@@ -27,6 +27,7 @@ import {
 } from "@kafkajs/confluent-schema-registry/dist/wireEncoder.js";
 import type { DecodedValue, LogRecord, RecordDecoder } from "../durable_log.ts";
 import type { Issue } from "../validate.ts";
+import { sleep } from "../fraud/llm/retry.ts";
 import type { Logger } from "../../shared/logger.ts";
 import type { ProbeResult } from "../../shared/health.ts";
 
@@ -250,7 +251,7 @@ export class SchemaRegistryClient {
   async #retryRegistration(onRefused: (err: SchemaRegistryRefusedError) => void): Promise<void> {
     let wait = this.#backoff.first;
     while (!this.#stop.signal.aborted) {
-      await this.#sleep(wait);
+      await sleep(wait, this.#stop.signal);
       wait = Math.min(wait * 2, this.#backoff.most);
       if (this.#stop.signal.aborted) return;
       try {
@@ -344,21 +345,17 @@ export class SchemaRegistryClient {
     let wait = this.#backoff.first;
     for (let attempt = 1;; attempt++) {
       try {
-        await this.#client.getSchema(id);
-        const type = this.#client.cache.getSchema(id)?.type;
-        const schema = this.#client.cache.getSchema(id)?.schema;
-        if ((type === SchemaType.JSON || type === SchemaType.AVRO) && schema) {
-          this.#writers.set(id, { type, schema });
-        } else {
-          this.#writers.set(id, {
-            issues: [
-              issue(
-                "schema_unsupported",
-                `Schema id ${id} is ${type}: only JSON Schema and Avro are read`,
-              ),
-            ],
-          });
-        }
+        await this.#client.getSchema(id); // fetches, compiles and caches it with its type
+        const { type, schema } = this.#client.cache.getSchema(id)!;
+        this.#writers.set(
+          id,
+          type === SchemaType.JSON || type === SchemaType.AVRO ? { type, schema } : {
+            issues: [issue(
+              "schema_unsupported",
+              `Schema id ${id} is ${type}: only JSON Schema and Avro are read`,
+            )],
+          },
+        );
         if (attempt > 1) this.#log.info("The schema registry answers again", { schema_id: id });
         return;
       } catch (err) {
@@ -411,7 +408,7 @@ export class SchemaRegistryClient {
           });
         }
         await heartbeat?.();
-        await this.#sleep(Math.min(wait, left));
+        await sleep(Math.min(wait, left), this.#stop.signal);
         wait = Math.min(wait * 2, this.#backoff.most);
       }
     }
@@ -464,21 +461,6 @@ export class SchemaRegistryClient {
   /** Stops background registration and makes waiting lookups give up. Safe to call twice. */
   close(): void {
     this.#stop.abort();
-  }
-
-  /** Resolves after `ms`, or at once when closed. */
-  #sleep(ms: number): Promise<void> {
-    const signal = this.#stop.signal;
-    if (signal.aborted) return Promise.resolve();
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        signal.removeEventListener("abort", done);
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      signal.addEventListener("abort", done);
-    });
   }
 }
 
