@@ -29,6 +29,17 @@ const httpUrl = z.string().trim().pipe(
   z.url({ protocol: /^https?$/, error: "must be an http:// or https:// URL" }),
 );
 
+/** A schema registry's compatibility levels (Confluent's names). */
+const COMPATIBILITY_LEVELS = [
+  "BACKWARD",
+  "BACKWARD_TRANSITIVE",
+  "FORWARD",
+  "FORWARD_TRANSITIVE",
+  "FULL",
+  "FULL_TRANSITIVE",
+  "NONE",
+] as const;
+
 interface Setting<T extends z.ZodType> {
   schema: T;
   default?: string;
@@ -134,6 +145,36 @@ export const SETTINGS = {
     int(6000, 300_000),
     "Consumer session timeout: how long a crashed member holds its partitions before a rebalance",
     "30000",
+  ),
+  SCHEMA_REGISTRY_URL: setting(
+    httpUrl,
+    "Kafka mode: a Confluent-compatible Schema Registry (its API base URL). Set = produced " +
+      "records are framed with registered schema ids, framed consumed records are decoded. " +
+      "Unset = bare JSON",
+  ),
+  SCHEMA_REGISTRY_AUTH: secret(setting(
+    z.string().regex(/^[^:]+:.+$/s, "must be user:password").transform((v) => {
+      const at = v.indexOf(":");
+      return { username: v.slice(0, at), password: v.slice(at + 1) };
+    }),
+    "Basic auth for SCHEMA_REGISTRY_URL, as user:password",
+  )),
+  SCHEMA_REGISTRY_COMPATIBILITY: setting(
+    z.enum(COMPATIBILITY_LEVELS),
+    "Compatibility level set on the subjects the gateway creates, and expected of the existing " +
+      "ones (another level stops the start)",
+    "BACKWARD",
+  ),
+  SCHEMA_REGISTRY_TIMEOUT_MS: setting(
+    int(100, 120_000),
+    "Timeout of one schema registry request",
+    "5000",
+  ),
+  SCHEMA_REGISTRY_RETRY_MS: setting(
+    int(0, 3_600_000),
+    "How long a worker retries the registry for a framed record's schema (the partition waits) " +
+      "before it dead-letters the record",
+    "60000",
   ),
   MAX_BODY_BYTES: setting(
     int(1024, 1 << 30),
@@ -423,6 +464,18 @@ export function loadConfig(env: Record<string, string | undefined> = Deno.env.to
     throw new ConfigError(
       "Cannot start with this configuration: an s3:// LAKE_URL needs AWS_ACCESS_KEY_ID and " +
         "AWS_SECRET_ACCESS_KEY",
+    );
+  }
+  if (config.SCHEMA_REGISTRY_URL && !config.KAFKA_BROKERS) {
+    throw new ConfigError(
+      "Cannot start with this configuration: SCHEMA_REGISTRY_URL needs KAFKA_BROKERS (the " +
+        "embedded mode's WAL carries bare JSON)",
+    );
+  }
+  if (config.SCHEMA_REGISTRY_AUTH && !config.SCHEMA_REGISTRY_URL) {
+    throw new ConfigError(
+      "Cannot start with this configuration: SCHEMA_REGISTRY_AUTH is set but SCHEMA_REGISTRY_URL " +
+        "is not",
     );
   }
   if (config.ROLE !== "all" && !config.KAFKA_BROKERS) {

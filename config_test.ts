@@ -152,6 +152,44 @@ Deno.test("loadConfig() reports every bad variable in one message", () => {
   );
 });
 
+Deno.test("loadConfig() reads the schema registry settings", async (t) => {
+  const kafka = { KAFKA_BROKERS: "127.0.0.1:9092" };
+  await t.step("off by default, BACKWARD, 5 s timeout, 60 s retry", () => {
+    const config = loadConfig(kafka);
+    assert.equal(config.SCHEMA_REGISTRY_URL, undefined);
+    assert.equal(config.SCHEMA_REGISTRY_COMPATIBILITY, "BACKWARD");
+    assert.equal(config.SCHEMA_REGISTRY_TIMEOUT_MS, 5000);
+    assert.equal(config.SCHEMA_REGISTRY_RETRY_MS, 60_000);
+  });
+  await t.step("basic auth: user, and a password that may hold colons", () => {
+    const config = loadConfig({
+      ...kafka,
+      SCHEMA_REGISTRY_URL: "http://registry:8081",
+      SCHEMA_REGISTRY_AUTH: "svc:pa:ss",
+    });
+    assert.deepEqual(config.SCHEMA_REGISTRY_AUTH, { username: "svc", password: "pa:ss" });
+  });
+  await t.step("bad auth is refused without echoing it", () => {
+    assertConfigError(
+      { ...kafka, SCHEMA_REGISTRY_URL: "http://registry:8081", SCHEMA_REGISTRY_AUTH: "secret" },
+      /SCHEMA_REGISTRY_AUTH must be user:password/,
+    );
+    assert.throws(
+      () => loadConfig({ ...kafka, SCHEMA_REGISTRY_AUTH: "secret", SCHEMA_REGISTRY_URL: "x" }),
+      (err: Error) => !err.message.includes("secret"),
+    );
+  });
+  await t.step("the URL needs Kafka, the auth needs the URL, the level is Confluent's", () => {
+    assertConfigError({ SCHEMA_REGISTRY_URL: "http://registry:8081" }, /needs KAFKA_BROKERS/);
+    assertConfigError({ ...kafka, SCHEMA_REGISTRY_AUTH: "u:p" }, /SCHEMA_REGISTRY_URL is not/);
+    assertConfigError(
+      { ...kafka, SCHEMA_REGISTRY_COMPATIBILITY: "LOOSE" },
+      /SCHEMA_REGISTRY_COMPATIBILITY/,
+    );
+    assertConfigError({ ...kafka, SCHEMA_REGISTRY_URL: "registry:8081" }, /SCHEMA_REGISTRY_URL/);
+  });
+});
+
 Deno.test("loadConfig() ignores variables it does not know", () => {
   assert.equal(loadConfig({ PATH: "/usr/bin", HOME: "/root" }).PORT, 8080);
 });

@@ -44,6 +44,8 @@ import { KafkaLag } from "./pipeline/kafka/lag.ts";
 import { LakeLoader } from "./pipeline/lake_loader.ts";
 import type { DeadLetterSink, EventLog, LogInput } from "./pipeline/durable_log.ts";
 import { createLogger } from "./shared/logger.ts";
+import { eventRecordJsonSchema } from "./shared/schemas.ts";
+import { alertJsonSchema } from "./shared/alert.ts";
 import { instrumentLakeJobs, type LagProbe, Metrics } from "./shared/metrics.ts";
 import { walLagProbe } from "./pipeline/wal/input.ts";
 import {
@@ -53,6 +55,7 @@ import {
 } from "./routes/ratelimit/ratelimit.ts";
 import { UpstashRateLimiter } from "./routes/ratelimit/upstash.ts";
 import type { ValidationOptions } from "./pipeline/validate.ts";
+import type { SchemaRegistryClient, TopicSchema } from "./pipeline/kafka/schema_registry.ts";
 import { Wal, WAL_TOPIC } from "./pipeline/wal/wal.ts";
 import { WalEventLog } from "./pipeline/wal/event_log.ts";
 import { WalInput } from "./pipeline/wal/input.ts";
@@ -109,6 +112,7 @@ let log: EventLog | undefined, deadLetters: DeadLetterSink, input: LogInput | un
 const alertSinks: AlertSink[] = [new LogAlertSink(logger)];
 if (engine && lake) alertSinks.push(new LakeAlertSink(engine, lake.alerts));
 let drainInput: (timeoutMs: number) => Promise<unknown> = () => Promise.resolve();
+let registry: SchemaRegistryClient | undefined;
 
 if (config.mode === "embedded") {
   const wal = await Wal.open(config.WAL_DIR, {
@@ -136,16 +140,67 @@ if (config.mode === "embedded") {
     connectionTimeoutMs: config.KAFKA_CONNECT_TIMEOUT_MS,
     logger,
   });
+  // Schema registry: register the value schemas of the topics this process produces to, before
+  // anything is produced. The events and alerts records are framed with their ids; dead letters
+  // keep the original bytes (docs/schema-registry.md). Loaded only when configured.
+  if (config.SCHEMA_REGISTRY_URL) {
+    const produced: TopicSchema[] = [];
+    if (ingests) {
+      produced.push({
+        topic: config.KAFKA_TOPIC_EVENTS,
+        schema: eventRecordJsonSchema(config.UNKNOWN_TYPES),
+      });
+    }
+    if (works && config.FRAUD_SCORING) {
+      produced.push({ topic: config.KAFKA_TOPIC_ALERTS, schema: alertJsonSchema() });
+    }
+    const sr = await import("./pipeline/kafka/schema_registry.ts");
+    const client = new sr.SchemaRegistryClient({
+      url: config.SCHEMA_REGISTRY_URL,
+      auth: config.SCHEMA_REGISTRY_AUTH,
+      compatibility: config.SCHEMA_REGISTRY_COMPATIBILITY,
+      timeoutMs: config.SCHEMA_REGISTRY_TIMEOUT_MS,
+      retryMs: config.SCHEMA_REGISTRY_RETRY_MS,
+      logger,
+    });
+    // A refusal (an incompatible schema change, bad credentials, …) stops the process like a
+    // configuration error, also when it comes from a retry after a registry that was down.
+    const refused = (err: Error): never => {
+      logger.error("The schema registry refused the start", { err: err.message });
+      console.error(err.message);
+      Deno.exit(2);
+    };
+    try {
+      await client.register(produced, refused);
+    } catch (err) {
+      if (!(err instanceof sr.SchemaRegistryRefusedError)) throw err;
+      refused(err);
+    }
+    registry = client;
+    // Until every schema is registered, nothing can be produced: POST /events answers 503.
+    checks.push({
+      name: "schema registry",
+      critical: ingests,
+      probe: () => Promise.resolve(client.probe()),
+    });
+  }
   if (ingests) {
     log = await KafkaEventLog.connect(kafka, {
       topic: config.KAFKA_TOPIC_EVENTS,
       maxBatch: config.GROUP_COMMIT_MAX_EVENTS,
       maxPending: config.INGEST_MAX_PENDING_EVENTS,
+      framer: registry?.framer(config.KAFKA_TOPIC_EVENTS),
     });
   }
   deadLetters = await KafkaDeadLetterSink.connect(kafka, config.KAFKA_TOPIC_DEAD_LETTER);
   if (works && config.FRAUD_SCORING) {
-    alertSinks.push(await KafkaAlertSink.connect(kafka, config.KAFKA_TOPIC_ALERTS));
+    alertSinks.push(
+      await KafkaAlertSink.connect(
+        kafka,
+        config.KAFKA_TOPIC_ALERTS,
+        registry?.framer(config.KAFKA_TOPIC_ALERTS),
+      ),
+    );
   }
   if (works) {
     input = new KafkaInput(kafka, {
@@ -169,6 +224,7 @@ if (config.mode === "embedded") {
   }
   logger.info(`Kafka mode, role ${config.ROLE}`, {
     brokers: config.KAFKA_BROKERS,
+    schema_registry: config.SCHEMA_REGISTRY_URL ?? "off (bare JSON)",
     ...(ingests ? { produces_to: config.KAFKA_TOPIC_EVENTS } : {}),
     ...(works ? { consumes: consumedTopics(config) } : {}),
   });
@@ -240,6 +296,7 @@ const loader = bronze && new LakeLoader(bronze, deadLetters, {
   flushRows: config.LAKE_FLUSH_ROWS,
   flushBytes: config.LAKE_FLUSH_BYTES,
   flushIntervalMs: config.LAKE_FLUSH_INTERVAL_MS,
+  ...(registry ? { decoder: registry.decoder } : {}),
   metrics,
   commit: (topic, partition, next) => input!.commit(topic, partition, next),
   onError: (err) => logger.error("Lake flush failed; will retry", { err }),
@@ -385,6 +442,7 @@ async function shutdown(signal: string): Promise<void> {
     await server.shutdown(); // stop accepting; in-flight requests finish
     await log?.close(); // every acknowledged event is durable in the log
     await drainInput(Math.max(0, config.SHUTDOWN_TIMEOUT_MS - 2000));
+    registry?.close(); // a chunk waiting for the registry gives up unresolved: it is read again
     await input?.stop();
     await loader?.close(); // flush buffers to bronze, commit offsets
     await input?.close(); // leave the consumer group

@@ -56,7 +56,27 @@ export interface DeadLetterSink {
 
 /** Receives a partition's records in offset order; may take its time (that is the backpressure). */
 export interface RecordHandler {
-  handle(records: LogRecord[]): Promise<void>;
+  /** `heartbeat` keeps a consumer group member in its group while the handler waits. */
+  handle(records: LogRecord[], heartbeat?: () => Promise<void>): Promise<void>;
+}
+
+/** What a {@link RecordDecoder} made of one record value. */
+export type DecodedValue = { ok: true; value: unknown } | { ok: false; issues: Issue[] };
+
+/**
+ * Reads record values written in a schema registry's wire format, before validation
+ * (`kafka/schema_registry.ts`). Plain JSON values are left to the loader.
+ */
+export interface RecordDecoder {
+  /**
+   * One entry per record: its decoded value, why it cannot be decoded, or `undefined` when it is
+   * not framed; `undefined` instead of the array when no record is. May wait for the registry,
+   * calling `heartbeat` meanwhile.
+   */
+  decode(
+    records: LogRecord[],
+    heartbeat?: () => Promise<void>,
+  ): Promise<(DecodedValue | undefined)[] | undefined>;
 }
 
 /** Reads a durable log and reports progress back with {@link LogInput.commit}. */

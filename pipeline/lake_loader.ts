@@ -8,7 +8,14 @@
  */
 import type { BronzeBatch, BronzeRow, BronzeWriteResult } from "../lake/bronze.ts";
 import type { EventProcessor } from "./processor.ts";
-import type { DeadLetter, DeadLetterSink, LogRecord, RecordHandler } from "./durable_log.ts";
+import type {
+  DeadLetter,
+  DeadLetterSink,
+  DecodedValue,
+  LogRecord,
+  RecordDecoder,
+  RecordHandler,
+} from "./durable_log.ts";
 import { type Metrics, typeOf } from "../shared/metrics.ts";
 import { validateEvent, type ValidationOptions } from "./validate.ts";
 import { recordEventId } from "../shared/ids.ts";
@@ -39,6 +46,8 @@ export interface LakeLoaderOptions {
   onFlush?: (batch: BronzeBatch, result: BronzeWriteResult, ms: number) => void;
   /** Sees every accepted batch (fraud scoring); the offset commit waits for its side effects. */
   processor?: EventProcessor;
+  /** Reads values framed for a schema registry before validation; unset = every value is JSON. */
+  decoder?: RecordDecoder;
   /**
    * Counts Kafka records (`source="kafka"`), dead letters and bronze writes. Records read back
    * from the embedded WAL are not counted as events again: `POST /events` counted them.
@@ -110,18 +119,27 @@ export class LakeLoader implements RecordHandler {
     return n;
   }
 
-  /** Takes records of one partition, in offset order. Waits for a flush when the buffer is full. */
-  handle(records: LogRecord[]): Promise<void> {
-    if (records.length === 0) return Promise.resolve();
+  /**
+   * Takes records of one partition, in offset order. Waits for a flush when the buffer is full, and
+   * for the schema registry when a framed record's schema is not cached yet.
+   */
+  async handle(records: LogRecord[], heartbeat?: () => Promise<void>): Promise<void> {
+    if (records.length === 0) return;
     const { topic, partition } = records[0]!;
     const buf = this.#buffer(topic, partition);
+    // Outside the lock: a wait for the registry must not hold up the timer's flush of the rows
+    // already buffered (handle() is never called twice at once for one partition).
+    const decoded = this.#opts.decoder
+      ? await this.#opts.decoder.decode(records, heartbeat)
+      : undefined;
     return this.#locked(buf, async () => {
       const letters: DeadLetter[] = [];
       const accepted: BronzeRow[] = [];
       const types = { received: [] as unknown[], rejected: [] as unknown[] };
       let bytes = 0;
-      for (const rec of records) {
-        const row = this.#process(rec, letters, types);
+      for (let i = 0; i < records.length; i++) {
+        const rec = records[i]!;
+        const row = this.#process(rec, letters, types, decoded?.[i]);
         if (row) {
           accepted.push(row);
           bytes += rec.value.byteLength;
@@ -166,11 +184,15 @@ export class LakeLoader implements RecordHandler {
     });
   }
 
-  /** Validates one record, noting its `type` field in `types.received` (and `.rejected` on failure). */
+  /**
+   * Validates one record, noting its `type` field in `types.received` (and `.rejected` on failure).
+   * `framed` is what the decoder made of a framed value.
+   */
   #process(
     rec: LogRecord,
     letters: DeadLetter[],
     types: { received: unknown[]; rejected: unknown[] },
+    framed: DecodedValue | undefined,
   ): BronzeRow | undefined {
     // A producer sets the record timestamp; one outside what a Date holds must not throw here
     // (the record would block its partition forever): it counts as received now.
@@ -178,11 +200,21 @@ export class LakeLoader implements RecordHandler {
       ? rec.timestampMs
       : Date.now();
     const receivedAt = new Date(ms).toISOString();
+    if (framed?.ok === false) {
+      types.received.push(undefined);
+      types.rejected.push(undefined);
+      letters.push(this.#letter(rec, receivedAt, framed.issues));
+      return undefined;
+    }
     let value: unknown;
     try {
-      value = JSON.parse(decoder.decode(rec.value));
+      value = framed ? framed.value : JSON.parse(decoder.decode(rec.value));
     } catch (err) {
-      const what = err instanceof SyntaxError ? "not valid JSON" : "not valid UTF-8";
+      const what = rec.value[0] === 0
+        ? "framed for a schema registry (magic byte 0) and no registry is configured"
+        : err instanceof SyntaxError
+        ? "not valid JSON"
+        : "not valid UTF-8";
       types.received.push(undefined);
       types.rejected.push(undefined);
       letters.push(

@@ -73,19 +73,10 @@ TOOL_JVM_OPTS=(-Xms32m -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1
   -Dlog4j2.configurationFile="$TOOLS_LOG4J_FILE")
 
 # pid of the broker this state dir started, if it is alive and still that Kafka JVM.
-broker_pid() { pid_running "kafka.Kafka $CONF_FILE"; }
+service_pid() { pid_running "kafka.Kafka $CONF_FILE"; }
 
-# "17.0.15+6-Debian-1deb12u1" from the JDK's release file (no JVM start needed).
-java_runtime_version() {
-  local bin home
-  bin="$(command -v "$JAVA")" || return 1
-  home="$(dirname "$(dirname "$(readlink -f "$bin")")")"
-  sed -n 's/^JAVA_RUNTIME_VERSION="\(.*\)"/\1/p' "$home/release" 2>/dev/null | head -n1
-}
 # Class-data-sharing archives are only valid for the JDK that wrote them.
-JDK_ID="$(java_runtime_version || true)"
-JDK_ID="${JDK_ID//[^A-Za-z0-9._-]/_}"
-JDK_ID="${JDK_ID:-unknown}"
+JDK_ID="$(jdk_id)"
 BROKER_JSA="$LIBS_DIR/.cds-broker-$JDK_ID.jsa"
 
 have_libs() { [[ -f "$LIBS_DIR/.complete" ]]; } # tools of a running broker: any complete fetch
@@ -217,8 +208,8 @@ format_storage() {
 }
 
 cmd_start() {
-  local pid jv cds=()
-  if pid="$(broker_pid)"; then
+  local pid
+  if pid="$(service_pid)"; then
     log "already running (pid $pid, $BOOTSTRAP)"
     return 0
   fi
@@ -229,29 +220,15 @@ cmd_start() {
   if port_open "$CONTROLLER_PORT"; then
     die "controller port $HOST:$CONTROLLER_PORT is already in use (set KAFKA_CONTROLLER_PORT)"
   fi
-  command -v "$JAVA" >/dev/null || die "java not found"
-  jv="$(java_runtime_version || true)"
-  if [[ "$jv" =~ ^([0-9]+) ]] && ((BASH_REMATCH[1] < 17)); then
-    die "Kafka $VERSION needs Java 17+, found $jv"
-  fi
+  require_java "Kafka $VERSION"
   cmd_fetch
   write_config
-  if [[ -s "$LOG_FILE" ]]; then mv -f "$LOG_FILE" "$LOG_FILE.1"; fi # keep one previous log
+  rotate_log
   format_storage
-
-  local jsa="$BROKER_JSA"
-  rm -f "$jsa.tmp"
-  if [[ "$CDS" == 1 && -f "$jsa" ]]; then
-    cds=(-XX:SharedArchiveFile="$jsa")
-  elif [[ "$CDS" == 1 ]]; then
-    cds=(-XX:ArchiveClassesAtExit="$jsa.tmp") # written when the broker exits; see cmd_stop
-  fi
-  # setsid: its own session, so Ctrl-C in (or the end of) the calling shell leaves it running.
+  cds_flags "$BROKER_JSA"
   # shellcheck disable=SC2086
-  nohup setsid "$JAVA" "${BROKER_JVM_OPTS[@]}" "${cds[@]}" ${KAFKA_JVM_OPTS:-} \
-    -cp "$LIBS_DIR/*" kafka.Kafka "$CONF_FILE" >>"$LOG_FILE" 2>&1 </dev/null &
-  pid=$!
-  echo "$pid" >"$PID_FILE"
+  pid="$(spawn "$JAVA" "${BROKER_JVM_OPTS[@]}" "${CDS_FLAGS[@]}" ${KAFKA_JVM_OPTS:-} \
+    -cp "$LIBS_DIR/*" kafka.Kafka "$CONF_FILE")"
   log "started Kafka $VERSION (pid $pid) on $BOOTSTRAP; log: $LOG_FILE"
 }
 
@@ -264,7 +241,7 @@ cmd_wait() {
   gtool="$(group_tool)"
   [[ -f "$ADMIN_CONF" ]] || write_config
   while (($(now_ms) < deadline)); do
-    if [[ -f "$PID_FILE" ]] && ! broker_pid >/dev/null && ! port_open "$PORT"; then
+    if [[ -f "$PID_FILE" ]] && ! service_pid >/dev/null && ! port_open "$PORT"; then
       log "broker process $(cat "$PID_FILE") has exited; last lines of $LOG_FILE:"
       tail -n 40 "$LOG_FILE" >&2 || true
       exit 1
@@ -282,8 +259,7 @@ cmd_wait() {
       out="$(CDS_DUMP=1 run_tool "$gtool" --bootstrap-server "$BOOTSTRAP" --command-config "$ADMIN_CONF" \
         --describe --group kafka-sh-readiness 2>&1 || true)"
       if grep -qiE 'not found|does not exist|no active members' <<<"$out"; then
-        local ms=$(($(now_ms) - t0))
-        log "ready on $BOOTSTRAP after $((ms / 1000)).$((ms % 1000 / 100))s"
+        log "ready on $BOOTSTRAP after $(elapsed_since "$t0")"
         return 0
       fi
     fi
@@ -331,26 +307,11 @@ cmd_topics() {
   done
 }
 
-cmd_stop() {
-  local pid limit="${KAFKA_STOP_SECONDS:-30}" killed=0
-  local jsa="$BROKER_JSA"
-  if ! pid="$(broker_pid)"; then
-    rm -f "$PID_FILE"
-    log "not running"
-    return 0
-  fi
-  stop_pid "$pid" "$limit" || killed=1
-  # A first run's class archive is complete only after a clean exit.
-  if [[ -f "$jsa.tmp" ]]; then
-    if ((killed == 0)) && [[ -s "$jsa.tmp" ]]; then mv -f "$jsa.tmp" "$jsa"; else rm -f "$jsa.tmp"; fi
-  fi
-  rm -f "$PID_FILE"
-  log "stopped"
-}
+cmd_stop() { service_stop "${KAFKA_STOP_SECONDS:-30}" "$BROKER_JSA"; }
 
 cmd_status() {
   local pid
-  if pid="$(broker_pid)"; then
+  if pid="$(service_pid)"; then
     echo "running (pid $pid, Kafka $VERSION, $BOOTSTRAP, state $STATE_DIR)"
     return 0
   fi

@@ -79,8 +79,7 @@ http_answers() {
 }
 
 # pid of the server this state dir started, if it is alive and still that s3proxy JVM.
-server_pid() { pid_running "--properties $CONF_FILE"; }
-
+service_pid() { pid_running "--properties $CONF_FILE"; }
 
 cmd_fetch() { maven_fetch s3proxy s3proxy.version "$(basename "$JAR")"; }
 
@@ -101,7 +100,7 @@ EOF
 
 cmd_start() {
   local pid
-  if pid="$(server_pid)"; then
+  if pid="$(service_pid)"; then
     log "already running (pid $pid, $ENDPOINT)"
     return 0
   fi
@@ -109,16 +108,13 @@ cmd_start() {
     log "something already answers on $ENDPOINT (not started from $STATE_DIR); nothing to do"
     return 0
   fi
-  command -v "$JAVA" >/dev/null || die "java not found"
+  require_java "s3proxy $VERSION"
   cmd_fetch
   write_config
-  if [[ -s "$LOG_FILE" ]]; then mv -f "$LOG_FILE" "$LOG_FILE.1"; fi # keep one previous log
-  # setsid: its own session, so Ctrl-C in (or the end of) the calling shell leaves it running.
+  rotate_log
   # shellcheck disable=SC2086
-  LOG_LEVEL="${S3PROXY_LOG_LEVEL:-info}" nohup setsid "$JAVA" "${JVM_OPTS[@]}" ${S3PROXY_JVM_OPTS:-} \
-    -jar "$JAR" --properties "$CONF_FILE" >>"$LOG_FILE" 2>&1 </dev/null &
-  pid=$!
-  echo "$pid" >"$PID_FILE"
+  pid="$(spawn env LOG_LEVEL="${S3PROXY_LOG_LEVEL:-info}" "$JAVA" "${JVM_OPTS[@]}" \
+    ${S3PROXY_JVM_OPTS:-} -jar "$JAR" --properties "$CONF_FILE")"
   log "started s3proxy $VERSION (pid $pid, $PROVIDER) on $ENDPOINT; log: $LOG_FILE"
 }
 
@@ -128,11 +124,10 @@ cmd_wait() {
   deadline=$((t0 + limit * 1000))
   while (($(now_ms) < deadline)); do
     if http_answers; then
-      local ms=$(($(now_ms) - t0))
-      log "ready on $ENDPOINT after $((ms / 1000)).$((ms % 1000 / 100))s"
+      log "ready on $ENDPOINT after $(elapsed_since "$t0")"
       return 0
     fi
-    if [[ -f "$PID_FILE" ]] && ! server_pid >/dev/null && ! port_open "$PORT"; then
+    if [[ -f "$PID_FILE" ]] && ! service_pid >/dev/null && ! port_open "$PORT"; then
       log "server process $(cat "$PID_FILE") has exited; last lines of $LOG_FILE:"
       tail -n 30 "$LOG_FILE" >&2 || true
       exit 1
@@ -172,21 +167,11 @@ cmd_bucket() {
   done
 }
 
-cmd_stop() {
-  local pid limit="${S3PROXY_STOP_SECONDS:-15}"
-  if ! pid="$(server_pid)"; then
-    rm -f "$PID_FILE"
-    log "not running"
-    return 0
-  fi
-  stop_pid "$pid" "$limit" || true
-  rm -f "$PID_FILE"
-  log "stopped"
-}
+cmd_stop() { service_stop "${S3PROXY_STOP_SECONDS:-15}"; }
 
 cmd_status() {
   local pid
-  if pid="$(server_pid)"; then
+  if pid="$(service_pid)"; then
     echo "running (pid $pid, s3proxy $VERSION, $PROVIDER, $ENDPOINT, state $STATE_DIR)"
     return 0
   fi

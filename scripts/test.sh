@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
 # The README's test command (`deno task test`): every unit and integration test, against a real
-# Redis, a real Kafka broker and a local S3 server (s3proxy). Starts each one where it is not
-# running, and fails (never skips) when it cannot. Extra arguments go to `deno test` (e.g. a file or --filter).
+# Redis, a real Kafka broker, a local S3 server (s3proxy) and a real schema registry (Apicurio).
+# Starts each one where it is not running (and stops Kafka, s3proxy and the registry at exit if it
+# started them), and fails (never skips) when it cannot. Extra arguments go to `deno test` (e.g. a
+# file or --filter).
+#
+# Tests find the registry's Confluent API at SCHEMA_REGISTRY_URL_TEST (exported here; set it
+# beforehand to use another registry and start none). Not SCHEMA_REGISTRY_URL: that is the
+# gateway's own setting, and every gateway a test spawns would inherit it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export NO_COLOR=1
@@ -34,13 +40,16 @@ if [ -z "${CHROMIUM_PATH:-}" ] && [ ! -x /usr/bin/chromium ]; then
   fi
 fi
 
-# Kafka and s3proxy start in the background side by side; each is stopped at exit only if this
-# script started it.
+# Kafka, s3proxy and the registry start in the background side by side; each is stopped at exit
+# only if this script started it.
 started_kafka=0
 started_s3proxy=0
+started_registry=0
+# shellcheck disable=SC2317 # run by the EXIT trap
 cleanup() {
   if [ "$started_kafka" = 1 ]; then bash scripts/kafka.sh stop || true; fi
   if [ "$started_s3proxy" = 1 ]; then bash scripts/s3proxy.sh stop || true; fi
+  if [ "$started_registry" = 1 ]; then bash scripts/registry.sh stop || true; fi
 }
 trap cleanup EXIT
 if ! bash scripts/kafka.sh status >/dev/null 2>&1; then
@@ -51,9 +60,19 @@ if ! bash scripts/s3proxy.sh status >/dev/null 2>&1; then
   bash scripts/s3proxy.sh start
   started_s3proxy=1
 fi
+# The registry's first start builds it (2-3 min from Maven Central) while Kafka boots.
+if [ -z "${SCHEMA_REGISTRY_URL_TEST:-}" ] && ! bash scripts/registry.sh status >/dev/null 2>&1; then
+  bash scripts/registry.sh start
+  started_registry=1
+fi
 bash scripts/kafka.sh wait
 bash scripts/kafka.sh topics >/dev/null
 bash scripts/s3proxy.sh wait
+if [ -z "${SCHEMA_REGISTRY_URL_TEST:-}" ]; then
+  bash scripts/registry.sh wait
+  SCHEMA_REGISTRY_URL_TEST="$(bash scripts/registry.sh url)"
+fi
+export SCHEMA_REGISTRY_URL_TEST
 
 # The S3 store's tests (tests/s3_store_test.ts) read these, with the same values as defaults.
 # They always name the s3proxy above: to test against another S3, run that file directly.

@@ -5,6 +5,8 @@
  *
  * @module
  */
+import { z } from "zod";
+import { DRAFT_7 } from "./schemas.ts";
 
 /** How bad a fired rule is, from least to most. */
 export const SEVERITIES = ["low", "medium", "high", "critical"] as const;
@@ -87,3 +89,61 @@ export interface Alert {
   /** Why the windows or the LLM could not be used, when they could not. */
   degraded?: string;
 }
+
+// ---------------------------------------------------------------------------------------------
+// The alert as a record of the alerts topic, for a schema registry. The zod schema is held to the
+// `Alert` type by the compiler (the check below fails `deno check` when the two drift apart), and
+// the JSON Schema derived from it is registered as the alerts topic's value schema.
+
+const FiredRuleRecord = z.strictObject({
+  name: z.string(),
+  severity: z.enum(SEVERITIES),
+  reason: z.string(),
+});
+const LlmPartRecord = z.discriminatedUnion("status", [
+  z.strictObject({
+    status: z.literal("ok"),
+    fraud_score: z.number(),
+    verdict: z.string(),
+    rationale: z.string(),
+    model: z.string(),
+    latency_ms: z.number(),
+  }),
+  z.strictObject({ status: z.enum(["unavailable", "disabled"]), reason: z.string() }),
+]);
+/** An alert as the alerts topic carries it (JSON, one per record). */
+const AlertRecord = z.strictObject({
+  alert_id: z.string(),
+  user_id: z.string(),
+  raised_at: z.string(),
+  trigger_event_id: z.string(),
+  trigger_type: z.string(),
+  occurred_at: z.string(),
+  rules: z.array(FiredRuleRecord),
+  rule_score: z.number(),
+  llm_score: z.number().nullable(),
+  fraud_score: z.number(),
+  severity: z.enum(SEVERITIES),
+  llm_disagrees: z.boolean(),
+  llm: LlmPartRecord,
+  window: z.strictObject({
+    events: z.number(),
+    types: z.record(z.string(), z.number()),
+    first_at: z.string(),
+    last_at: z.string(),
+  }),
+  event_ids: z.array(z.string()),
+  degraded: z.string().exactOptional(),
+});
+
+/**
+ * The JSON Schema (draft-07) of a record on the alerts topic: the value schema registered for it.
+ * Closed objects, so a field added to `Alert` later is a compatible change only as an optional one.
+ */
+export function alertJsonSchema(): Record<string, unknown> {
+  return z.toJSONSchema(AlertRecord, DRAFT_7) as Record<string, unknown>;
+}
+
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+type Assert<T extends true> = T;
+type _AlertRecordMatchesAlert = Assert<Same<z.output<typeof AlertRecord>, Alert>>;

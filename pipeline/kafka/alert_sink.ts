@@ -6,6 +6,7 @@
 import type { AlertSink } from "../fraud/sinks.ts";
 import type { Alert } from "../../shared/alert.ts";
 import { createProducer, type Kafka, type Producer } from "./client.ts";
+import type { RecordFramer } from "./schema_registry.ts";
 
 /**
  * Alerts to the alerts topic: JSON values keyed by user id (one user's alerts stay in order), with
@@ -15,16 +16,23 @@ export class KafkaAlertSink implements AlertSink {
   readonly name = "kafka";
   readonly #producer: Producer;
   readonly #topic: string;
+  readonly #framer: RecordFramer | undefined;
 
-  private constructor(producer: Producer, topic: string) {
+  private constructor(producer: Producer, topic: string, framer: RecordFramer | undefined) {
     this.#producer = producer;
     this.#topic = topic;
+    this.#framer = framer;
   }
 
-  static async connect(kafka: Kafka, topic: string): Promise<KafkaAlertSink> {
+  /** `framer` frames each value with the topic's schema registry id; unset = bare JSON. */
+  static async connect(
+    kafka: Kafka,
+    topic: string,
+    framer?: RecordFramer,
+  ): Promise<KafkaAlertSink> {
     const producer = createProducer(kafka);
     await producer.connect();
-    return new KafkaAlertSink(producer, topic);
+    return new KafkaAlertSink(producer, topic, framer);
   }
 
   async send(alerts: Alert[]): Promise<void> {
@@ -34,7 +42,9 @@ export class KafkaAlertSink implements AlertSink {
       acks: -1,
       messages: alerts.map((a) => ({
         key: a.user_id,
-        value: JSON.stringify(a),
+        value: this.#framer
+          ? this.#framer.frame(Buffer.from(JSON.stringify(a)))
+          : JSON.stringify(a),
         headers: { "alert.id": a.alert_id },
       })),
     });

@@ -8,6 +8,7 @@ import { GroupCommitter } from "../group_commit.ts";
 import { encodeEnvelope, type EventLog } from "../durable_log.ts";
 import type { Envelope } from "../../shared/schemas.ts";
 import { createProducer, type Kafka, type Producer } from "./client.ts";
+import type { RecordFramer } from "./schema_registry.ts";
 
 /** Tracks whether a producer's connection is up, for backpressure and readiness. */
 function watchConnection(producer: Producer): () => boolean {
@@ -27,6 +28,8 @@ export interface KafkaEventLogOptions {
   topic: string;
   maxBatch: number;
   maxPending: number;
+  /** Frames each value with the topic's schema registry id; unset = bare JSON. */
+  framer?: RecordFramer | undefined;
 }
 
 /**
@@ -40,12 +43,14 @@ export class KafkaEventLog implements EventLog {
   readonly #committer: GroupCommitter<Envelope>;
   readonly #connected: () => boolean;
   readonly #maxPending: number;
+  readonly #framer: RecordFramer | undefined;
 
   private constructor(producer: Producer, options: KafkaEventLogOptions) {
     this.#producer = producer;
     this.#topic = options.topic;
     this.#connected = watchConnection(producer);
     this.#maxPending = options.maxPending;
+    this.#framer = options.framer;
     this.#committer = new GroupCommitter((events) => this.#send(events), {
       maxBatch: options.maxBatch,
       maxPending: options.maxPending,
@@ -78,7 +83,8 @@ export class KafkaEventLog implements EventLog {
       bytes = 0;
     };
     for (const e of events) {
-      const value = Buffer.from(encodeEnvelope(e));
+      const json = encodeEnvelope(e);
+      const value = this.#framer ? this.#framer.frame(json) : Buffer.from(json);
       const size = value.byteLength + Buffer.byteLength(e.user_id) + RECORD_OVERHEAD_BYTES;
       if (bytes + size > MAX_PRODUCE_BYTES) await flush();
       messages.push({ key: e.user_id, value });
@@ -89,6 +95,8 @@ export class KafkaEventLog implements EventLog {
 
   overloaded(): string | undefined {
     if (!this.#connected()) return "Kafka is not reachable";
+    const unframed = this.#framer?.unavailable();
+    if (unframed) return unframed;
     if (this.#committer.pending > this.#maxPending * 0.9) return "The Kafka producer is behind";
     return undefined;
   }

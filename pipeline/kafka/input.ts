@@ -115,7 +115,7 @@ export class KafkaInput implements LogInput {
     for (let i = 0; i < records.length; i += chunk) {
       if (this.#stopping || !isRunning() || isStale()) return;
       const part = records.slice(i, i + chunk);
-      await handler.handle(part);
+      await handler.handle(part, heartbeat);
       resolveOffset(String(part.at(-1)!.offset));
       await heartbeat();
     }
