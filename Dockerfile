@@ -14,7 +14,7 @@ COPY --chown=deno:deno deno.json deno.lock ./
 RUN deno install --frozen
 COPY --chown=deno:deno . .
 # Cache the entry point and the DuckDB worker (loaded at run time) so a container starts offline.
-RUN deno cache main.ts lake/duckdb_worker.ts
+RUN deno cache main.ts lake/engine/duckdb_worker.ts
 
 ENV PORT=8080 \
     HOSTNAME=0.0.0.0 \
