@@ -9,7 +9,7 @@
  * @module
  */
 /// <reference lib="deno.worker" />
-import { existsSync } from "node:fs";
+import { statSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import * as duckdb from "@duckdb/duckdb-wasm/dist/duckdb-node-blocking.cjs";
 import * as arrow from "apache-arrow";
@@ -37,7 +37,14 @@ async function open(): Promise<{ db: duckdb.DuckDBBindings; conn: duckdb.DuckDBC
     eh: { mainModule: WASM, mainWorker: "" },
   };
   // Reads never create files (see read_only_runtime.ts).
-  const runtime = readOnlyRuntime(duckdb.NODE_RUNTIME, duckdb.failWith as never, existsSync);
+  const isFile = (path: string) => {
+    try {
+      return statSync(path).isFile();
+    } catch {
+      return false;
+    }
+  };
+  const runtime = readOnlyRuntime(duckdb.NODE_RUNTIME, duckdb.failWith as never, isFile);
   const db = await duckdb.createDuckDB(bundles, new duckdb.VoidLogger(), runtime);
   await db.instantiate();
   db.open({});

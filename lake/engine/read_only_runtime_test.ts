@@ -3,10 +3,13 @@ import { readOnlyRuntime } from "./read_only_runtime.ts";
 
 function fakeRuntime(path: string, protocol = 1) {
   const opened: number[] = [];
+  const globbed: number[] = [];
   return {
     opened,
+    globbed,
     runtime: {
       openFile: (_mod: unknown, fileId: number, _flags: number) => opened.push(fileId),
+      glob: (_mod: unknown, ptr: number, _len: number) => globbed.push(ptr),
       resolveFileInfo: () => ({ dataProtocol: protocol, dataUrl: path }),
     },
   };
@@ -31,4 +34,24 @@ Deno.test("readOnlyRuntime() opens existing files, writes that may create, and o
   const buffer = fakeRuntime("buf.parquet", 0);
   readOnlyRuntime(buffer.runtime, fail, exists).openFile({}, 3, 1);
   assert.deepEqual([here.opened, created.opened, buffer.opened], [[1], [2], [3]]);
+});
+
+Deno.test("readOnlyRuntime() globs a literal path with a stat and hands patterns to the runtime", () => {
+  const { runtime, globbed } = fakeRuntime("");
+  const exists = (p: string) => p === "/lake/dt=2026-03-10/a+b 1.parquet";
+  const guarded = readOnlyRuntime(runtime, () => assert.fail("no failure"), exists);
+  const added: unknown[] = [];
+  const heap = new TextEncoder().encode(
+    "/lake/dt=2026-03-10/a+b 1.parquet|/lake/gone.parquet|/lake/*/x.parquet",
+  );
+  const mod = {
+    HEAPU8: heap,
+    ccall: (name: string, _r: null, _t: string[], args: unknown[]) => added.push(name, ...args),
+  };
+  guarded.glob(mod, 0, 33);
+  guarded.glob(mod, 34, 18);
+  assert.deepEqual(added, ["duckdb_web_fs_glob_add_path", "/lake/dt=2026-03-10/a+b 1.parquet"]);
+  assert.deepEqual(globbed, [], "literal paths never reach fast-glob");
+  guarded.glob(mod, 53, 18);
+  assert.deepEqual(globbed, [53], "a pattern does");
 });
