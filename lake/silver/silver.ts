@@ -57,7 +57,7 @@ export interface SilverOptions {
   maxFilesPerRead?: number;
   /** Deduplicate against partitions this many days before the new rows' received dates. @default 30 */
   maxPastDays?: number;
-  /** A partition with more files than this is compacted into one. @default 8 */
+  /** A partition with more files than this is compacted (`toCompact` in `write.ts`). @default 4 */
   maxFilesPerPartition?: number;
   /** Test hook: runs after the partitions are replaced and before progress is written. */
   beforeProgress?: () => void | Promise<void>;

@@ -14,6 +14,7 @@ import { BronzeWriter } from "../bronze.ts";
 import { LakeEngine } from "../engine/engine.ts";
 import { type Domain, JOB_KEYS, SILVER_DOMAINS, sqlFileList, TABLES, userKey } from "../layout.ts";
 import { runSilver, type SilverStats } from "./silver.ts";
+import { toCompact } from "./write.ts";
 import { readSilverProgress } from "./plan.ts";
 import { castPayload, SILVER_SPECS } from "./spec.ts";
 import { withLake as withLakeIn } from "../engine/testing.ts";
@@ -728,5 +729,49 @@ Deno.test("silver: files are sorted by user_key, the user's hash, so one user's 
     );
     assert.deepEqual(order, sorted);
     assert.equal(new Set(got.map((r) => r.user_key)).size, 30, "30 users, 30 keys");
+  });
+});
+
+Deno.test("toCompact(): nothing under the limit, the small files first, everything once they weigh", () => {
+  const f = (key: string, size: number) => ({ key, size });
+  assert.equal(toCompact([f("a", 100), f("b", 5)], 2, 4), undefined);
+  assert.deepEqual(toCompact([f("a", 100), f("b", 5), f("c", 7)], 2, 4)?.map((x) => x.key), [
+    "c",
+    "b",
+  ]);
+  assert.deepEqual(
+    toCompact([f("a", 100), f("b", 30), f("c", 25)], 2, 4)?.map((x) => x.key),
+    ["a", "b", "c"],
+  );
+  assert.deepEqual(toCompact([], 3, 2), []);
+});
+
+Deno.test("silver: small runs keep a partition within its file limit and leave its big file be", async () => {
+  await withLake(async (lake, engine) => {
+    const day = (i: number, type: "click" | "page_view" = "click") =>
+      ev({
+        type,
+        user_id: `u${i % 40}`,
+        occurred_at: `2026-11-20T${String(i % 24).padStart(2, "0")}:0${i % 10}:00Z`,
+        received_at: "2026-11-20T23:00:00Z",
+        payload: { page: `/p/${i}` },
+      });
+    let next = await bronze(lake, engine, 0, Array.from({ length: 600 }, (_, i) => day(i)));
+    await runSilver(engine, await lakeOf(lake, engine));
+    const usage = TABLES.silver("usage");
+    const [big] = (await partitionFiles(engine, lake, usage)).get("2026-11-20")!;
+    let rowsIn = 600;
+    for (let run = 0; run < 8; run++) {
+      const batch = Array.from({ length: 3 }, (_, i) => day(1000 + run * 3 + i, "page_view"));
+      next = await bronze(lake, engine, next, batch);
+      rowsIn += batch.length;
+      await runSilver(engine, await lakeOf(lake, engine));
+      const files = (await partitionFiles(engine, lake, usage)).get("2026-11-20")!;
+      assert.ok(files.length <= 4, `run ${run}: ${files.length} files`);
+      assert.ok(files.includes(big!), `run ${run}: the day's big file is not rewritten`);
+    }
+    const rows = await allSilver(engine, lake);
+    assert.equal(rows.length, rowsIn);
+    assert.equal(new Set(rows.map((r) => r.event_id)).size, rowsIn);
   });
 });

@@ -2,12 +2,13 @@
  * Silver's last step: the run's new rows of each (table, occurred date) become new files, sorted by
  * `user_key` (a hash of `user_id`, see `layout.ts`), `user_id`, then `occurred_at` (and
  * `event_id`), in row groups small enough that a reader looking for one user skips most of a file
- * by its `user_key` min/max statistics. A run costs what its new rows cost:
- * each shard's rows become a file beside the partition's files. A partition is rewritten whole
- * (its files and the first shard's new rows merged into one) only when it would hold more than
- * `maxFilesPerPartition` files (compaction), or when it holds a copy the new rows beat
+ * by its `user_key` min/max statistics. A run costs what its new rows cost: each shard's rows
+ * become a file beside the partition's files. Files are merged (with the first shard's new rows)
+ * only when a partition would hold more than `maxFilesPerPartition` files, size-tiered
+ * ({@link toCompact}): the small files recent runs appended, and the day's big file only once they
+ * weigh half as much; or, all of them, when the partition holds a copy the new rows beat
  * (`dedupe.ts`). The shards write in parallel, each on its engine; one commit per table
- * (`delta/replace.ts`) adds (and for rewrites removes) every file at once.
+ * (`delta/replace.ts`) adds (and for merges removes) every file at once.
  *
  * @module
  */
@@ -15,7 +16,7 @@ import type { LakeEngine, ParquetOut } from "../engine/engine.ts";
 import { countRows, parquetColumns } from "../engine/sql.ts";
 import type { Lake } from "../lake.ts";
 import { localFiles, sqlReadParquet } from "../layout.ts";
-import { PartitionReplacement } from "../delta/replace.ts";
+import { type PartitionFile, PartitionReplacement } from "../delta/replace.ts";
 import { DATE } from "../../shared/time.ts";
 import type { PartitionRef } from "./dedupe.ts";
 import { columnsOf, fillUserKeys, newRows, SILVER_TABLES, type SilverTable } from "./load.ts";
@@ -39,7 +40,7 @@ export interface Written {
 
 /** Options of {@link writeTables}. */
 export interface WriteOptions {
-  /** A partition with more files than this is compacted into one. @default 8 */
+  /** A partition with more files than this is compacted (see {@link toCompact}). @default 4 */
   maxFilesPerPartition?: number;
 }
 
@@ -69,23 +70,28 @@ export async function writeTables(
     const dates = [...new Set([...perShard.flatMap((s) => [...s]), ...rewritten])].sort();
     if (dates.length === 0) continue;
     const replace = new PartitionReplacement(tableOf(lake, t));
-    const whole = new Map<string, string[]>();
+    const merging = new Map<string, Merge>();
     for (const dt of dates) {
       if (!DATE.test(dt)) throw new Error(`Invalid occurred date "${dt}"`);
-      const current = await localFiles(lake.store, await replace.read(dt));
+      const current = await replace.readFiles(dt);
       const adding = perShard.filter((s) => s.has(dt)).length;
-      const max = options.maxFilesPerPartition ?? 8;
-      if (rewritten.has(dt) || current.length + adding > max) whole.set(dt, current);
+      const max = options.maxFilesPerPartition ?? MAX_FILES_PER_PARTITION;
+      const merge = rewritten.has(dt) ? current : toCompact(current, adding, max);
+      if (merge) {
+        const keys = merge.map((f) => f.key);
+        merging.set(dt, { keys, paths: await localFiles(lake.store, keys) });
+      }
     }
     const results = await Promise.all(
       engines.map((engine, i) =>
         writeShard(
           engine,
           t,
-          dates.filter((dt) => perShard[i]!.has(dt) || (i === 0 && whole.has(dt))),
+          dates.filter((dt) => perShard[i]!.has(dt) || (i === 0 && merging.has(dt))),
           {
-            whole: i === 0 ? whole : new Map(),
-            write: (dt, file, append) => replace.write(dt, file, { append }),
+            merging: i === 0 ? merging : new Map(),
+            write: (dt, file, replaces) =>
+              replace.write(dt, file, replaces ? { replaces } : { append: true }),
           },
         )
       ),
@@ -103,24 +109,51 @@ export async function writeTables(
   return out;
 }
 
-/** One shard's files of one table: appends, and (first shard) the rewritten partitions. */
+/** Files of a partition merged with a shard's new rows into one: store keys and local paths. */
+interface Merge {
+  keys: string[];
+  paths: string[];
+}
+
+/** Default of `maxFilesPerPartition`. */
+export const MAX_FILES_PER_PARTITION = 4;
+
+/**
+ * The files to merge when a partition would hold more than `max` files once `adding` more join
+ * it, else undefined. Size-tiered: the largest file stays as it is unless the others hold half as
+ * many bytes as it does, so a run rewrites what recent runs appended, not the whole day each time.
+ */
+export function toCompact(
+  files: readonly PartitionFile[],
+  adding: number,
+  max: number,
+): PartitionFile[] | undefined {
+  if (files.length + adding <= max) return undefined;
+  const bySize = [...files].sort((a, b) => b.size - a.size);
+  const [largest, ...rest] = bySize;
+  const restBytes = rest.reduce((n, f) => n + f.size, 0);
+  return !largest || restBytes * 2 >= largest.size ? bySize : rest;
+}
+
+/** One shard's files of one table: appends, and (first shard) the merges. */
 async function writeShard(
   engine: LakeEngine,
   t: SilverTable,
   dates: string[],
   how: {
-    whole: Map<string, string[]>;
-    write: (dt: string, file: ParquetOut, append: boolean) => Promise<void>;
+    merging: Map<string, Merge>;
+    /** `replaces`: store keys of the files the new one replaces; undefined = an append. */
+    write: (dt: string, file: ParquetOut, replaces?: string[]) => Promise<void>;
   },
 ): Promise<Omit<Written, "table">[]> {
   const out: Omit<Written, "table">[] = [];
   for (const dt of dates) {
-    const current = how.whole.get(dt);
-    const file = current ? await merged(engine, t, dt, current) : await appended(engine, t, dt);
+    const merge = how.merging.get(dt);
+    const file = merge ? await merged(engine, t, dt, merge.paths) : await appended(engine, t, dt);
     let before = 0;
-    if (current) { for (const f of current) before += await countRows(engine, f); }
-    if (file.rows === 0 && (!current || current.length === 0)) continue;
-    await how.write(dt, file, !current);
+    if (merge) { for (const f of merge.paths) before += await countRows(engine, f); }
+    if (file.rows === 0 && (!merge || merge.paths.length === 0)) continue;
+    await how.write(dt, file, merge?.keys);
     out.push({ dt, gained: file.rows - before, rows: file.rows });
   }
   return out;
