@@ -349,6 +349,12 @@ export const SETTINGS = {
       "each holds its shard of a run in memory",
     "2",
   ),
+  JOBS_NICENESS: setting(
+    int(0, 19),
+    "Linux nice value of the jobs' DuckDB worker threads: a running job yields the cores to " +
+      "ingest and queries and takes them when they idle (0 = the process's priority)",
+    "10",
+  ),
   SILVER_MAX_ROWS_PER_RUN: setting(
     int(1000, 100_000_000),
     "Bronze rows one silver run takes on (the rest waits for the next run); bounds job memory",
