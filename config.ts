@@ -80,8 +80,9 @@ export const SETTINGS = {
   ),
   LAKE_RETENTION_HOURS: setting(
     int(0, 24 * 3650),
-    "Files removed from a table (replaced partitions, crashed writes) and old log entries are " +
-      "deleted after this many hours by the jobs' vacuum step",
+    "Files removed from a table (replaced partitions) and old log entries are deleted after " +
+      "this many hours by the jobs' vacuum step; files no commit names (crashed or in-flight " +
+      "writes) after at least 1 h",
     "168",
   ),
   LAKE_CHECKPOINT_INTERVAL: setting(
