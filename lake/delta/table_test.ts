@@ -184,3 +184,35 @@ Deno.test("vacuum() deletes files no commit needs once past retention, and log e
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("DeltaTable.commit() takes turns per table: no lost put-if-absent in one process, other tables never wait", async () => {
+  const engine = new LakeEngine();
+  const store = new MemoryStore();
+  let lost = 0;
+  const putIfAbsent = store.putIfAbsent.bind(store);
+  store.putIfAbsent = async (key, data) => {
+    const won = await putIfAbsent(key, data);
+    if (!won) lost++;
+    return won;
+  };
+  try {
+    const a = new DeltaTable(store, "a", SCHEMA, { engine });
+    const b = new DeltaTable(store, "b", SCHEMA, { engine });
+    const done = await Promise.all(
+      Array.from({ length: 10 }, (_, i) => a.commit("WRITE", () => [add(`f${i}.parquet`)])),
+    );
+    assert.deepEqual(done.map((c) => c!.version).sort((x, y) => x - y), [...Array(10).keys()]);
+    assert.equal(lost, 0, "commits of one process never race each other for a version");
+    // A's commit waits inside its turn; b's commits go through meanwhile.
+    let release!: () => void;
+    const held = new Promise<void>((r) => release = r);
+    const slow = a.commit("WRITE", async () => (await held, [add("slow.parquet")]));
+    const quick = await b.commit("WRITE", () => [add("quick.parquet")]);
+    assert.equal(quick?.version, 0);
+    release();
+    assert.equal((await slow)?.version, 10);
+  } finally {
+    engine.close();
+    await store.close();
+  }
+});
