@@ -90,6 +90,11 @@ export const SETTINGS = {
     "Every this many commits of a table, a Parquet checkpoint of its log is written",
     "10",
   ),
+  LAKE_TEST_STALL: setting(
+    z.enum(["upload", "commit"]),
+    "Tests only: the lake store stops for good at the second bronze file upload (`upload`) or " +
+      "right after a bronze commit (`commit`), so a fault test can kill the process there",
+  ),
   AWS_ENDPOINT_URL_S3: setting(
     httpUrl,
     "S3 API endpoint of an s3:// LAKE_URL (else AWS_ENDPOINT_URL)",

@@ -12,7 +12,7 @@ import { type DeltaSnapshot, readDeltaTables } from "./delta_reader.ts";
 import { assertCleanStop, postEvents, startGateway, waitFor } from "./gateway_process.ts";
 import { produce, readTopic, setup, teardown } from "./kafka_helpers.ts";
 import { botAttack, randomIp } from "./fraud_helpers.ts";
-import { STORE_KINDS, testLake } from "./lake_store_helpers.ts";
+import { bronzeRecords, STORE_KINDS, testLake } from "./lake_store_helpers.ts";
 import { type ClientEvent, createScenario } from "../scripts/events_gen.ts";
 import { Lake } from "../lake/lake.ts";
 import { SILVER_DOMAINS, TABLES } from "../lake/layout.ts";
@@ -131,12 +131,7 @@ for (const kind of STORE_KINDS) {
       // Bronze has every record once the txn versions of the partitions cover the topic.
       const store = await lake.open();
       const own = new Lake(store, s.engine);
-      const inBronze = async () => {
-        const snap = await own.bronze.freshSnapshot();
-        let n = 0;
-        for (let p = 0; p < PARTITIONS; p++) n += snap.txn(`${s.events}+${p}`) + 1;
-        return n;
-      };
+      const inBronze = () => bronzeRecords(own, s.events, PARTITIONS);
       assert.ok(
         await waitFor(async () => (await inBronze()) >= sent.length, 60_000, 300),
         `bronze holds ${await inBronze()} of ${sent.length} records`,

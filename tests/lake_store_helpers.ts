@@ -6,7 +6,11 @@
  *
  * @module
  */
+import assert from "node:assert/strict";
 import { join } from "node:path";
+import { type DeltaSnapshot, readDeltaTables } from "./delta_reader.ts";
+import type { Lake } from "../lake/lake.ts";
+import { TABLES } from "../lake/layout.ts";
 import { openS3Store, type S3StoreOptions } from "../lake/storage/s3.ts";
 import { LocalStore } from "../lake/storage/local.ts";
 import type { ObjectStore } from "../lake/storage/store.ts";
@@ -102,4 +106,43 @@ export async function deleteS3Prefix(url: string): Promise<void> {
   } finally {
     await store.close();
   }
+}
+
+/** Records of `topic`'s partitions bronze holds, from its `txn` versions (the project's reading). */
+export async function bronzeRecords(
+  lake: Lake,
+  topic: string,
+  partitions: number,
+): Promise<number> {
+  const snap = await lake.bronze.freshSnapshot();
+  let n = 0;
+  for (let p = 0; p < partitions; p++) n += snap.txn(`${topic}+${p}`) + 1;
+  return n;
+}
+
+/**
+ * Delta's Java reader reads bronze: every id of `expected` is there, no event and no log position
+ * is there twice, and, with `exact`, nothing else is there. Resolves with what it read.
+ */
+export async function assertBronzeExactlyOnce(
+  lake: TestLake,
+  expected: ReadonlySet<string>,
+  { exact = true }: { exact?: boolean } = {},
+): Promise<DeltaSnapshot> {
+  const [bronze] = await readDeltaTables([lake.uri(TABLES.bronze)], {
+    env: lake.readerEnv,
+    columns: ["event_id", "log_topic", "log_partition", "log_offset"],
+  });
+  const rows = bronze!.values ?? [];
+  const ids = new Set(rows.map((r) => String(r[0])));
+  const missing = [...expected].filter((id) => !ids.has(id));
+  assert.equal(missing.length, 0, `${missing.length} of ${expected.size} events lost`);
+  assert.equal(ids.size, rows.length, "an event is in bronze twice");
+  assert.equal(
+    new Set(rows.map((r) => `${r[1]}/${r[2]}/${r[3]}`)).size,
+    rows.length,
+    "a log position is in bronze twice",
+  );
+  if (exact) assert.equal(rows.length, expected.size, "bronze holds events nobody sent");
+  return bronze!;
 }
