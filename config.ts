@@ -80,14 +80,20 @@ export const SETTINGS = {
   ),
   LAKE_RETENTION_HOURS: setting(
     int(0, 24 * 3650),
-    "Files removed from a table (replaced partitions, crashed writes) and old log entries are " +
-      "deleted after this many hours by the jobs' vacuum step",
+    "Files removed from a table (replaced partitions) and old log entries are deleted after " +
+      "this many hours by the jobs' vacuum step; files no commit names (crashed or in-flight " +
+      "writes) after at least 1 h",
     "168",
   ),
   LAKE_CHECKPOINT_INTERVAL: setting(
     int(1, 100_000),
     "Every this many commits of a table, a Parquet checkpoint of its log is written",
     "10",
+  ),
+  LAKE_TEST_STALL: setting(
+    z.enum(["upload", "commit"]),
+    "Tests only: the lake store stops for good at the second bronze file upload (`upload`) or " +
+      "right after a bronze commit (`commit`), so a fault test can kill the process there",
   ),
   AWS_ENDPOINT_URL_S3: setting(
     httpUrl,
