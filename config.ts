@@ -361,6 +361,12 @@ export const SETTINGS = {
       "ingest and queries and takes them when they idle (0 = the process's priority)",
     "10",
   ),
+  QUERY_MEMORY_LIMIT_MB: setting(
+    int(64, 65_536),
+    "DuckDB memory limit of the query API's engine (MiB): its buffers stay under it, and the " +
+      "process's RSS with them; a query that needs more answers 500",
+    "256",
+  ),
   SILVER_MAX_ROWS_PER_RUN: setting(
     int(1000, 100_000_000),
     "Bronze rows one silver run takes on (the rest waits for the next run); bounds job memory: " +

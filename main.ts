@@ -327,7 +327,9 @@ const jobsEngines = works
     () => new LakeEngine({ timeoutMs: config.JOBS_TIMEOUT_MS, niceness: config.JOBS_NICENESS }),
   )
   : [];
-const queryEngine = works ? new LakeEngine() : undefined;
+const queryEngine = works
+  ? new LakeEngine({ memoryLimitMb: config.QUERY_MEMORY_LIMIT_MB })
+  : undefined;
 if (jobsEngines.length > 0 && queryEngine && lake) {
   const runner = new LakeJobs(jobsEngines, lake, logger.child({ component: "jobs" }), {
     silver: {

@@ -50,7 +50,6 @@ async function open(): Promise<{ db: duckdb.DuckDBBindings; conn: duckdb.DuckDBC
   await db.instantiate();
   db.open({});
   const conn = db.connect();
-  conn.query("SET memory_limit = '1GB'");
   return { db, conn };
 }
 
@@ -336,13 +335,20 @@ async function handle(req: EngineRequest): Promise<unknown> {
   }
 }
 
-/** This thread only (pid 0 = the calling thread on Linux); the process keeps its priority. */
-function lowerPriority(niceness: number): void {
-  try {
-    setPriority(niceness);
-  } catch {
-    // No --allow-sys, or not Linux: the worker runs at the process's priority.
+/**
+ * The engine's settings, before any other call: the worker thread's priority (this thread only:
+ * pid 0 is the calling thread on Linux) and DuckDB's memory limit.
+ */
+async function configure(niceness: number, memoryLimitMb: number): Promise<void> {
+  if (niceness > 0) {
+    try {
+      setPriority(niceness);
+    } catch {
+      // No --allow-sys, or not Linux: the worker runs at the process's priority.
+    }
   }
+  const { conn } = await ready;
+  conn.query(`SET memory_limit = '${Math.trunc(memoryLimitMb)}MB'`);
 }
 
 function run(
@@ -390,7 +396,7 @@ function run(
 
 self.onmessage = async (e: MessageEvent<EngineRequest>) => {
   const req = e.data;
-  if (req.op === "nice") return lowerPriority(req.niceness);
+  if (req.op === "configure") return await configure(req.niceness, req.memoryLimitMb);
   let reply: EngineResponse;
   try {
     reply = { id: req.id, ok: true, value: await handle(req) };

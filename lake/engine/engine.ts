@@ -37,6 +37,12 @@ export interface LakeEngineOptions {
    * Needs `--allow-sys`; without it the worker runs at the process's priority. @default 0
    */
   niceness?: number;
+  /**
+   * DuckDB's `memory_limit` in MiB: its buffers (Parquet pages and metadata it keeps) stay under
+   * it, and WebAssembly memory, which never shrinks, grows less. A query needing more fails.
+   * @default 1024
+   */
+  memoryLimitMb?: number;
 }
 
 type Pending = {
@@ -55,6 +61,7 @@ export class LakeEngine {
   readonly #timeoutMs: number;
   readonly #recycleAfterRows: number;
   readonly #niceness: number;
+  readonly #memoryLimitMb: number;
   #rowsWritten = 0;
   #closed = false;
   /** Workers replaced because they had written `recycleAfterRows` rows. */
@@ -64,6 +71,7 @@ export class LakeEngine {
     this.#timeoutMs = options.timeoutMs ?? 120_000;
     this.#recycleAfterRows = options.recycleAfterRows ?? 0;
     this.#niceness = options.niceness ?? 0;
+    this.#memoryLimitMb = options.memoryLimitMb ?? 1024;
   }
 
   /**
@@ -189,9 +197,14 @@ export class LakeEngine {
   #spawn(): Worker {
     this.#rowsWritten = 0; // counted per worker: a fresh one starts with fresh memory
     const worker = new Worker(new URL("./duckdb_worker.ts", import.meta.url), { type: "module" });
-    if (this.#niceness > 0) {
-      worker.postMessage({ id: 0, op: "nice", niceness: this.#niceness } satisfies EngineRequest);
-    }
+    worker.postMessage(
+      {
+        id: 0,
+        op: "configure",
+        niceness: this.#niceness,
+        memoryLimitMb: this.#memoryLimitMb,
+      } satisfies EngineRequest,
+    );
     worker.onmessage = (e: MessageEvent<EngineResponse>) => {
       const p = this.#pending.get(e.data.id);
       if (!p) return;

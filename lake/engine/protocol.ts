@@ -74,10 +74,11 @@ export type EngineRequest =
    */
   | { id: number; op: "castJson"; sql: string; spec: CastSpec; prefix: string }
   /**
-   * Lower the worker thread's CPU priority to Linux nice `niceness` (that thread only: Linux
-   * keeps a nice value per thread). Sent once, first; never answered.
+   * Sent once, first, never answered: lower the worker thread's CPU priority to Linux nice
+   * `niceness` (that thread only: Linux keeps a nice value per thread), and bound DuckDB's buffer
+   * memory to `memoryLimitMb`.
    */
-  | { id: number; op: "nice"; niceness: number };
+  | { id: number; op: "configure"; niceness: number; memoryLimitMb: number };
 
 export type EngineResponse =
   | { id: number; ok: true; value: unknown }
