@@ -24,11 +24,14 @@ import { lakeRows, singleRequests } from "./http_ingest.ts";
 import {
   CpuMeter,
   dataDirs,
+  freePort,
   type Gateway,
   sleep,
+  spawnDeno,
   startHello,
   startMain,
   tempDir,
+  waitForHttp,
 } from "./lib/proc.ts";
 import { fmtInt, fmtMs } from "./lib/report.ts";
 import { BROKERS, createTopics, kafka, producerPerf } from "./lib/services.ts";
@@ -102,6 +105,14 @@ export async function benchCpu(b: Bench): Promise<void> {
     perRequest: 1,
   })).figure;
   await hello.stop();
+  // The app alone: Deno.serve + Hono + middleware + body + validation, a log that confirms at once.
+  const app = await startApp();
+  out.app_alone = (await loadCpu(app.pid, app.url, single, {
+    connections: 50,
+    seconds,
+    perRequest: 1,
+  })).figure;
+  await app.stop();
 
   const embedded = async (key: string, reqs: WrkRequest[], per: number, conns: number) => {
     const gw = await startMain(dataDirs(await tempDir("cpu_embedded")));
@@ -145,8 +156,15 @@ export async function benchCpu(b: Bench): Promise<void> {
 
   b.report.details.cpu_per_event = out;
   const rows: [string, string, CpuFigure, string, CpuFigure | undefined][] = [
-    ["9a", "single-event POST, embedded", out.single_embedded!, "bare", out.bare_deno_serve],
-    ["9b", "single-event POST, Kafka gateway", out.single_kafka!, "bare", out.bare_deno_serve],
+    ["9a", "single-event POST, embedded", out.single_embedded!, "app alone", out.app_alone],
+    ["9b", "single-event POST, Kafka gateway", out.single_kafka!, "app alone", out.app_alone],
+    [
+      "9f",
+      "single-event POST, the app alone (bench/app_server.ts, a log that confirms at once)",
+      out.app_alone!,
+      "bare Deno.serve",
+      out.bare_deno_serve,
+    ],
     [
       "9c",
       "batched POST (arrays of 1000) → Kafka gateway",
@@ -279,4 +297,13 @@ async function workerCpu(b: Bench, id: string, topic: string, total: number): Pr
   const f = fig(rows, await cpu.seconds(), (performance.now() - t0) / 1000);
   await stopGateway(b, "cpu_kafka_worker", worker);
   return f;
+}
+
+/** `bench/app_server.ts` on a free port. */
+async function startApp() {
+  const port = freePort();
+  const bg = spawnDeno("bench/app_server.ts", [String(port)], {});
+  const url = `http://127.0.0.1:${port}`;
+  await waitForHttp(`${url}/health`);
+  return { ...bg, url };
 }
