@@ -26,6 +26,7 @@ import {
   dataDirs,
   freePort,
   type Gateway,
+  RssSampler,
   sleep,
   spawnDeno,
   startHello,
@@ -33,7 +34,7 @@ import {
   tempDir,
   waitForHttp,
 } from "./lib/proc.ts";
-import { fmtInt, fmtMs } from "./lib/report.ts";
+import { fmtInt, fmtMb, fmtMs } from "./lib/report.ts";
 import { BROKERS, createTopics, kafka, producerPerf } from "./lib/services.ts";
 import { runWrk, type WrkRequest, type WrkResult } from "./lib/wrk.ts";
 
@@ -44,20 +45,27 @@ export interface CpuFigure {
   usPerEvent: number;
   eventsPerSec: number;
   p99Ms?: number;
+  /** The process' peak RSS over the phase. */
+  peakRssMb?: number;
 }
 
-const fig = (events: number, cpuSeconds: number, seconds: number, p99Ms?: number): CpuFigure => ({
+const fig = (
+  events: number,
+  cpuSeconds: number,
+  seconds: number,
+  extra: { p99Ms?: number; peakRssMb?: number } = {},
+): CpuFigure => ({
   events,
   cpuSeconds,
   usPerEvent: events > 0 ? (cpuSeconds * 1e6) / events : 0,
   eventsPerSec: seconds > 0 ? events / seconds : 0,
-  ...(p99Ms !== undefined ? { p99Ms } : {}),
+  ...extra,
 });
 
 const line = (f: CpuFigure) =>
   `${f.usPerEvent.toFixed(1)} µs CPU/event (${fmtInt(f.eventsPerSec)}/s${
     f.p99Ms !== undefined ? `, p99 ${fmtMs(f.p99Ms)} ms` : ""
-  })`;
+  }${f.peakRssMb !== undefined ? `, peak RSS ${fmtMb(f.peakRssMb)}` : ""})`;
 
 function batches(events: readonly ClientEvent[], size: number): WrkRequest[] {
   const out: WrkRequest[] = [];
@@ -80,6 +88,7 @@ async function loadCpu(
   opts: { connections: number; seconds: number; perRequest: number },
 ): Promise<{ figure: CpuFigure; wrk: WrkResult }> {
   await runWrk(url, requests, { connections: opts.connections, seconds: 2 });
+  const rss = await RssSampler.start(pid);
   const cpu = await CpuMeter.start(pid);
   const wrk = await runWrk(url, requests, {
     connections: opts.connections,
@@ -87,8 +96,15 @@ async function loadCpu(
     countStatus: true,
   });
   const used = await cpu.seconds();
+  const { peakMb } = await rss.stop();
   const ok = (wrk.codes["202"] ?? 0) + (wrk.codes["200"] ?? 0);
-  return { figure: fig(ok * opts.perRequest, used, wrk.seconds, wrk.latencyMs.p99), wrk };
+  return {
+    figure: fig(ok * opts.perRequest, used, wrk.seconds, {
+      p99Ms: wrk.latencyMs.p99,
+      peakRssMb: peakMb,
+    }),
+    wrk,
+  };
 }
 
 /** Item 9. */
@@ -286,6 +302,7 @@ async function workerCpu(b: Bench, id: string, topic: string, total: number): Pr
   });
   // From "Listening": engine start-up and the group join are in the figure, as small as they are
   // next to hundreds of thousands of events.
+  const rss = await RssSampler.start(worker.pid);
   const cpu = await CpuMeter.start(worker.pid);
   const t0 = performance.now();
   let rows = 0;
@@ -294,7 +311,9 @@ async function workerCpu(b: Bench, id: string, topic: string, total: number): Pr
     await sleep(500);
     rows = await lakeRows(lakeDir, topic, 3);
   }
-  const f = fig(rows, await cpu.seconds(), (performance.now() - t0) / 1000);
+  const used = await cpu.seconds();
+  const { peakMb } = await rss.stop();
+  const f = fig(rows, used, (performance.now() - t0) / 1000, { peakRssMb: peakMb });
   await stopGateway(b, "cpu_kafka_worker", worker);
   return f;
 }
