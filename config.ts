@@ -80,14 +80,20 @@ export const SETTINGS = {
   ),
   LAKE_RETENTION_HOURS: setting(
     int(0, 24 * 3650),
-    "Files removed from a table (replaced partitions, crashed writes) and old log entries are " +
-      "deleted after this many hours by the jobs' vacuum step",
+    "Files removed from a table (replaced partitions) and old log entries are deleted after " +
+      "this many hours by the jobs' vacuum step; files no commit names (crashed or in-flight " +
+      "writes) after at least 1 h",
     "168",
   ),
   LAKE_CHECKPOINT_INTERVAL: setting(
     int(1, 100_000),
     "Every this many commits of a table, a Parquet checkpoint of its log is written",
     "10",
+  ),
+  LAKE_TEST_STALL: setting(
+    z.enum(["upload", "commit"]),
+    "Tests only: the lake store stops for good at the second bronze file upload (`upload`) or " +
+      "right after a bronze commit (`commit`), so a fault test can kill the process there",
   ),
   AWS_ENDPOINT_URL_S3: setting(
     httpUrl,
@@ -349,10 +355,17 @@ export const SETTINGS = {
       "each holds its shard of a run in memory",
     "2",
   ),
+  JOBS_NICENESS: setting(
+    int(0, 19),
+    "Linux nice value of the jobs' DuckDB worker threads: a running job yields the cores to " +
+      "ingest and queries and takes them when they idle (0 = the process's priority)",
+    "10",
+  ),
   SILVER_MAX_ROWS_PER_RUN: setting(
     int(1000, 100_000_000),
-    "Bronze rows one silver run takes on (the rest waits for the next run); bounds job memory",
-    "2000000",
+    "Bronze rows one silver run takes on (the rest waits for the next run); bounds job memory: " +
+      "DuckDB-wasm keeps a run's high-water mark (~0.85 GB peak RSS at 500,000, 1.25 GB at 1M)",
+    "500000",
   ),
   ADMIN_TOKEN: secret(setting(
     z.string().min(16, "must be at least 16 characters"),

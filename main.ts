@@ -22,6 +22,7 @@ import { LakeAlertSink } from "./lake/alerts.ts";
 import { BronzeWriter } from "./lake/bronze.ts";
 import { lakeLocation, openStore } from "./lake/storage/open.ts";
 import { probeStore } from "./lake/storage/probe.ts";
+import { STALLED, StallingStore } from "./lake/storage/stall.ts";
 import { LakeEngine } from "./lake/engine/engine.ts";
 import { LakeJobs } from "./lake/jobs.ts";
 import { Lake } from "./lake/lake.ts";
@@ -93,7 +94,11 @@ const engine = works
   : undefined;
 // Opened (created) once here; it refuses a LAKE_DIR that later vanishes rather than recreate it.
 const location = lakeLocation(lakeUrl(config));
-const store = works ? await openStore(location, s3Options(config)) : undefined;
+const opened = works ? await openStore(location, s3Options(config)) : undefined;
+const stall = config.LAKE_TEST_STALL;
+const store = opened && stall
+  ? new StallingStore(opened, stall, (key) => logger.warn(STALLED, { point: stall, key }))
+  : opened;
 // One snapshot of each table for the whole process; the ingest engine reads and writes their
 // checkpoints.
 const lake = engine && store && new Lake(store, engine, {
@@ -319,7 +324,7 @@ let jobs: LakeJobs | undefined, query: LakeQuery | undefined;
 const jobsEngines = works
   ? Array.from(
     { length: config.JOBS_ENGINES },
-    () => new LakeEngine({ timeoutMs: config.JOBS_TIMEOUT_MS }),
+    () => new LakeEngine({ timeoutMs: config.JOBS_TIMEOUT_MS, niceness: config.JOBS_NICENESS }),
   )
   : [];
 const queryEngine = works ? new LakeEngine() : undefined;

@@ -83,6 +83,13 @@ export class BronzeWriter {
     const appId = bronzeAppId(topic, partition);
     let written: { first: number; adds: AddFile[]; rows: number; bytes: number } | undefined;
     let skipped = 0;
+    // The files go up before the commit's turn (the table's commits take turns, uploads need not),
+    // for the range the lake does not hold now; the attempt reuses them if that is still so.
+    const known = (await this.#table.snapshot()).txn(appId) + 1;
+    if (lastOffset >= known) {
+      const first = Math.max(batch.firstOffset, known);
+      written = await this.#writeFiles(batch, batch.rows.filter((r) => r.offset >= known), first);
+    }
     const done = await this.#table.commit("STREAMING UPDATE", async (snapshot) => {
       const next = snapshot.txn(appId) + 1;
       const rows = batch.rows.filter((r) => r.offset >= next);

@@ -27,7 +27,17 @@ const MAX_DATE_MS = 8.64e15;
 /** Where batches go: the bronze writer, or a test double. */
 export interface BatchWriter {
   write(batch: BronzeBatch): Promise<BronzeWriteResult>;
+  /**
+   * The next offset of a log partition the lake does not hold yet (the table's `txn` + 1): records
+   * below it that the log delivers again (after a restart or a rebalance) are skipped.
+   */
+  committedOffset?(topic: string, partition: number): Promise<number>;
 }
+
+/** Backoff of a flush retried while the log input waits (doubling, at most this, ms). */
+const RETRY_MAX_MS = 5_000;
+/** How often a flush that takes long heartbeats the log input's group membership. */
+const HEARTBEAT_MS = 1_000;
 
 /** Options of {@link LakeLoader}. */
 export interface LakeLoaderOptions {
@@ -69,6 +79,10 @@ interface Buffer {
   settling: Promise<void>[];
   /** The partition's commits, in order. */
   commits: Promise<void>;
+  /** Offsets below this are in the lake already (-1: not asked yet; asked again at a jump). */
+  floor: number;
+  /** A flush of handle() is being retried: the timer leaves the partition alone. */
+  retrying: boolean;
 }
 
 const decoder = new TextDecoder("utf-8", { fatal: true });
@@ -78,6 +92,8 @@ export interface LoaderStats {
   records: number;
   accepted: number;
   rejected: number;
+  /** Records delivered again that the lake already held, skipped before validation. */
+  redelivered: number;
   rowsWritten: number;
   filesWritten: number;
   bytesWritten: number;
@@ -97,6 +113,7 @@ export class LakeLoader implements RecordHandler {
     records: 0,
     accepted: 0,
     rejected: 0,
+    redelivered: 0,
     rowsWritten: 0,
     filesWritten: 0,
     bytesWritten: 0,
@@ -121,12 +138,16 @@ export class LakeLoader implements RecordHandler {
 
   /**
    * Takes records of one partition, in offset order. Waits for a flush when the buffer is full, and
-   * for the schema registry when a framed record's schema is not cached yet.
+   * for the schema registry when a framed record's schema is not cached yet. With `heartbeat` (a
+   * consumer group member's), a flush that fails is retried here until it succeeds, heartbeating
+   * meanwhile: the partition waits for the lake instead of its member leaving the group.
    */
   async handle(records: LogRecord[], heartbeat?: () => Promise<void>): Promise<void> {
     if (records.length === 0) return;
     const { topic, partition } = records[0]!;
     const buf = this.#buffer(topic, partition);
+    records = await this.#skipRedelivered(buf, records);
+    if (records.length === 0) return;
     // Outside the lock: a wait for the registry must not hold up the timer's flush of the rows
     // already buffered (handle() is never called twice at once for one partition).
     const decoded = this.#opts.decoder
@@ -179,9 +200,63 @@ export class LakeLoader implements RecordHandler {
       buf.last = records.at(-1)!.offset;
       buf.bytes += bytes;
       if (buf.rows.length >= this.#opts.flushRows || buf.bytes >= this.#opts.flushBytes) {
-        await this.#flush(buf);
+        await (heartbeat ? this.#flushHeartbeating(buf, heartbeat) : this.#flush(buf));
       }
     });
+  }
+
+  /**
+   * Drops the records the lake holds already. Where the offsets jump (the first records of a
+   * partition, or a fetch that restarted after a restart or rebalance), asks the lake where the
+   * partition stands: records the table's `txn` covers were written by an earlier life of this
+   * worker or by another one, and must not be scored, dead-lettered or buffered again.
+   */
+  async #skipRedelivered(buf: Buffer, records: LogRecord[]): Promise<LogRecord[]> {
+    const first = records[0]!.offset;
+    if ((buf.floor < 0 || first !== buf.last + 1) && this.#writer.committedOffset) {
+      buf.floor = await this.#writer.committedOffset(buf.topic, buf.partition);
+    }
+    if (first >= buf.floor) return records;
+    const kept = records.filter((r) => r.offset >= buf.floor);
+    this.stats.redelivered += records.length - kept.length;
+    if (kept.length === 0 && buf.first < 0) {
+      // Nothing buffered: the log may move on to what the lake holds (in order, as every commit).
+      const { topic, partition } = buf, next = Math.min(buf.floor, records.at(-1)!.offset + 1);
+      buf.last = next - 1;
+      buf.commits = buf.commits.then(() => this.#opts.commit(topic, partition, next))
+        .catch((err) => this.#opts.onError(err));
+    }
+    return kept;
+  }
+
+  /**
+   * Flushes `buf` until it succeeds, heartbeating every {@link HEARTBEAT_MS} during an attempt and
+   * between attempts (backoff up to {@link RETRY_MAX_MS}). Rejects when a heartbeat does (the
+   * member lost the partition or the group is rebalancing) or the loader is closing: the records
+   * stay buffered and uncommitted, and the log delivers them again.
+   */
+  async #flushHeartbeating(buf: Buffer, heartbeat: () => Promise<void>): Promise<void> {
+    let lost: unknown;
+    const beat = () => heartbeat().catch((err) => lost ??= err);
+    const timer = setInterval(beat, HEARTBEAT_MS);
+    buf.retrying = true;
+    try {
+      for (let attempt = 1;; attempt++) {
+        try {
+          return await this.#flush(buf);
+        } catch (err) {
+          if (this.#closed || lost !== undefined) throw err;
+          this.#opts.onError(err);
+        }
+        const wait = Math.min(RETRY_MAX_MS, 100 * 2 ** attempt) * (0.5 + Math.random() / 2);
+        await new Promise((r) => setTimeout(r, wait));
+        await beat();
+        if (lost !== undefined) throw lost;
+      }
+    } finally {
+      clearInterval(timer);
+      buf.retrying = false;
+    }
   }
 
   /**
@@ -267,6 +342,8 @@ export class LakeLoader implements RecordHandler {
         lock: Promise.resolve(),
         settling: [],
         commits: Promise.resolve(),
+        floor: -1,
+        retrying: false,
       };
       this.#buffers.set(key, buf);
     }
@@ -320,7 +397,7 @@ export class LakeLoader implements RecordHandler {
       await Promise.all(settling);
       await this.#opts.commit(buf.topic, buf.partition, next);
     }).catch((err) => {
-      // The lake's progress file already records the batch; a lost commit only costs a re-read.
+      // The table's txn already records the batch; a lost commit only costs a re-read.
       this.#opts.onError(err);
     });
     if (settling.length === 0) await buf.commits;
@@ -329,7 +406,7 @@ export class LakeLoader implements RecordHandler {
   #flushAged(): void {
     const now = Date.now();
     for (const buf of this.#buffers.values()) {
-      if (buf.first >= 0 && now - buf.since >= this.#opts.flushIntervalMs) {
+      if (buf.first >= 0 && !buf.retrying && now - buf.since >= this.#opts.flushIntervalMs) {
         buf.since = now; // one timer flush at a time per partition; a failure retries next interval
         this.#locked(buf, () => this.#flush(buf)).catch((err) => this.#opts.onError(err));
       }

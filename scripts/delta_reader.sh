@@ -6,8 +6,9 @@
 # Usage: scripts/delta_reader.sh <command> [args]
 #   build                        resolve the jars, compile, record a class-data archive, into
 #                                $STATE/build (skipped when the pom and sources are unchanged)
-#   read TABLE_URI [options]     build if needed, then print the table as ONE JSON object on
-#                                stdout (exit 1 with the Java exception on stderr if unreadable)
+#   read TABLE_URI... [options]  build if needed, then print the table as ONE JSON object on
+#                                stdout (several tables: one JSON array, in order; one JVM);
+#                                exit 1 with the Java exception on stderr if one is unreadable
 #       --txn APPID              also report the table's txn version of APPID (-1: none); repeatable
 #       --columns a,b,c          also print those columns' values, one array per row
 #       --conf key=value         a Hadoop setting (e.g. fs.s3a.*); repeatable

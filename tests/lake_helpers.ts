@@ -90,7 +90,12 @@ export async function liveFiles(table: DeltaTable): Promise<string[]> {
  */
 export async function readBronze(engine: LakeEngine, lakeDir: string): Promise<BronzeReadRow[]> {
   const lake = await existingLake(lakeDir, engine);
-  const files = lake ? await liveFiles(lake.bronze) : [];
+  return lake ? await readBronzeOf(engine, lake) : [];
+}
+
+/** {@link readBronze} of a lake on any store. */
+export async function readBronzeOf(engine: LakeEngine, lake: Lake): Promise<BronzeReadRow[]> {
+  const files = await liveFiles(lake.bronze);
   const rows: Record<string, unknown>[] = [];
   for (const chunk of chunkList(files)) {
     rows.push(

@@ -153,7 +153,7 @@ Deno.test("S3Store.localFile() keeps the cache within cacheBytes, evicting the l
   const cacheDir = await Deno.makeTempDir();
   const { store, cleanup } = await freshStore({ cacheDir, cacheBytes: 2500, cacheGraceMs: 0 });
   try {
-    // A copy left by an earlier run is deleted; a file the cache did not write is not.
+    // Files the cache did not write are left alone.
     await Deno.writeFile(`${cacheDir}/${"0".repeat(64)}.parquet`, text("stale"));
     await Deno.writeFile(`${cacheDir}/notes.txt`, text("mine"));
     for (const name of ["a", "b", "c"]) {
@@ -164,7 +164,7 @@ Deno.test("S3Store.localFile() keeps the cache within cacheBytes, evicting the l
     assert.equal(await store.localFile("a.bin"), a, "a hit returns the same copy");
     const c = await store.localFile("c.bin"); // 3000 bytes > 2500: b is the least recently used
     const names = [...Deno.readDirSync(cacheDir)].map((e) => e.name).sort();
-    assert.equal(names.length, 3, names.join(", "));
+    assert.equal(names.length, 4, names.join(", ")); // + the process's directory and lock
     assert.ok(names.includes("notes.txt"));
     await assert.rejects(() => Deno.stat(b), Deno.errors.NotFound);
     assert.deepEqual(await Deno.readFile(a), new Uint8Array(1000).fill(97));
@@ -175,6 +175,35 @@ Deno.test("S3Store.localFile() keeps the cache within cacheBytes, evicting the l
     );
   } finally {
     await cleanup();
+    await Deno.remove(cacheDir, { recursive: true });
+  }
+});
+
+Deno.test("S3Store: two processes sharing one cache directory keep their own copies; a dead one's are deleted", async () => {
+  const cacheDir = await Deno.makeTempDir();
+  // What a killed process leaves: its directory and an unlocked lock file, an hour old.
+  const dead = `${cacheDir}/proc-${crypto.randomUUID()}`;
+  await Deno.mkdir(`${dead}/objects`, { recursive: true });
+  await Deno.writeFile(`${dead}/objects/x.parquet`, text("old"));
+  await Deno.writeFile(`${dead}.lock`, new Uint8Array());
+  const hourAgo = new Date(Date.now() - 3_600_000);
+  await Deno.utime(dead, hourAgo, hourAgo);
+  await Deno.utime(`${dead}.lock`, hourAgo, hourAgo);
+  const one = await freshStore({ cacheDir });
+  const other = openS3Store(one.store.url, { ...BASE, cacheDir });
+  try {
+    await one.store.put("k.bin", text("shared object"));
+    const a = await one.store.localFile("k.bin");
+    const b = await other.localFile("k.bin"); // the second process starts its cache here
+    assert.notEqual(a, b);
+    assert.deepEqual(await Deno.readFile(a), text("shared object"), "the first one's copy stays");
+    await assert.rejects(() => Deno.stat(dead), Deno.errors.NotFound);
+    await assert.rejects(() => Deno.stat(`${dead}.lock`), Deno.errors.NotFound);
+    await other.close();
+    assert.deepEqual(await Deno.readFile(a), text("shared object"));
+  } finally {
+    await other.close();
+    await one.cleanup();
     await Deno.remove(cacheDir, { recursive: true });
   }
 });

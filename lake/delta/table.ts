@@ -74,6 +74,8 @@ export class DeltaTable {
   #refreshing: Promise<Snapshot> | undefined;
   /** When the snapshot was last checked against `_last_checkpoint` (ms). */
   #checkedAt = 0;
+  /** This process's commits to this table, one at a time (other tables' commits never wait). */
+  #turn: Promise<unknown> = Promise.resolve();
 
   constructor(store: ObjectStore, key: string, schema: TableSchema, options: DeltaTableOptions) {
     this.store = store;
@@ -175,8 +177,25 @@ export class DeltaTable {
    * Commits what `attempt` returns for the newest snapshot; runs it again on a newer snapshot
    * when another writer committed first. Resolves with the commit, or `undefined` when the
    * attempt found nothing to commit. `operation` names the commit in `commitInfo`.
+   *
+   * The commits of one process to one table take turns: two of them would otherwise race for the
+   * same version, and the loser would back off and decide again. So an attempt should be quick
+   * (write data files before, reuse them in the attempt); commits to other tables never wait.
    */
   async commit(
+    operation: string,
+    attempt: (snapshot: Snapshot) => Promise<Action[] | undefined> | Action[] | undefined,
+  ): Promise<Committed | undefined> {
+    const turn = this.#turn.then(() => this.#commitInTurn(operation, attempt));
+    this.#turn = turn.catch(() => {});
+    const done = await turn;
+    if (done && done.version > 0 && done.version % this.#opts.checkpointInterval === 0) {
+      await this.#checkpoint(done.version);
+    }
+    return done;
+  }
+
+  async #commitInTurn(
     operation: string,
     attempt: (snapshot: Snapshot) => Promise<Action[] | undefined> | Action[] | undefined,
   ): Promise<Committed | undefined> {
@@ -195,9 +214,6 @@ export class DeltaTable {
       ];
       if (await this.store.putIfAbsent(commitKey(this.key, version), encodeCommit(all))) {
         await this.snapshot();
-        if (version > 0 && version % this.#opts.checkpointInterval === 0) {
-          await this.#checkpoint(version);
-        }
         return { version, actions };
       }
       // Another writer has version N: wait a little (jittered) and decide again on its state.

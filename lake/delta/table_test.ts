@@ -6,7 +6,7 @@ import type { ObjectStore } from "../storage/store.ts";
 import { type Action, commitKey, decodeCommit, type TableSchema } from "./protocol.ts";
 import { PartitionReplacement } from "./replace.ts";
 import { DeltaConflictError, DeltaTable } from "./table.ts";
-import { vacuum } from "./vacuum.ts";
+import { IN_FLIGHT_MS, vacuum } from "./vacuum.ts";
 
 const SCHEMA: TableSchema = {
   columns: [
@@ -147,6 +147,9 @@ Deno.test("vacuum() deletes files no commit needs once past retention, and log e
       return `dt=2026-12-01/${name}`;
     };
     await put("orphan.parquet"); // a crashed writer's file: no commit names it
+    // A put killed between writing its temporary file and renaming it into place.
+    const crashedTemp = `${dir}/t/dt=2026-12-01/.${crypto.randomUUID()}.tmp`;
+    await Deno.writeFile(crashedTemp, new Uint8Array(7));
     const live = await put("live.parquet");
     const replaced = await put("replaced.parquet");
     await t.commit("WRITE", () => [add(replaced), add(live)]);
@@ -161,8 +164,12 @@ Deno.test("vacuum() deletes files no commit needs once past retention, and log e
     const young = await vacuum(t, 3_600_000);
     assert.deepEqual([young.data_files, young.log_files], [0, 0], "everything is younger than 1 h");
     const old = await vacuum(t, 0, Date.now() + 1000);
-    assert.equal(old.data_files, 2, "the orphan and the replaced file");
+    assert.equal(old.data_files, 1, "the replaced file; the orphan may be a writer's in flight");
     assert.equal(old.log_files, 5, "versions 0–4");
+    assert.ok((await Deno.stat(crashedTemp)).isFile, "a put may still be writing its temp file");
+    const later = await vacuum(t, 0, Date.now() + IN_FLIGHT_MS + 1000);
+    assert.equal(later.data_files, 1, "the orphan, once no writer can still be committing it");
+    await assert.rejects(() => Deno.stat(crashedTemp), Deno.errors.NotFound);
     const left = (await Array.fromAsync(store.list("t/"))).map((o) => o.key).sort();
     assert.deepEqual(left, [
       "t/_delta_log/00000000000000000005.checkpoint.parquet",
@@ -175,5 +182,37 @@ Deno.test("vacuum() deletes files no commit needs once past retention, and log e
   } finally {
     engine.close();
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("DeltaTable.commit() takes turns per table: no lost put-if-absent in one process, other tables never wait", async () => {
+  const engine = new LakeEngine();
+  const store = new MemoryStore();
+  let lost = 0;
+  const putIfAbsent = store.putIfAbsent.bind(store);
+  store.putIfAbsent = async (key, data) => {
+    const won = await putIfAbsent(key, data);
+    if (!won) lost++;
+    return won;
+  };
+  try {
+    const a = new DeltaTable(store, "a", SCHEMA, { engine });
+    const b = new DeltaTable(store, "b", SCHEMA, { engine });
+    const done = await Promise.all(
+      Array.from({ length: 10 }, (_, i) => a.commit("WRITE", () => [add(`f${i}.parquet`)])),
+    );
+    assert.deepEqual(done.map((c) => c!.version).sort((x, y) => x - y), [...Array(10).keys()]);
+    assert.equal(lost, 0, "commits of one process never race each other for a version");
+    // A's commit waits inside its turn; b's commits go through meanwhile.
+    let release!: () => void;
+    const held = new Promise<void>((r) => release = r);
+    const slow = a.commit("WRITE", async () => (await held, [add("slow.parquet")]));
+    const quick = await b.commit("WRITE", () => [add("quick.parquet")]);
+    assert.equal(quick?.version, 0);
+    release();
+    assert.equal((await slow)?.version, 10);
+  } finally {
+    engine.close();
+    await store.close();
   }
 });

@@ -180,6 +180,38 @@ export class LocalStore implements LockingStore, DirectoryStore {
     return prefix === "" ? this.root : this.#path(prefix);
   }
 
+  /**
+   * Deletes the temporary files of puts that a crash cut short below `prefix` (a key prefix ending
+   * at a directory), if last modified before `cutoffMs`; returns how many. A live put holds its
+   * temporary file for moments, so a cutoff an hour back never takes one in progress.
+   */
+  async sweepTemp(prefix: string, cutoffMs: number): Promise<number> {
+    checkPrefix(prefix);
+    let n = 0;
+    const sweep = async (dir: string): Promise<void> => {
+      let entries: Deno.DirEntry[];
+      try {
+        entries = await Array.fromAsync(Deno.readDir(dir));
+      } catch (err) {
+        if (err instanceof Deno.errors.NotFound || err instanceof Deno.errors.NotADirectory) return;
+        throw err;
+      }
+      for (const e of entries) {
+        const path = join(dir, e.name);
+        if (e.isDirectory) await sweep(path);
+        else if (e.isFile && TEMP.test(e.name)) {
+          const st = await Deno.stat(path).catch(() => undefined);
+          if (st && (st.mtime?.getTime() ?? 0) < cutoffMs) {
+            await removeIfExists(path);
+            n++;
+          }
+        }
+      }
+    };
+    await sweep(prefix === "" ? this.root : this.#path(prefix.replace(/\/$/, "")));
+    return n;
+  }
+
   /** Writes, fsyncs, renames and removes a probe object: the steps every write takes. */
   async probe(): Promise<void> {
     const key = `_probe/${crypto.randomUUID()}`;

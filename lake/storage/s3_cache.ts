@@ -10,8 +10,11 @@
  *   exceed its bound by what was handed out in that window. (A file already open stays readable
  *   after it is deleted.)
  * - Only objects that never change once written may be cached: a copy is never revalidated.
- *   For the same reason the cache starts empty: the first use deletes earlier copies (its own
- *   `objects/` subdirectory only), which could be of objects since deleted and written again.
+ *   For the same reason the cache starts empty.
+ * - Processes may share one directory (`LAKE_CACHE_DIR` of several workers on one host): each
+ *   keeps its copies in a subdirectory of its own, `proc-<id>/`, and holds an exclusive lock on
+ *   `proc-<id>.lock` while it lives. The first use deletes the subdirectories of processes that
+ *   are gone (their lock is free), never another live process's copies.
  *
  * @module
  */
@@ -33,8 +36,12 @@ interface Entry {
   usedAt: number;
 }
 
-/** The subdirectory of the cache's copies: only the cache writes there, and empties it at start. */
+/** The subdirectory of the copies, below the process's own directory. */
 const OBJECTS = "objects";
+/** A process's own directory (and, with `.lock`, its lock file) in a shared cache directory. */
+const PROC = /^proc-[0-9a-f-]{36}$/;
+/** A process directory or lock file younger than this (ms) is never swept. */
+const YOUNG_MS = 60_000;
 
 /** Writes an object's bytes to `tmpPath`; resolves `false` when there is no such object. */
 export type Fill = (tmpPath: string) => Promise<boolean>;
@@ -45,6 +52,8 @@ export class DiskCache {
   readonly graceMs: number;
   #dirOption: string | undefined;
   #dir: Promise<string> | undefined;
+  /** The lock file held while this cache lives in a shared directory. */
+  #lock: Deno.FsFile | undefined;
   /** Least recently used first (a Map iterates in insertion order; a hit re-inserts). */
   #entries = new Map<string, Entry>();
   #loading = new Map<string, Promise<string | undefined>>();
@@ -92,10 +101,11 @@ export class DiskCache {
     this.#closed = true;
     await Promise.allSettled(this.#loading.values());
     const dir = this.#dir ? await this.#dir.catch(() => undefined) : undefined;
-    if (dir && this.#dirOption === undefined) {
-      await Deno.remove(dir, { recursive: true }).catch(() => {});
-    } else {
-      await Promise.all([...this.#entries.values()].map((e) => removeQuietly(e.path)));
+    if (dir) await Deno.remove(dir, { recursive: true }).catch(() => {});
+    if (this.#lock) {
+      await removeQuietly(`${dir}.lock`).catch(() => {});
+      this.#lock.close();
+      this.#lock = undefined;
     }
     this.#entries.clear();
     this.#bytes = 0;
@@ -148,19 +158,61 @@ export class DiskCache {
         return await Deno.makeTempDir({ prefix: "streamgate-object-cache-" });
       }
       const dir = this.#dirOption;
+      const own = `${dir}/proc-${crypto.randomUUID()}`;
       try {
         await Deno.mkdir(dir, { recursive: true });
-        await Deno.remove(`${dir}/${OBJECTS}`, { recursive: true }).catch((error) => {
-          if (!(error instanceof Deno.errors.NotFound)) throw error;
-        });
+        // Locked before the directory exists: a directory without a held lock is a dead one's.
+        const lock = await Deno.open(`${own}.lock`, { create: true, write: true });
+        await lock.lock(true);
+        this.#lock = lock;
+        await Deno.mkdir(own);
+        await sweepDeadProcesses(dir, own);
       } catch (error) {
         throw new Error(`Cannot prepare the object cache directory "${dir}"`, { cause: error });
       }
-      return dir;
+      return own;
     })();
     // A failure (a missing mount, say) is not kept: the next call tries again.
     this.#dir.catch(() => this.#dir = undefined);
     return this.#dir;
+  }
+}
+
+/** Deletes the directories (and lock files) of processes that no longer hold their lock. */
+async function sweepDeadProcesses(dir: string, own: string): Promise<void> {
+  for await (const e of Deno.readDir(dir)) {
+    const name = e.name.replace(/\.lock$/, "");
+    const path = `${dir}/${name}`;
+    if (!PROC.test(name) || path === own || (e.isFile && e.name === name)) continue;
+    if (e.isDirectory) {
+      // Its lock file comes with the lock entry below, if there is one.
+      const young = Date.now() - ((await Deno.stat(path)).mtime?.getTime() ?? 0) < YOUNG_MS;
+      if (!young && !(await exists(`${path}.lock`))) await Deno.remove(path, { recursive: true });
+      continue;
+    }
+    const lock = await Deno.open(`${path}.lock`, { write: true }).catch(() => undefined);
+    if (!lock) continue;
+    try {
+      // A lock file this young may be one a starting process has made and not yet locked.
+      if (Date.now() - ((await lock.stat()).mtime?.getTime() ?? 0) < YOUNG_MS) continue;
+      if (!(await lock.tryLock(true))) continue; // alive
+      await Deno.remove(path, { recursive: true }).catch((error) => {
+        if (!(error instanceof Deno.errors.NotFound)) throw error;
+      });
+      await removeQuietly(`${path}.lock`);
+    } finally {
+      lock.close();
+    }
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
   }
 }
 

@@ -38,8 +38,11 @@ import org.apache.hadoop.fs.Path;
  * object to stdout: what an independent reader sees in a table streamgate wrote.
  *
  * <pre>
- * DeltaRead TABLE_URI [--txn APPID]... [--columns a,b,c] [--conf hadoop.key=value]...
+ * DeltaRead TABLE_URI... [--txn APPID]... [--columns a,b,c] [--conf hadoop.key=value]...
  * </pre>
+ *
+ * With more than one TABLE_URI it prints one JSON array, an object per table in argument order
+ * (one JVM start for many tables); the options apply to each table.
  *
  * TABLE_URI is a local path, file:///..., or s3a://bucket/prefix/table (see {@link Hadoop}).
  * Exit 0 with the JSON; 1 when the table cannot be read (the Java exception on stderr); 2 on bad
@@ -60,25 +63,31 @@ public final class DeltaRead {
       parsed = Args.parse(args);
     } catch (IllegalArgumentException e) {
       System.err.println("DeltaRead: " + e.getMessage());
-      System.err.println("usage: DeltaRead TABLE_URI [--txn APPID]... [--columns a,b,c] [--conf key=value]...");
+      System.err.println("usage: DeltaRead TABLE_URI... [--txn APPID]... [--columns a,b,c] [--conf key=value]...");
       System.exit(2);
       return;
     }
+    String current = parsed.tables.get(0);
     try {
-      ObjectNode result = read(parsed);
+      ArrayNode all = JSON.arrayNode();
+      for (String table : parsed.tables) {
+        current = table;
+        all.add(read(parsed, table));
+      }
+      Object result = parsed.tables.size() == 1 ? all.get(0) : all;
       out.println(new ObjectMapper().writeValueAsString(result));
       out.flush();
       System.exit(0);
     } catch (Throwable t) {
-      Errors.report("reading Delta table " + parsed.table, t);
+      Errors.report("reading Delta table " + current, t);
       System.exit(1);
     }
   }
 
-  static ObjectNode read(Args args) throws Exception {
+  static ObjectNode read(Args args, String table) throws Exception {
     Timing.mark("jvm + main");
     Configuration conf = Hadoop.configuration(args.conf);
-    Path tablePath = Hadoop.tablePath(args.table);
+    Path tablePath = Hadoop.tablePath(table);
     FileSystem fs = tablePath.getFileSystem(conf);
     Timing.mark("hadoop FileSystem");
     DeltaLog log = DeltaLog.forTable(conf, tablePath);
@@ -97,7 +106,7 @@ public final class DeltaRead {
     if (schema == null) throw new IllegalStateException("Table metadata has no schema");
 
     ObjectNode result = JSON.objectNode();
-    result.put("table", args.table);
+    result.put("table", table);
     result.put("version", snapshot.getVersion());
     result.set("protocol", protocolOf(snapshot));
     result.put("tableId", metadata.getId());
@@ -329,7 +338,7 @@ public final class DeltaRead {
   }
 
   static final class Args {
-    String table;
+    final List<String> tables = new ArrayList<>();
     final List<String> txn = new ArrayList<>();
     final List<String> columns = new ArrayList<>();
     final Map<String, String> conf = new TreeMap<>();
@@ -353,12 +362,11 @@ public final class DeltaRead {
           }
           default -> {
             if (a.startsWith("--")) throw new IllegalArgumentException("unknown option \"" + a + "\"");
-            if (args.table != null) throw new IllegalArgumentException("more than one table: \"" + a + "\"");
-            args.table = a;
+            args.tables.add(a);
           }
         }
       }
-      if (args.table == null) throw new IllegalArgumentException("missing TABLE_URI");
+      if (args.tables.isEmpty()) throw new IllegalArgumentException("missing TABLE_URI");
       return args;
     }
 
