@@ -24,13 +24,17 @@ import { lakeRows, singleRequests } from "./http_ingest.ts";
 import {
   CpuMeter,
   dataDirs,
+  freePort,
   type Gateway,
+  RssSampler,
   sleep,
+  spawnDeno,
   startHello,
   startMain,
   tempDir,
+  waitForHttp,
 } from "./lib/proc.ts";
-import { fmtInt, fmtMs } from "./lib/report.ts";
+import { fmtInt, fmtMb, fmtMs } from "./lib/report.ts";
 import { BROKERS, createTopics, kafka, producerPerf } from "./lib/services.ts";
 import { runWrk, type WrkRequest, type WrkResult } from "./lib/wrk.ts";
 
@@ -41,20 +45,27 @@ export interface CpuFigure {
   usPerEvent: number;
   eventsPerSec: number;
   p99Ms?: number;
+  /** The process' peak RSS over the phase. */
+  peakRssMb?: number;
 }
 
-const fig = (events: number, cpuSeconds: number, seconds: number, p99Ms?: number): CpuFigure => ({
+const fig = (
+  events: number,
+  cpuSeconds: number,
+  seconds: number,
+  extra: { p99Ms?: number; peakRssMb?: number } = {},
+): CpuFigure => ({
   events,
   cpuSeconds,
   usPerEvent: events > 0 ? (cpuSeconds * 1e6) / events : 0,
   eventsPerSec: seconds > 0 ? events / seconds : 0,
-  ...(p99Ms !== undefined ? { p99Ms } : {}),
+  ...extra,
 });
 
 const line = (f: CpuFigure) =>
   `${f.usPerEvent.toFixed(1)} µs CPU/event (${fmtInt(f.eventsPerSec)}/s${
     f.p99Ms !== undefined ? `, p99 ${fmtMs(f.p99Ms)} ms` : ""
-  })`;
+  }${f.peakRssMb !== undefined ? `, peak RSS ${fmtMb(f.peakRssMb)}` : ""})`;
 
 function batches(events: readonly ClientEvent[], size: number): WrkRequest[] {
   const out: WrkRequest[] = [];
@@ -77,6 +88,7 @@ async function loadCpu(
   opts: { connections: number; seconds: number; perRequest: number },
 ): Promise<{ figure: CpuFigure; wrk: WrkResult }> {
   await runWrk(url, requests, { connections: opts.connections, seconds: 2 });
+  const rss = await RssSampler.start(pid);
   const cpu = await CpuMeter.start(pid);
   const wrk = await runWrk(url, requests, {
     connections: opts.connections,
@@ -84,8 +96,15 @@ async function loadCpu(
     countStatus: true,
   });
   const used = await cpu.seconds();
+  const { peakMb } = await rss.stop();
   const ok = (wrk.codes["202"] ?? 0) + (wrk.codes["200"] ?? 0);
-  return { figure: fig(ok * opts.perRequest, used, wrk.seconds, wrk.latencyMs.p99), wrk };
+  return {
+    figure: fig(ok * opts.perRequest, used, wrk.seconds, {
+      p99Ms: wrk.latencyMs.p99,
+      peakRssMb: peakMb,
+    }),
+    wrk,
+  };
 }
 
 /** Item 9. */
@@ -102,6 +121,14 @@ export async function benchCpu(b: Bench): Promise<void> {
     perRequest: 1,
   })).figure;
   await hello.stop();
+  // The app alone: Deno.serve + Hono + middleware + body + validation, a log that confirms at once.
+  const app = await startApp();
+  out.app_alone = (await loadCpu(app.pid, app.url, single, {
+    connections: 50,
+    seconds,
+    perRequest: 1,
+  })).figure;
+  await app.stop();
 
   const embedded = async (key: string, reqs: WrkRequest[], per: number, conns: number) => {
     const gw = await startMain(dataDirs(await tempDir("cpu_embedded")));
@@ -145,8 +172,15 @@ export async function benchCpu(b: Bench): Promise<void> {
 
   b.report.details.cpu_per_event = out;
   const rows: [string, string, CpuFigure, string, CpuFigure | undefined][] = [
-    ["9a", "single-event POST, embedded", out.single_embedded!, "bare", out.bare_deno_serve],
-    ["9b", "single-event POST, Kafka gateway", out.single_kafka!, "bare", out.bare_deno_serve],
+    ["9a", "single-event POST, embedded", out.single_embedded!, "app alone", out.app_alone],
+    ["9b", "single-event POST, Kafka gateway", out.single_kafka!, "app alone", out.app_alone],
+    [
+      "9f",
+      "single-event POST, the app alone (bench/app_server.ts, a log that confirms at once)",
+      out.app_alone!,
+      "bare Deno.serve",
+      out.bare_deno_serve,
+    ],
     [
       "9c",
       "batched POST (arrays of 1000) → Kafka gateway",
@@ -268,6 +302,7 @@ async function workerCpu(b: Bench, id: string, topic: string, total: number): Pr
   });
   // From "Listening": engine start-up and the group join are in the figure, as small as they are
   // next to hundreds of thousands of events.
+  const rss = await RssSampler.start(worker.pid);
   const cpu = await CpuMeter.start(worker.pid);
   const t0 = performance.now();
   let rows = 0;
@@ -276,7 +311,18 @@ async function workerCpu(b: Bench, id: string, topic: string, total: number): Pr
     await sleep(500);
     rows = await lakeRows(lakeDir, topic, 3);
   }
-  const f = fig(rows, await cpu.seconds(), (performance.now() - t0) / 1000);
+  const used = await cpu.seconds();
+  const { peakMb } = await rss.stop();
+  const f = fig(rows, used, (performance.now() - t0) / 1000, { peakRssMb: peakMb });
   await stopGateway(b, "cpu_kafka_worker", worker);
   return f;
+}
+
+/** `bench/app_server.ts` on a free port. */
+async function startApp() {
+  const port = freePort();
+  const bg = spawnDeno("bench/app_server.ts", [String(port)], {});
+  const url = `http://127.0.0.1:${port}`;
+  await waitForHttp(`${url}/health`);
+  return { ...bg, url };
 }

@@ -11,9 +11,13 @@ import { type Metrics, typeOf } from "../shared/metrics.ts";
 import type { Envelope } from "../shared/schemas.ts";
 import { type Issue, validateEvent, type ValidationOptions } from "./validate.ts";
 
-/** One item of a body: a parsed value, or an NDJSON line that could not be parsed. */
+/**
+ * One item of a body: a parsed value, or an NDJSON line that could not be parsed. `raw` is the text
+ * a dead letter keeps; `rawBytesAtMost`, when set, bounds its UTF-8 size, so an item that cannot be
+ * too large is never serialised (the elements of an array are, only when rejected).
+ */
 export type BodyItem =
-  | { ok: true; value: unknown; raw: string }
+  | { ok: true; value: unknown; readonly raw: string; rawBytesAtMost?: number }
   | { ok: false; raw: string; message: string };
 
 /** One rejected event of a request. */
@@ -94,7 +98,8 @@ export class Ingestor {
       let issues: Issue[];
       const type = item.ok ? typeOf(item.value) : undefined;
       types.push(type);
-      const size = utf8Bytes(item.raw, maxBytes);
+      const small = item.ok && (item.rawBytesAtMost ?? Infinity) <= maxBytes;
+      const size = small ? 0 : utf8Bytes(item.raw, maxBytes);
       if (item.ok && size > maxBytes) {
         issues = [{
           path: "",
@@ -121,7 +126,13 @@ export class Ingestor {
         issues,
       });
       letters.push(
-        httpDeadLetter(item.raw, issues, { size, maxBytes, receivedAt, requestId, index }),
+        httpDeadLetter(item.raw, issues, {
+          size: small ? utf8Bytes(item.raw, maxBytes) : size,
+          maxBytes,
+          receivedAt,
+          requestId,
+          index,
+        }),
       );
     });
 

@@ -274,7 +274,8 @@ export class LakeLoader implements RecordHandler {
     const ms = Number.isFinite(rec.timestampMs) && Math.abs(rec.timestampMs) <= MAX_DATE_MS
       ? rec.timestampMs
       : Date.now();
-    const receivedAt = new Date(ms).toISOString();
+    // Only dead letters carry it: not built for the records that pass.
+    const receivedAt = () => new Date(ms).toISOString();
     if (framed?.ok === false) {
       types.received.push(undefined);
       types.rejected.push(undefined);
@@ -314,12 +315,12 @@ export class LakeLoader implements RecordHandler {
     return undefined;
   }
 
-  #letter(rec: LogRecord, receivedAt: string, reasons: DeadLetter["reasons"]): DeadLetter {
+  #letter(rec: LogRecord, receivedAt: () => string, reasons: DeadLetter["reasons"]): DeadLetter {
     return {
       raw: rec.value,
       reasons,
       source: "kafka",
-      received_at: receivedAt,
+      received_at: receivedAt(),
       topic: rec.topic,
       partition: rec.partition,
       offset: rec.offset,

@@ -162,7 +162,7 @@ export function parseBody(text: string, ndjson: boolean, limits: BodyLimits): Bo
   if (text.trim() === "") {
     throw new InvalidBodyError("Body is empty: send one event or an array of events");
   }
-  checkDepth(text, limits.maxDepth, 0);
+  const longestElement = checkDepth(text, limits.maxDepth, 0);
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -180,10 +180,36 @@ export function parseBody(text: string, ndjson: boolean, limits: BodyLimits): Bo
       throw new InvalidBodyError("Body is an empty array: send at least one event");
     }
     if (value.length > limits.maxEvents) throw tooMany(value.length, limits.maxEvents);
-    // Re-serialising keeps the dead-letter copy faithful without slicing the text by hand.
-    return value.map((v) => ({ ok: true, value: v, raw: JSON.stringify(v) }));
+    // Re-serialising keeps the dead-letter copy faithful without slicing the text by hand; it is
+    // done only for an element that needs it (a rejected one, or one that may be too large).
+    const atMost = longestElement * MAX_REWRITE_GROWTH * 3;
+    return value.map((v) => new ArrayElement(v, atMost));
   }
   return [{ ok: true, value, raw: text }];
+}
+
+/**
+ * How many times longer `JSON.stringify(JSON.parse(x))` can be than `x`: a number in exponent form
+ * is written out in full (`1e20`, 4 characters, becomes 21); escapes and whitespace only shrink.
+ */
+const MAX_REWRITE_GROWTH = 6;
+
+/** An element of a JSON array body, with its dead-letter text made on first use. */
+class ArrayElement {
+  readonly ok = true;
+  readonly value: unknown;
+  /** UTF-8 bytes of {@link raw}, at most (3 per UTF-16 unit). */
+  readonly rawBytesAtMost: number;
+  #raw: string | undefined;
+
+  constructor(value: unknown, rawBytesAtMost: number) {
+    this.value = value;
+    this.rawBytesAtMost = rawBytesAtMost;
+  }
+
+  get raw(): string {
+    return this.#raw ??= JSON.stringify(this.value);
+  }
 }
 
 function parseNdjson(text: string, limits: BodyLimits): BodyItem[] {
@@ -222,22 +248,28 @@ function tooMany(n: number, max: number): LimitExceededError {
 }
 
 const OPEN_BRACE = 0x7b, OPEN_BRACKET = 0x5b, CLOSE_BRACE = 0x7d, CLOSE_BRACKET = 0x5d;
-const QUOTE = 0x22, BACKSLASH = 0x5c;
+const QUOTE = 0x22, BACKSLASH = 0x5c, COMMA = 0x2c;
 
 /**
  * Rejects nesting deeper than `maxDepth` before `JSON.parse` sees the text, so a hostile body
- * cannot make the parser or any later recursive walk run out of stack.
+ * cannot make the parser or any later recursive walk run out of stack. Returns the length (UTF-16
+ * units) of the longest element of a top-level array, or of the whole text when it is no array.
  */
-export function checkDepth(text: string, maxDepth: number, lineNo: number): void {
+export function checkDepth(text: string, maxDepth: number, lineNo: number): number {
   let depth = 0;
   let inString = false;
+  let elementStart = -1, longest = 0;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (inString) {
       if (c === BACKSLASH) i++;
       else if (c === QUOTE) inString = false;
     } else if (c === QUOTE) inString = true;
-    else if (c === OPEN_BRACE || c === OPEN_BRACKET) {
+    else if (c === COMMA && depth === 1) {
+      longest = Math.max(longest, i - elementStart);
+      elementStart = i;
+    } else if (c === OPEN_BRACE || c === OPEN_BRACKET) {
+      if (depth === 0 && c === OPEN_BRACKET) elementStart = i;
       if (++depth > maxDepth) {
         const where = lineNo > 0 ? `NDJSON line ${lineNo}` : "the body";
         throw new LimitExceededError(
@@ -245,8 +277,12 @@ export function checkDepth(text: string, maxDepth: number, lineNo: number): void
           `JSON in ${where} is nested deeper than ${maxDepth} levels`,
         );
       }
-    } else if (c === CLOSE_BRACE || c === CLOSE_BRACKET) depth--;
+    } else if (c === CLOSE_BRACE || c === CLOSE_BRACKET) {
+      if (--depth === 0 && elementStart >= 0) longest = Math.max(longest, i - elementStart);
+    }
   }
+  // Not an array (or not valid JSON, which JSON.parse refuses next): the whole text bounds it.
+  return elementStart < 0 ? text.length : longest;
 }
 
 /**

@@ -407,3 +407,21 @@ Deno.test("decodeUtf8() rejects invalid UTF-8 with InvalidBodyError", async (t) 
     });
   }
 });
+
+Deno.test("checkDepth() answers the longest top-level array element, which bounds its rewrite", () => {
+  const text = '[{"a":1}, {"b":"x,y]"} ,[1,[2]], 1e20]';
+  const longest = checkDepth(text, 8, 0);
+  const items = parseBody(text, false, LIMITS);
+  for (const item of items) {
+    // Each element's re-serialised dead-letter text fits the bound parseBody derives from it.
+    assert.ok(item.ok && item.raw.length * 3 <= (item.rawBytesAtMost ?? 0), item.raw);
+    assert.ok(item.raw.length <= longest * 6);
+  }
+  assert.deepEqual(items.map((i) => i.raw), [
+    '{"a":1}',
+    '{"b":"x,y]"}',
+    "[1,[2]]",
+    "100000000000000000000",
+  ]);
+  assert.equal(checkDepth('{"a":[1,2]}', 8, 0), 11); // no array: the whole text
+});

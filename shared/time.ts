@@ -7,6 +7,17 @@
 
 /** Microseconds since the epoch of an ISO-8601 date-time with offset (already validated). */
 export function isoToMicros(iso: string): number {
+  // The events of one request share their received_at: the last answer is often the next one.
+  if (iso === lastIsoIn) return lastUsOut;
+  const us = parseMicros(iso);
+  lastIsoIn = iso;
+  return lastUsOut = us;
+}
+
+/** The last {@link isoToMicros} question and answer. */
+let lastIsoIn = "", lastUsOut = NaN;
+
+function parseMicros(iso: string): number {
   const ms = Date.parse(iso);
   // Date.parse keeps milliseconds; the 4th–6th fraction digits are added back here. They always
   // move the instant forward, before 1970 too (Date.parse already floors to the millisecond).
