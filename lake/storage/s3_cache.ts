@@ -19,6 +19,7 @@
  * @module
  */
 import { checkKey } from "./store.ts";
+import { removeIfExists } from "../../shared/fs.ts";
 
 /** Options of {@link DiskCache}. */
 export interface DiskCacheOptions {
@@ -103,7 +104,7 @@ export class DiskCache {
     const dir = this.#dir ? await this.#dir.catch(() => undefined) : undefined;
     if (dir) await Deno.remove(dir, { recursive: true }).catch(() => {});
     if (this.#lock) {
-      await removeQuietly(`${dir}.lock`).catch(() => {});
+      await removeIfExists(`${dir}.lock`).catch(() => {});
       this.#lock.close();
       this.#lock = undefined;
     }
@@ -118,17 +119,17 @@ export class DiskCache {
     const tmp = `${path}.${crypto.randomUUID()}.tmp`;
     try {
       if (!(await fill(tmp))) {
-        await removeQuietly(tmp);
+        await removeIfExists(tmp);
         return undefined;
       }
       await Deno.rename(tmp, path);
     } catch (error) {
-      await removeQuietly(tmp);
+      await removeIfExists(tmp);
       throw error;
     }
     const { size } = await Deno.stat(path);
     if (this.#closed) {
-      await removeQuietly(path);
+      await removeIfExists(path);
       throw new Error("Cannot use a closed object cache");
     }
     this.#entries.set(id, { path, size, usedAt: Date.now() });
@@ -148,7 +149,7 @@ export class DiskCache {
       this.#bytes -= entry.size;
       victims.push(entry);
     }
-    await Promise.all(victims.map((e) => removeQuietly(e.path)));
+    await Promise.all(victims.map((e) => removeIfExists(e.path)));
   }
 
   /** The directory, made (or emptied of earlier copies) once. */
@@ -185,9 +186,12 @@ async function sweepDeadProcesses(dir: string, own: string): Promise<void> {
     const path = `${dir}/${name}`;
     if (!PROC.test(name) || path === own || (e.isFile && e.name === name)) continue;
     if (e.isDirectory) {
-      // Its lock file comes with the lock entry below, if there is one.
-      const young = Date.now() - ((await Deno.stat(path)).mtime?.getTime() ?? 0) < YOUNG_MS;
-      if (!young && !(await exists(`${path}.lock`))) await Deno.remove(path, { recursive: true });
+      // Its lock file comes with the lock entry below, if there is one. Another process sweeping
+      // at the same time may have removed it since the listing.
+      await ignoreNotFound(async () => {
+        const young = Date.now() - ((await Deno.stat(path)).mtime?.getTime() ?? 0) < YOUNG_MS;
+        if (!young && !(await exists(`${path}.lock`))) await Deno.remove(path, { recursive: true });
+      });
       continue;
     }
     const lock = await Deno.open(`${path}.lock`, { write: true }).catch(() => undefined);
@@ -196,13 +200,20 @@ async function sweepDeadProcesses(dir: string, own: string): Promise<void> {
       // A lock file this young may be one a starting process has made and not yet locked.
       if (Date.now() - ((await lock.stat()).mtime?.getTime() ?? 0) < YOUNG_MS) continue;
       if (!(await lock.tryLock(true))) continue; // alive
-      await Deno.remove(path, { recursive: true }).catch((error) => {
-        if (!(error instanceof Deno.errors.NotFound)) throw error;
-      });
-      await removeQuietly(`${path}.lock`);
+      await removeIfExists(path);
+      await removeIfExists(`${path}.lock`);
     } finally {
       lock.close();
     }
+  }
+}
+
+/** Runs `fn`; a file that vanished on the way (NotFound) is not an error. */
+async function ignoreNotFound(fn: () => Promise<void>): Promise<void> {
+  try {
+    await fn();
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
   }
 }
 
@@ -213,13 +224,5 @@ async function exists(path: string): Promise<boolean> {
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return false;
     throw error;
-  }
-}
-
-async function removeQuietly(path: string): Promise<void> {
-  try {
-    await Deno.remove(path);
-  } catch (error) {
-    if (!(error instanceof Deno.errors.NotFound)) throw error;
   }
 }
