@@ -35,7 +35,7 @@ import {
   waitForHttp,
 } from "./lib/proc.ts";
 import { fmtInt, fmtMb, fmtMs } from "./lib/report.ts";
-import { BROKERS, createTopics, kafka, producerPerf } from "./lib/services.ts";
+import { bareConsumer, BROKERS, createTopics, kafka, producerPerf } from "./lib/services.ts";
 import { runWrk, type WrkRequest, type WrkResult } from "./lib/wrk.ts";
 
 /** What one path cost. */
@@ -263,14 +263,7 @@ async function prefill(topic: string, total: number, events: readonly ClientEven
 
 /** A kafkajs consumer alone reading the whole topic, nothing done with the records. */
 async function consumerAlone(topic: string, total: number): Promise<CpuFigure> {
-  const consumer = kafka.consumer({
-    groupId: `${topic}-alone-${crypto.randomUUID().slice(0, 6)}`,
-    maxBytesPerPartition: 4 * 1024 * 1024,
-    maxBytes: 32 * 1024 * 1024,
-    maxWaitTimeInMs: 500,
-  });
-  await consumer.connect();
-  await consumer.subscribe({ topics: [topic], fromBeginning: true });
+  const consumer = await bareConsumer(topic, "alone");
   let seen = 0;
   let cpu: CpuMeter | undefined, t0 = 0;
   await consumer.run({

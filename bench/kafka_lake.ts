@@ -25,6 +25,7 @@ import { lakeRows, memoryRow } from "./http_ingest.ts";
 import { RssSampler, sleep, startMain, tempDir } from "./lib/proc.ts";
 import { fmtInt, pct } from "./lib/report.ts";
 import {
+  bareConsumer,
   BROKERS,
   consumerPerf,
   createTopics,
@@ -211,14 +212,7 @@ async function workerStages(
   bronzeRate: number,
 ): Promise<void> {
   // kafkajs: the worker's consumer settings, nothing done with the records.
-  const consumer = kafka.consumer({
-    groupId: `${topic}-bare-${crypto.randomUUID().slice(0, 6)}`,
-    maxBytesPerPartition: 4 * 1024 * 1024,
-    maxBytes: 32 * 1024 * 1024,
-    maxWaitTimeInMs: 500,
-  });
-  await consumer.connect();
-  await consumer.subscribe({ topics: [topic], fromBeginning: true });
+  const consumer = await bareConsumer(topic, "bare");
   let seen = 0, first = 0;
   const limit = pick(b, 20, 4) * 1000;
   await consumer.run({

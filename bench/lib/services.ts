@@ -7,7 +7,7 @@
  * @module
  */
 import { join } from "node:path";
-import { Kafka, logLevel } from "kafkajs";
+import { type Consumer, Kafka, logLevel } from "kafkajs";
 import { onCleanup, ROOT, run, sleep } from "./proc.ts";
 
 export const BROKERS = Deno.env.get("KAFKA_BROKERS") ?? "127.0.0.1:9092";
@@ -73,6 +73,22 @@ export const kafka = new Kafka({
 });
 
 /** Topics of one benchmark, deleted at cleanup. */
+/**
+ * A kafkajs consumer with the worker's fetch settings, in a group of its own (`<topic>-<tag>-…`),
+ * connected and subscribed to `topic` from its start: the consumer alone, for limits.
+ */
+export async function bareConsumer(topic: string, tag: string): Promise<Consumer> {
+  const consumer = kafka.consumer({
+    groupId: `${topic}-${tag}-${crypto.randomUUID().slice(0, 6)}`,
+    maxBytesPerPartition: 4 * 1024 * 1024,
+    maxBytes: 32 * 1024 * 1024,
+    maxWaitTimeInMs: 500,
+  });
+  await consumer.connect();
+  await consumer.subscribe({ topics: [topic], fromBeginning: true });
+  return consumer;
+}
+
 export async function createTopics(specs: [name: string, partitions: number][]): Promise<void> {
   const admin = kafka.admin();
   await admin.connect();

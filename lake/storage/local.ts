@@ -189,14 +189,7 @@ export class LocalStore implements LockingStore, DirectoryStore {
     checkPrefix(prefix);
     let n = 0;
     const sweep = async (dir: string): Promise<void> => {
-      let entries: Deno.DirEntry[];
-      try {
-        entries = await Array.fromAsync(Deno.readDir(dir));
-      } catch (err) {
-        if (err instanceof Deno.errors.NotFound || err instanceof Deno.errors.NotADirectory) return;
-        throw err;
-      }
-      for (const e of entries) {
+      for (const e of await entriesOf(dir)) {
         const path = join(dir, e.name);
         if (e.isDirectory) await sweep(path);
         else if (e.isFile && TEMP.test(e.name)) {
@@ -297,13 +290,7 @@ export class LocalStore implements LockingStore, DirectoryStore {
   /** Files below `base` (a key prefix ending at a directory), in ascending key order. */
   async *#walk(base: string): AsyncGenerator<ObjectInfo> {
     const dir = base === "" ? this.root : this.#path(base);
-    let entries: Deno.DirEntry[];
-    try {
-      entries = await Array.fromAsync(Deno.readDir(dir));
-    } catch (err) {
-      if (err instanceof Deno.errors.NotFound || err instanceof Deno.errors.NotADirectory) return;
-      throw err;
-    }
+    const entries = await entriesOf(dir);
     // Key order is byte order of the whole key: a directory "a" sorts as "a/…", after "a.x".
     const named = entries.map((e) => ({ e, sortKey: e.isDirectory ? `${e.name}/` : e.name }));
     named.sort((a, b) => compareKeys(a.sortKey, b.sortKey));
@@ -319,5 +306,15 @@ export class LocalStore implements LockingStore, DirectoryStore {
         }
       }
     }
+  }
+}
+
+/** The entries of directory `dir`; none where it is missing or not a directory. */
+async function entriesOf(dir: string): Promise<Deno.DirEntry[]> {
+  try {
+    return await Array.fromAsync(Deno.readDir(dir));
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound || err instanceof Deno.errors.NotADirectory) return [];
+    throw err;
   }
 }
