@@ -4,8 +4,7 @@
  * values reach DuckDB only as bound parameters, and the files it reads only come from snapshots
  * of the tables' Delta logs (`files.ts`), never from a request or a directory listing.
  *
- * Alerts are one small file each: a `dt` partition is read whole once and kept in memory until its
- * files in the alerts table's log change; filters run on the kept rows.
+ * Alerts are one small file each, read a partition at a time and kept (`alerts.ts`).
  *
  * DuckDB-wasm 1.28 (DuckDB 0.9.1) has no ICU: `date_trunc`/`strftime` do not take TIMESTAMPTZ, so
  * times go through `epoch_us()` and integer arithmetic (hour bucket = `epoch_us(t) // 3600000000`).
@@ -19,7 +18,7 @@ import type { Lake } from "../lake.ts";
 import { hasLocalDirs } from "../storage/store.ts";
 import { OverloadedError } from "../../shared/errors.ts";
 import { microsToIso } from "../../shared/time.ts";
-import { SEVERITIES, type Severity } from "../../shared/alert.ts";
+import { AlertDays } from "./alerts.ts";
 import { decodeCursor, encodeCursor } from "./cursor.ts";
 import { chunkList, dateOf, EventFiles, type EventSources, LIST_BUDGET } from "./files.ts";
 import {
@@ -29,7 +28,6 @@ import {
   HOUR_US,
   InvalidQueryError,
   MAX_US,
-  MIN_US,
   parse,
   querySchemas,
   type StatsInput,
@@ -45,7 +43,6 @@ import {
   selectAs,
   SILVER_EVENT_COLUMNS,
   type StatsOut,
-  toAlert,
   toEvent,
   toJson,
   toNumber,
@@ -60,8 +57,6 @@ export type { AlertOut, EventOut, EventsPage, StatsOut, UserOut } from "./rows.t
 
 /** A statement longer than this is never sent: it would corrupt the DuckDB instance. */
 const MAX_SQL_BYTES = 32_000;
-/** Alerts kept in memory (a few hundred bytes to a few KB each). */
-const MAX_CACHED_ALERTS = 100_000;
 /**
  * DuckDB-wasm on Node resolves every path it reads, glob or not, through fast-glob: a lake under a
  * path with pattern characters cannot be read (`/data/lake(1)` finds no files).
@@ -86,8 +81,6 @@ export interface LakeQueryOptions {
   listBudget?: number;
 }
 
-type CachedAlert = { us: number; alert: AlertOut };
-
 /** Read queries over the lake. Give it a {@link LakeEngine} of its own: reads then never wait. */
 export class LakeQuery {
   readonly #engine: LakeEngine;
@@ -101,8 +94,7 @@ export class LakeQuery {
   readonly #now: () => number;
   readonly #schemas: ReturnType<typeof querySchemas>;
   readonly #listBudget: number;
-  /** Alert partitions read whole, by `dt`, with the fingerprint of the listing they were read at. */
-  readonly #alertDays = new Map<string, { fingerprint: string; rows: CachedAlert[] }>();
+  readonly #alertDays: AlertDays;
   #pending = 0;
 
   constructor(engine: LakeEngine, lake: Lake, options: LakeQueryOptions = {}) {
@@ -128,6 +120,10 @@ export class LakeQuery {
     this.#schemas = querySchemas(this.#maxLimit);
     this.#listBudget = int("listBudget", options.listBudget ?? LIST_BUDGET, 256, LIST_BUDGET);
     this.#files = new EventFiles(lake);
+    this.#alertDays = new AlertDays(
+      lake,
+      (sources, sql, params) => this.#select(sources, sql, params),
+    );
   }
 
   /**
@@ -182,7 +178,7 @@ export class LakeQuery {
     const { fromUs, toUs } = this.#range(q.from, q.to, 7);
     const limit = q.limit ?? Math.min(100, this.#maxLimit);
     return await this.#guard(async () => ({
-      alerts: await this.#alerts(fromUs, toUs, {
+      alerts: await this.#alertDays.find(fromUs, toUs, {
         ...(q.user_id !== undefined ? { userId: q.user_id } : {}),
         ...(q.severity ? { severity: q.severity } : {}),
         ...(q.rule ? { rule: q.rule } : {}),
@@ -207,7 +203,10 @@ export class LakeQuery {
         newestFirst: true,
         limit: 50,
       });
-      const alerts = await this.#alerts(nowUs - this.#maxRangeUs, MAX_US, { userId, limit: 20 });
+      const alerts = await this.#alertDays.find(nowUs - this.#maxRangeUs, MAX_US, {
+        userId,
+        limit: 20,
+      });
       const features = await this.#features(userId, nowUs);
       return {
         user_id: userId,
@@ -405,89 +404,6 @@ export class LakeQuery {
         return seen.has(at) ? false : (seen.add(at), true);
       })
       .slice(0, f.limit);
-  }
-
-  /**
-   * Alerts that occurred in `[fromUs, toUs)`, filtered, newest first. The table is one small file
-   * per alert, so opening the files is what costs: each `dt` partition is read whole once and kept
-   * in memory until its listing changes (an alert file appears, goes or is rewritten). A partition
-   * modified in the last seconds is not kept (times are in ms).
-   */
-  async #alerts(
-    fromUs: number,
-    toUs: number,
-    f: { userId?: string; severity?: Severity; rule?: string; limit: number },
-  ): Promise<AlertOut[]> {
-    const from = dateOf(Math.max(MIN_US, fromUs)), to = dateOf(Math.min(MAX_US, toUs) - 1);
-    const table = this.#lake.alerts;
-    const byDt = new Map<string, string[]>();
-    for (
-      const f of (await table.snapshot()).filesWhere((v) => !!v.dt && v.dt >= from && v.dt <= to)
-    ) {
-      const dt = f.partitionValues.dt!;
-      const list = byDt.get(dt);
-      if (list) list.push(table.keyOf(f.path));
-      else byDt.set(dt, [table.keyOf(f.path)]);
-    }
-    const found: CachedAlert[] = [];
-    const load = new Map<string, { fingerprint: string; keys: string[] }>();
-    for (const [dt, keys] of byDt) {
-      const fingerprint = keys.join("|");
-      const cached = this.#alertDays.get(dt);
-      if (cached && cached.fingerprint === fingerprint) found.push(...cached.rows);
-      else load.set(dt, { fingerprint, keys });
-    }
-    if (load.size > 0) found.push(...await this.#loadAlerts(load));
-    const minRank = f.severity ? SEVERITIES.indexOf(f.severity) : -1;
-    return found
-      .filter(({ us, alert: a }) =>
-        us >= fromUs && us < toUs &&
-        (f.userId === undefined || a.user_id === f.userId) &&
-        (minRank < 0 || SEVERITIES.indexOf(a.severity as Severity) >= minRank) &&
-        (f.rule === undefined || a.rules.includes(f.rule))
-      )
-      .sort((a, b) => b.us - a.us || cmp(b.alert.alert_id, a.alert.alert_id))
-      .slice(0, f.limit)
-      .map((x) => structuredClone(x.alert));
-  }
-
-  /** Reads alert partitions whole, keeps them, and returns their rows. */
-  async #loadAlerts(
-    load: Map<string, { fingerprint: string; keys: string[] }>,
-  ): Promise<CachedAlert[]> {
-    const sources = await localFiles(this.#lake.store, [...load.values()].flatMap((d) => d.keys));
-    const rows = await this.#select(
-      sources,
-      (files) =>
-        // Every column by name, not a list: files written before a column existed (e.g.
-        // llm_disagrees) lack it, and a list would fail on a partition where none has it.
-        `SELECT * EXCLUDE (raised_at, occurred_at), epoch_us(raised_at) AS raised_us,
-                epoch_us(occurred_at) AS occurred_us
-           FROM read_parquet(${files}, union_by_name = true, hive_partitioning = true,
-                             hive_types = {'dt': VARCHAR})`,
-      [],
-    );
-    const byDt = new Map<string, CachedAlert[]>([...load.keys()].map((dt) => [dt, []]));
-    for (const r of rows) {
-      const list = byDt.get(String(r.dt));
-      if (list) list.push({ us: toNumber(r.occurred_us), alert: toAlert(r) });
-    }
-    const found: CachedAlert[] = [];
-    for (const [dt, list] of byDt) {
-      found.push(...list);
-      // Files in a table's log never change: the listing of a partition names its content.
-      const { fingerprint } = load.get(dt)!;
-      this.#alertDays.delete(dt);
-      this.#alertDays.set(dt, { fingerprint, rows: list });
-    }
-    let cached = 0;
-    for (const d of this.#alertDays.values()) cached += d.rows.length;
-    for (const [dt, d] of this.#alertDays) {
-      if (cached <= MAX_CACHED_ALERTS) break;
-      this.#alertDays.delete(dt);
-      cached -= d.rows.length;
-    }
-    return found;
   }
 
   /** The user's rows of gold/user_daily_features for the last 30 days, newest first. */
