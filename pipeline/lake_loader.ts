@@ -115,6 +115,8 @@ export class LakeLoader implements RecordHandler {
   readonly #buffers = new Map<string, Buffer>();
   readonly #timer: ReturnType<typeof setInterval>;
   #closed = false;
+  /** Set by {@link stopRetrying}: a failed flush in handle() gives up instead of retrying. */
+  #giveUp = false;
   readonly stats: LoaderStats = {
     records: 0,
     accepted: 0,
@@ -266,7 +268,7 @@ export class LakeLoader implements RecordHandler {
         try {
           return await this.#flush(buf);
         } catch (err) {
-          if (this.#closed || member.lost !== undefined) throw err;
+          if (this.#closed || this.#giveUp || member.lost !== undefined) throw err;
           this.#opts.onError(err);
         }
         const wait = Math.min(RETRY_MAX_MS, 100 * 2 ** attempt) * (0.5 + Math.random() / 2);
@@ -438,6 +440,14 @@ export class LakeLoader implements RecordHandler {
       [...this.#buffers.values()].map((b) => this.#locked(b, () => this.#flush(b))),
     );
     await Promise.all([...this.#buffers.values()].map((b) => b.commits));
+  }
+
+  /**
+   * Makes a flush that handle() retries give up at its next failure (its records stay buffered and
+   * uncommitted): a shutdown during a store outage then waits for no retry to succeed.
+   */
+  stopRetrying(): void {
+    this.#giveUp = true;
   }
 
   /** Stops the timer and flushes what is buffered. Safe to call twice. */
