@@ -324,7 +324,7 @@ let jobs: LakeJobs | undefined, query: LakeQuery | undefined;
 const jobsEngines = works
   ? Array.from(
     { length: config.JOBS_ENGINES },
-    () => new LakeEngine({ timeoutMs: config.JOBS_TIMEOUT_MS }),
+    () => new LakeEngine({ timeoutMs: config.JOBS_TIMEOUT_MS, niceness: config.JOBS_NICENESS }),
   )
   : [];
 const queryEngine = works ? new LakeEngine() : undefined;

@@ -8,7 +8,7 @@
  * deno task bench                 # the full run (~15 min; lake items on 1M events)
  * deno task bench --big           # lake items on 10M events
  * deno task bench:smoke           # seconds and tiny sizes: checks the harness, not the product
- * deno task bench --only 3,4      # some items (1–9; 1 and 2 run together; 7 runs with all of
+ * deno task bench --only 3,4      # some items (1–10; 1 and 2 run together; 7 runs with all of
  *                                 # them, `--only overload` runs its overload part alone)
  * ```
  *
@@ -20,6 +20,7 @@
  * @module
  */
 import { join } from "node:path";
+import { benchCpu } from "./cpu_per_event.ts";
 import { benchFreshness } from "./freshness.ts";
 import { benchWindows } from "./fraud_windows.ts";
 import { benchIngest, benchOverload } from "./http_ingest.ts";
@@ -93,12 +94,13 @@ const sections: [string, string[], (b: Bench) => Promise<void>][] = [
   ["5–6 lake jobs and queries", ["5", "6", "7"], benchLake],
   ["7 overload", ["7", "overload"], benchOverload],
   ["8 freshness", ["8"], benchFreshness],
-  ["9 object storage", ["9"], benchObjectStore],
+  ["9 CPU per event", ["9"], benchCpu],
+  ["10 object storage", ["10"], benchObjectStore],
 ];
 
 try {
   await ensureWrk();
-  if (wants("1", "2", "3", "7", "8")) await ensureKafka();
+  if (wants("1", "2", "3", "7", "8", "9")) await ensureKafka();
   if (wants("4")) await ensureRedis();
   for (const [name, items, fn] of sections) {
     if (!wants(...items)) continue;

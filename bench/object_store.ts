@@ -1,5 +1,5 @@
 /**
- * Item 9: the lake on S3-compatible object storage (s3proxy on this machine, `scripts/s3proxy.sh`)
+ * Item 10: the lake on S3-compatible object storage (s3proxy on this machine, `scripts/s3proxy.sh`)
  * beside the same lake on local disk, measured in the same run, in this process:
  * - bronze throughput: `BronzeWriter` batches of three log partitions at once, as a worker's
  *   flushes go (Parquet from DuckDB-wasm, the puts, the Delta commits with their `txn`);
@@ -62,12 +62,12 @@ export async function benchObjectStore(b: Bench): Promise<void> {
       }
       await store.close();
     }
-    console.error(`bench: 9 ${name}: ${JSON.stringify(figures[name])}`);
+    console.error(`bench: 10 ${name}: ${JSON.stringify(figures[name])}`);
   }
   b.report.details.object_store = { rows, batch_rows: batchRows, queries, ...figures };
   const disk = figures.disk!, s3 = figures.s3proxy!;
   b.report.add({
-    id: "9a",
+    id: "10a",
     what: `Bronze writes on s3proxy, ${fmtInt(rows)} rows in ${fmtInt(batchRows)}-row batches, ` +
       `${PARTITIONS} partitions at once`,
     figure: `${fmtInt(s3.rowsPerSec)} rows/s (${s3.commits} commits)`,
@@ -77,8 +77,8 @@ export async function benchObjectStore(b: Bench): Promise<void> {
     ratio: pct(s3.rowsPerSec, disk.rowsPerSec),
   });
   for (
-    const [id, what, key] of [["9b", "events of one user", "events"], [
-      "9c",
+    const [id, what, key] of [["10b", "events of one user", "events"], [
+      "10c",
       "stats, 24 h",
       "stats",
     ]] as const
@@ -94,7 +94,7 @@ export async function benchObjectStore(b: Bench): Promise<void> {
     });
   }
   b.report.add({
-    id: "9d",
+    id: "10d",
     what: "First query on s3proxy (the data files fetched into the cache)",
     figure: `${fmtMs(s3.firstQueryMs)} ms`,
     value: s3.firstQueryMs,

@@ -141,7 +141,7 @@ export class BronzeWriter {
  * from the validated payload object so silver never parses the JSON again. Also the file's
  * summary: how many rows occurred in each UTC hour.
  */
-function toColumns(
+export function toColumns(
   rows: BronzeRow[],
   type: string,
   topic: string,

@@ -98,6 +98,20 @@ const encoder = new TextEncoder();
  * filled in, so a consumer of the topic reads the same format the HTTP API documents.
  */
 export function encodeEnvelope(event: Envelope): Uint8Array {
-  const { event_type, type: _, ...rest } = event;
-  return encoder.encode(JSON.stringify({ ...rest, type: event_type }));
+  return encoder.encode(envelopeJson(event));
+}
+
+const q = JSON.stringify;
+
+/**
+ * {@link encodeEnvelope}'s JSON text: `{event_id, user_id, occurred_at, received_at, source,
+ * payload, type}`, with `type` as sent. Written field by field: no copy of the event is made to
+ * rename `event_type`.
+ */
+export function envelopeJson(e: Envelope): string {
+  return `{"event_id":${q(e.event_id)},"user_id":${q(e.user_id)},"occurred_at":${
+    q(e.occurred_at)
+  },"received_at":${q(e.received_at)},"source":${q(e.source)},"payload":${q(e.payload)},"type":${
+    q(e.event_type)
+  }}`;
 }

@@ -52,7 +52,7 @@ const logger = createLogger({ level, write: (_level, line) => console.error(line
 });
 const engines = Array.from(
   { length: config.JOBS_ENGINES },
-  () => new LakeEngine({ timeoutMs: config.JOBS_TIMEOUT_MS }),
+  () => new LakeEngine({ timeoutMs: config.JOBS_TIMEOUT_MS, niceness: config.JOBS_NICENESS }),
 );
 const store = await openStore(lakeLocation(lakeDir), s3Options(config));
 const jobs = new LakeJobs(engines, new Lake(store, engines[0]!), logger, {

@@ -7,7 +7,9 @@
 import { fileURLToPath } from "node:url";
 
 const SCRIPT = fileURLToPath(new URL("../scripts/kafka.sh", import.meta.url));
-const SHARED_STATE = fileURLToPath(new URL("../.kafka", import.meta.url));
+/** Where `scripts/kafka.sh` keeps the shared broker's jars: its KAFKA_STATE_DIR, as it reads it. */
+const SHARED_STATE = Deno.env.get("KAFKA_STATE_DIR") ||
+  fileURLToPath(new URL("../.kafka", import.meta.url));
 
 /** A private broker: its address and its life cycle. */
 export interface PrivateBroker {
@@ -27,8 +29,23 @@ async function kafkaSh(env: Record<string, string>, ...args: string[]): Promise<
   }
 }
 
-/** Starts a broker on `port` (controller on `port + 1`) sharing the downloaded jars. */
-export async function startPrivateBroker(port = 19092): Promise<PrivateBroker> {
+/** `n` distinct ports nothing listens on now. */
+function freePorts(n: number): number[] {
+  const listeners = Array.from(
+    { length: n },
+    () => Deno.listen({ hostname: "127.0.0.1", port: 0 }),
+  );
+  const ports = listeners.map((l) => (l.addr as Deno.NetAddr).port);
+  for (const l of listeners) l.close();
+  return ports;
+}
+
+/**
+ * Starts a broker on free ports (broker and controller) sharing the downloaded jars, so two test
+ * runs on one machine each get their own.
+ */
+export async function startPrivateBroker(): Promise<PrivateBroker> {
+  const [port, controllerPort] = freePorts(2) as [number, number];
   const state = await Deno.makeTempDir({ prefix: "kafka_private_" });
   // The jars the shared broker's fetch downloaded: no second Maven resolution.
   for await (const entry of Deno.readDir(SHARED_STATE)) {
@@ -39,7 +56,7 @@ export async function startPrivateBroker(port = 19092): Promise<PrivateBroker> {
   const env = {
     KAFKA_STATE_DIR: state,
     KAFKA_PORT: String(port),
-    KAFKA_CONTROLLER_PORT: String(port + 1),
+    KAFKA_CONTROLLER_PORT: String(controllerPort),
   };
   const broker: PrivateBroker = {
     brokers: `127.0.0.1:${port}`,

@@ -312,3 +312,46 @@ export async function loadAverage(): Promise<string> {
   const [a, b, c] = (await Deno.readTextFile("/proc/loadavg")).split(" ");
   return `${a}, ${b}, ${c}`;
 }
+
+// ---------------------------------------------------------------------------------------------
+// CPU.
+
+/** Clock ticks per second of /proc's CPU times (`getconf CLK_TCK`; 100 on Linux x86-64). */
+const CLK_TCK = 100;
+
+/**
+ * A process' own CPU time so far (user + system, every thread), in seconds, from
+ * `/proc/<pid>/stat`. Unlike a rate, CPU time per event is not blurred by the load generator or
+ * other work sharing the cores.
+ */
+export async function cpuSeconds(pid: number = Deno.pid): Promise<number> {
+  const text = await Deno.readTextFile(`/proc/${pid}/stat`);
+  // Fields after the command name (which may hold spaces) start after its closing parenthesis.
+  const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK; // utime, stime (fields 14, 15)
+}
+
+/** Measures a process' CPU time over a phase: `const cpu = await CpuMeter.start(pid)`. */
+export class CpuMeter {
+  readonly #pid: number;
+  readonly #start: number;
+
+  private constructor(pid: number, start: number) {
+    this.#pid = pid;
+    this.#start = start;
+  }
+
+  static async start(pid: number = Deno.pid): Promise<CpuMeter> {
+    return new CpuMeter(pid, await cpuSeconds(pid));
+  }
+
+  /** CPU seconds used since start. */
+  async seconds(): Promise<number> {
+    return (await cpuSeconds(this.#pid)) - this.#start;
+  }
+
+  /** Microseconds of CPU per unit of work, for `n` units done since start. */
+  async usPer(n: number): Promise<number> {
+    return n > 0 ? ((await this.seconds()) * 1e6) / n : 0;
+  }
+}

@@ -10,6 +10,7 @@
  */
 /// <reference lib="deno.worker" />
 import { statSync } from "node:fs";
+import { setPriority } from "node:os";
 import { fileURLToPath } from "node:url";
 import * as duckdb from "@duckdb/duckdb-wasm/dist/duckdb-node-blocking.cjs";
 import * as arrow from "apache-arrow";
@@ -335,6 +336,15 @@ async function handle(req: EngineRequest): Promise<unknown> {
   }
 }
 
+/** This thread only (pid 0 = the calling thread on Linux); the process keeps its priority. */
+function lowerPriority(niceness: number): void {
+  try {
+    setPriority(niceness);
+  } catch {
+    // No --allow-sys, or not Linux: the worker runs at the process's priority.
+  }
+}
+
 function run(
   db: duckdb.DuckDBBindings,
   conn: duckdb.DuckDBConnection,
@@ -380,6 +390,7 @@ function run(
 
 self.onmessage = async (e: MessageEvent<EngineRequest>) => {
   const req = e.data;
+  if (req.op === "nice") return lowerPriority(req.niceness);
   let reply: EngineResponse;
   try {
     reply = { id: req.id, ok: true, value: await handle(req) };

@@ -57,3 +57,37 @@ Deno.test("LakeEngine.writeParquet() into a directory that is gone fails with th
     }
   });
 });
+
+/** The nice value of each thread of this process (Linux: /proc/self/task/<tid>/stat). */
+async function niceByThread(): Promise<Map<number, number>> {
+  const out = new Map<number, number>();
+  for await (const task of Deno.readDir("/proc/self/task")) {
+    const stat = await Deno.readTextFile(`/proc/self/task/${task.name}/stat`).catch(() => "");
+    if (stat) {
+      out.set(Number(task.name), Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[16]));
+    }
+  }
+  return out;
+}
+
+/** How many threads of this process run at nice `n`. */
+const threadsAt = async (n: number) =>
+  [...(await niceByThread()).values()].filter((v) => v === n).length;
+
+Deno.test({
+  name: "LakeEngine niceness lowers its worker thread's priority, not the process's",
+  ignore: Deno.build.os !== "linux",
+  fn: async () => {
+    assert.equal(await threadsAt(10), 0);
+    const background = new LakeEngine({ niceness: 10 });
+    const plain = new LakeEngine();
+    try {
+      await Promise.all([background.query("SELECT 1"), plain.query("SELECT 1")]);
+      assert.equal(await threadsAt(10), 1, "the background engine's worker thread");
+      assert.equal((await niceByThread()).get(Deno.pid), 0, "the main thread keeps its priority");
+    } finally {
+      background.close();
+      plain.close();
+    }
+  },
+});

@@ -72,7 +72,12 @@ export type EngineRequest =
    * `reason`), replacing older ones. Answers the row count of each table created (empty ones are
    * not created).
    */
-  | { id: number; op: "castJson"; sql: string; spec: CastSpec; prefix: string };
+  | { id: number; op: "castJson"; sql: string; spec: CastSpec; prefix: string }
+  /**
+   * Lower the worker thread's CPU priority to Linux nice `niceness` (that thread only: Linux
+   * keeps a nice value per thread). Sent once, first; never answered.
+   */
+  | { id: number; op: "nice"; niceness: number };
 
 export type EngineResponse =
   | { id: number; ok: true; value: unknown }

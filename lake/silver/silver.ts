@@ -47,7 +47,7 @@ import { writeTables, type Written } from "./write.ts";
 
 /** Options of {@link runSilver}. */
 export interface SilverOptions {
-  /** Most bronze rows one run reads (estimated from offset ranges). @default 2000000 */
+  /** Most bronze rows one run reads (estimated from offset ranges). @default 500000 */
   maxRowsPerRun?: number;
   /** Most bronze files one run reads. @default 8000 */
   maxFilesPerRun?: number;
@@ -117,7 +117,7 @@ export async function runSilver(
   const progress = await readSilverProgress(lake.store);
   const { taken, more } = takeBudget(
     pendingBatches(await lake.bronze.snapshot(), progress),
-    options.maxRowsPerRun ?? 2_000_000,
+    options.maxRowsPerRun ?? 500_000,
     options.maxFilesPerRun ?? 8_000,
   );
   stats.more = more;

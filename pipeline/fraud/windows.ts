@@ -260,7 +260,7 @@ const WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of v
  *   from `now() >= expiresAt` on, it is absent (Redis keeps it 1 ms longer, `now > expiresAt`).
  * - Keys are kept in a `Map` in write order (a zadd re-inserts its key), so when there are more
  *   than `maxKeys`, the least recently written ones are evicted first, in O(1) each. Expired keys
- *   are dropped when read and swept a few at a time from the oldest end on writes.
+ *   are dropped when read and swept a few per write from the oldest end, once per batch.
  * - A sorted set is an array in Redis order with binary-search insertion: O(log n) lookups and
  *   O(n) inserts, fine for windows of a few thousand members.
  * - An op on a key holding the other kind of value rejects the batch with Redis' WRONGTYPE error;
@@ -301,7 +301,10 @@ export class MemoryWindowStore implements WindowStore {
       if (this.#closed) throw new Error("Memory window store is closed");
       ops.forEach(checkWindowOp);
       this.#t = this.#now(); // one clock read per batch, as one Redis script sees one time
-      return Promise.resolve(ops.map((op) => this.#apply(op)));
+      this.#writes = 0;
+      const results = ops.map((op) => this.#apply(op));
+      this.#sweep(SWEEP_PER_WRITE * this.#writes);
+      return Promise.resolve(results);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -372,20 +375,36 @@ export class MemoryWindowStore implements WindowStore {
     return undefined;
   }
 
-  /** Stores `entry` as the newest key, then sweeps and evicts from the oldest end. */
+  /** Writes in the current {@link run}: each may sweep {@link SWEEP_PER_WRITE} expired keys. */
+  #writes = 0;
+
+  /**
+   * Stores `entry` as the newest key; past `maxKeys`, sweeps expired keys and then evicts from the
+   * oldest end. Otherwise the sweep waits for the end of the run: starting a `Map` iterator skips
+   * every slot a delete left at its front, and a zadd deletes and re-inserts its key, so a sweep
+   * per write cost more than the rest of the write.
+   */
   #write(key: string, entry: Entry): void {
     this.#keys.set(key, entry);
-    const now = this.#t;
-    let swept = 0;
-    for (const [oldest, { expiresAt }] of this.#keys) {
-      if (swept >= SWEEP_PER_WRITE || expiresAt > now) break;
-      this.#keys.delete(oldest);
-      swept++;
-    }
+    this.#writes++;
+    if (this.#keys.size <= this.#maxKeys) return;
+    this.#sweep(SWEEP_PER_WRITE);
     while (this.#keys.size > this.#maxKeys) {
       const oldest = this.#keys.keys().next();
       if (oldest.done === true) break;
       this.#keys.delete(oldest.value);
+    }
+  }
+
+  /** Drops up to `budget` expired keys from the oldest end. */
+  #sweep(budget: number): void {
+    if (budget <= 0) return;
+    const now = this.#t;
+    let swept = 0;
+    for (const [oldest, { expiresAt }] of this.#keys) {
+      if (swept >= budget || expiresAt > now) break;
+      this.#keys.delete(oldest);
+      swept++;
     }
   }
 }
