@@ -186,7 +186,7 @@ Deno.test("delta faults on s3: the store hanging, down, then 403, then 500 → n
       await waitFor(async () => (await readyState()).lake === "down", 30_000),
       "the hanging store never showed on /ready",
     );
-    await new Promise((r) => setTimeout(r, 12_000));
+    await new Promise((r) => setTimeout(r, 8_000)); // past the 6 s session timeout
     for (const mode of ["down", 403, 500] as const) {
       await proxy.set(mode);
       const failures = gw.logs.filter((l) => l.msg === "Lake flush failed; will retry").length;
