@@ -4,9 +4,10 @@
 FROM denoland/deno:2.9.6
 
 WORKDIR /app
-# /data holds the lake (and, in embedded mode, the WAL and dead letters). A named volume mounted
-# there starts with this ownership.
-RUN mkdir -p /data/lake /data/wal /data/dead_letter && chown -R deno:deno /app /data
+# /data holds the lake on local disk (and, in embedded mode, the WAL and dead letters), or with a
+# lake on S3 (LAKE_URL=s3://…) only the cache of data files queries and jobs read. A named volume
+# mounted there starts with this ownership.
+RUN mkdir -p /data/lake /data/wal /data/dead_letter /data/cache && chown -R deno:deno /app /data
 USER deno
 
 # Dependencies first, so that a code change does not download them again.
@@ -19,6 +20,7 @@ RUN deno cache main.ts lake/engine/duckdb_worker.ts
 ENV PORT=8080 \
     HOSTNAME=0.0.0.0 \
     LAKE_DIR=/data/lake \
+    LAKE_CACHE_DIR=/data/cache \
     WAL_DIR=/data/wal \
     DEAD_LETTER_DIR=/data/dead_letter
 EXPOSE 8080

@@ -70,7 +70,8 @@ export const SETTINGS = {
   ),
   LAKE_CACHE_DIR: setting(
     z.string().min(1),
-    "Lake on S3: local copies of the data files queries and jobs read (bounded by LAKE_CACHE_BYTES)",
+    "Lake on S3: local copies of the data files queries and jobs read (bounded by " +
+      "LAKE_CACHE_BYTES), in a subdirectory per process, so processes may share it",
     "./data/cache",
   ),
   LAKE_CACHE_BYTES: setting(

@@ -450,6 +450,7 @@ async function shutdown(signal: string): Promise<void> {
     await log?.close(); // every acknowledged event is durable in the log
     await drainInput(Math.max(0, config.SHUTDOWN_TIMEOUT_MS - 2000));
     registry?.close(); // a chunk waiting for the registry gives up unresolved: it is read again
+    loader?.stopRetrying(); // a flush retried through a store outage gives up: it is read again
     await input?.stop();
     await loader?.close(); // flush buffers to bronze, commit offsets
     await input?.close(); // leave the consumer group

@@ -36,7 +36,7 @@ export interface BatchWriter {
 
 /** Backoff of a flush retried while the log input waits (doubling, at most this, ms). */
 const RETRY_MAX_MS = 5_000;
-/** How often a flush that takes long heartbeats the log input's group membership. */
+/** How often handle() heartbeats the log input's group membership while it waits. */
 const HEARTBEAT_MS = 1_000;
 
 /** Options of {@link LakeLoader}. */
@@ -87,6 +87,12 @@ interface Buffer {
 
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
+/** A group member's heartbeat during one handle() call, and the error it failed with. */
+interface Member {
+  beat: () => Promise<void>;
+  lost: unknown;
+}
+
 /** Counters of a {@link LakeLoader}. */
 export interface LoaderStats {
   records: number;
@@ -109,6 +115,8 @@ export class LakeLoader implements RecordHandler {
   readonly #buffers = new Map<string, Buffer>();
   readonly #timer: ReturnType<typeof setInterval>;
   #closed = false;
+  /** Set by {@link stopRetrying}: a failed flush in handle() gives up instead of retrying. */
+  #giveUp = false;
   readonly stats: LoaderStats = {
     records: 0,
     accepted: 0,
@@ -139,10 +147,28 @@ export class LakeLoader implements RecordHandler {
   /**
    * Takes records of one partition, in offset order. Waits for a flush when the buffer is full, and
    * for the schema registry when a framed record's schema is not cached yet. With `heartbeat` (a
-   * consumer group member's), a flush that fails is retried here until it succeeds, heartbeating
-   * meanwhile: the partition waits for the lake instead of its member leaving the group.
+   * consumer group member's), it heartbeats every {@link HEARTBEAT_MS} while it waits (for the
+   * partition's lock, which a slow timer flush may hold, or for its own flush), and a flush that
+   * fails is retried here until it succeeds: the partition waits for the lake instead of its
+   * member leaving the group.
    */
   async handle(records: LogRecord[], heartbeat?: () => Promise<void>): Promise<void> {
+    if (!heartbeat) return await this.#handle(records);
+    const member: Member = { lost: undefined, beat: async () => {} };
+    member.beat = () => heartbeat().catch((err) => void (member.lost ??= err));
+    const timer = setInterval(member.beat, HEARTBEAT_MS);
+    try {
+      return await this.#handle(records, heartbeat, member);
+    } finally {
+      clearInterval(timer);
+    }
+  }
+
+  async #handle(
+    records: LogRecord[],
+    heartbeat?: () => Promise<void>,
+    member?: Member,
+  ): Promise<void> {
     if (records.length === 0) return;
     const { topic, partition } = records[0]!;
     const buf = this.#buffer(topic, partition);
@@ -200,7 +226,7 @@ export class LakeLoader implements RecordHandler {
       buf.last = records.at(-1)!.offset;
       buf.bytes += bytes;
       if (buf.rows.length >= this.#opts.flushRows || buf.bytes >= this.#opts.flushBytes) {
-        await (heartbeat ? this.#flushHeartbeating(buf, heartbeat) : this.#flush(buf));
+        await (member ? this.#flushUntilDone(buf, member) : this.#flush(buf));
       }
     });
   }
@@ -230,31 +256,27 @@ export class LakeLoader implements RecordHandler {
   }
 
   /**
-   * Flushes `buf` until it succeeds, heartbeating every {@link HEARTBEAT_MS} during an attempt and
-   * between attempts (backoff up to {@link RETRY_MAX_MS}). Rejects when a heartbeat does (the
-   * member lost the partition or the group is rebalancing) or the loader is closing: the records
-   * stay buffered and uncommitted, and the log delivers them again.
+   * Flushes `buf` until it succeeds, with a backoff (up to {@link RETRY_MAX_MS}) between attempts
+   * while handle() heartbeats. Rejects when a heartbeat did (the member lost the partition or the
+   * group is rebalancing) or the loader is closing: the records stay buffered and uncommitted, and
+   * the log delivers them again.
    */
-  async #flushHeartbeating(buf: Buffer, heartbeat: () => Promise<void>): Promise<void> {
-    let lost: unknown;
-    const beat = () => heartbeat().catch((err) => lost ??= err);
-    const timer = setInterval(beat, HEARTBEAT_MS);
+  async #flushUntilDone(buf: Buffer, member: Member): Promise<void> {
     buf.retrying = true;
     try {
       for (let attempt = 1;; attempt++) {
         try {
           return await this.#flush(buf);
         } catch (err) {
-          if (this.#closed || lost !== undefined) throw err;
+          if (this.#closed || this.#giveUp || member.lost !== undefined) throw err;
           this.#opts.onError(err);
         }
         const wait = Math.min(RETRY_MAX_MS, 100 * 2 ** attempt) * (0.5 + Math.random() / 2);
         await new Promise((r) => setTimeout(r, wait));
-        await beat();
-        if (lost !== undefined) throw lost;
+        await member.beat();
+        if (member.lost !== undefined) throw member.lost;
       }
     } finally {
-      clearInterval(timer);
       buf.retrying = false;
     }
   }
@@ -419,6 +441,14 @@ export class LakeLoader implements RecordHandler {
       [...this.#buffers.values()].map((b) => this.#locked(b, () => this.#flush(b))),
     );
     await Promise.all([...this.#buffers.values()].map((b) => b.commits));
+  }
+
+  /**
+   * Makes a flush that handle() retries give up at its next failure (its records stay buffered and
+   * uncommitted): a shutdown during a store outage then waits for no retry to succeed.
+   */
+  stopRetrying(): void {
+    this.#giveUp = true;
   }
 
   /** Stops the timer and flushes what is buffered. Safe to call twice. */

@@ -189,6 +189,12 @@ Deno.test("LakeLoader retries a failed flush while heartbeating, and gives up wh
     /rebalancing|store down/,
   );
   assert.deepEqual(commits, [1]);
+  // A shutdown during the outage: the retrying flush gives up instead of waiting for the store.
+  const retrying = l.handle([record(2)], () => Promise.resolve());
+  l.stopRetrying();
+  await assert.rejects(() => retrying, /store down/);
+  assert.deepEqual(commits, [1]);
   failures = 0;
   await l.close();
+  assert.deepEqual(commits, [1, 3], "close() flushes what is still buffered");
 });

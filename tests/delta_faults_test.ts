@@ -7,7 +7,7 @@
  *   at the second bronze file upload, or right after a bronze commit is created, and logs it; the
  *   test kills the process when it sees the line.
  * - Two workers sharing the partitions of one topic on s3proxy, one SIGKILLed mid-stream.
- * - The S3 store down, answering 403, answering 500 (a fault proxy in front of s3proxy,
+ * - The S3 store hanging, down, answering 403, answering 500 (a fault proxy in front of s3proxy,
  *   `tests/fixtures/s3_fault_proxy.ts`): Kafka offsets are not committed, the worker keeps its
  *   group membership, and it catches up when the store returns; in embedded mode, HTTP ingest
  *   answers 503 with Retry-After meanwhile.
@@ -159,7 +159,7 @@ Deno.test("delta faults on s3: two workers share one topic's partitions, one SIG
   }
 });
 
-Deno.test("delta faults on s3: the store down, then 403, then 500 → no offset committed, the member stays; it catches up after", async () => {
+Deno.test("delta faults on s3: the store hanging, down, then 403, then 500 → no offset committed, the member stays; it catches up after", async () => {
   const proxy = await S3FaultProxy.start(S3_TEST.endpoint);
   const s = await setup("doutage", 3);
   const lake = testLake("s3", s.root, proxy.endpoint);
@@ -179,6 +179,14 @@ Deno.test("delta faults on s3: the store down, then 403, then 500 → no offset 
   try {
     await send(600);
     assert.ok(await waitFor(async () => await committedOffsets(group, s.events) === 600, 60_000));
+    // Hanging: a flush waits on requests that never end, far past the session timeout (6 s).
+    await proxy.set("hang");
+    await send(900); // over LAKE_FLUSH_ROWS per partition: a flush inside the consumer's batch
+    assert.ok(
+      await waitFor(async () => (await readyState()).lake === "down", 30_000),
+      "the hanging store never showed on /ready",
+    );
+    await new Promise((r) => setTimeout(r, 8_000)); // past the 6 s session timeout
     for (const mode of ["down", 403, 500] as const) {
       await proxy.set(mode);
       const failures = gw.logs.filter((l) => l.msg === "Lake flush failed; will retry").length;

@@ -12,7 +12,7 @@ import { type DeltaSnapshot, readDeltaTables } from "./delta_reader.ts";
 import { assertCleanStop, postEvents, startGateway, waitFor } from "./gateway_process.ts";
 import { produce, readTopic, setup, teardown } from "./kafka_helpers.ts";
 import { botAttack, randomIp } from "./fraud_helpers.ts";
-import { bronzeRecords, STORE_KINDS, testLake } from "./lake_store_helpers.ts";
+import { bronzeRecords, STORE_KINDS, type TestLake, testLake } from "./lake_store_helpers.ts";
 import { type ClientEvent, createScenario } from "../scripts/events_gen.ts";
 import { Lake } from "../lake/lake.ts";
 import { SILVER_DOMAINS, TABLES } from "../lake/layout.ts";
@@ -61,6 +61,7 @@ function expectedTables(sent: Sent[], alerts: { alert_id: string; occurred_at: s
   const typeDays = new Set(typed.map((e) => `${dayOf(e.occurred_at)}\u0000${e.type}`));
   const byDtOf = (keys: Set<string>) => countBy([...keys], (k) => `dt=${k.split("\u0000")[0]}`);
   return {
+    eventIds: sent.map((e) => e.event_id).sort(),
     byType: countBy(sent, (e) => domainOf(e.type) ? e.type : "other"),
     silver,
     rejects: sent.filter((e) => !domainOf(e.type)).map((e) => e.event_id).sort(),
@@ -86,6 +87,65 @@ function assertDeltaTable(t: DeltaSnapshot): void {
 }
 
 const column = (t: DeltaSnapshot, i = 0) => (t.values ?? []).map((r) => String(r[i])).sort();
+
+/**
+ * Delta's Java reader reads every table of `lake` (three JVMs: the tables with event ids, the
+ * alerts, gold), and what it counts must be `want`; `records` is how many the topic holds.
+ */
+async function assertTablesAsSent(
+  lake: TestLake,
+  topic: string,
+  want: ReturnType<typeof expectedTables>,
+  records: number,
+  startedMs: number,
+): Promise<DeltaSnapshot> {
+  // Delta's Java reader, three JVMs: tables with event ids, the alerts, gold.
+  const opts = { env: lake.readerEnv };
+  const appIds = Array.from({ length: PARTITIONS }, (_, p) => `${topic}+${p}`);
+  const withIds = [TABLES.bronze, ...SILVER_DOMAINS.map(TABLES.silver), TABLES.silverRejects];
+  const [events, [alerts], [features, metrics]] = await Promise.all([
+    readDeltaTables(withIds.map(lake.uri), { ...opts, txn: appIds, columns: ["event_id"] }),
+    readDeltaTables([lake.uri(TABLES.alerts)], { ...opts, columns: ["alert_id"] }),
+    readDeltaTables([TABLES.userDailyFeatures, TABLES.dailyTypeMetrics].map(lake.uri), opts),
+  ]);
+  const [bronze, ...silverAndRejects] = events as [DeltaSnapshot, ...DeltaSnapshot[]];
+  for (const t of [...events, alerts!, features!, metrics!]) assertDeltaTable(t);
+
+  // Bronze: every event once, by type, on the dates of the run, and the writers' txn.
+  assert.deepEqual(column(bronze), want.eventIds);
+  const byType: Record<string, number> = {};
+  const runDates = datesBetween(startedMs, Date.now());
+  for (const [key, n] of Object.entries(bronze.rowsByPartition)) {
+    const [, dt, type] = /^dt=([^/]+)\/type=(.+)$/.exec(key)!;
+    assert.ok(runDates.has(dt!), `bronze partition ${key} is not a date of the run`);
+    byType[type!] = (byType[type!] ?? 0) + n;
+  }
+  assert.deepEqual(byType, want.byType);
+  assert.equal(
+    Object.values(bronze.txn!).reduce((a, v) => a + v + 1, 0),
+    records,
+    `txn versions ${JSON.stringify(bronze.txn)}`,
+  );
+
+  // Silver: each domain's events once, by date; the unknown type in the rejects.
+  for (const [i, domain] of SILVER_DOMAINS.entries()) {
+    const t = silverAndRejects[i]!;
+    assert.equal(t.rows, want.silver[domain]!.rows, `silver/${domain} rows`);
+    assert.deepEqual(t.rowsByPartition, want.silver[domain]!.byDt, `silver/${domain}`);
+    assert.equal(new Set(column(t)).size, t.rows, `silver/${domain} holds an event twice`);
+  }
+  assert.deepEqual(column(silverAndRejects.at(-1)!), want.rejects, "silver/_rejects");
+
+  // Gold: one row per user and day, one per type and day. Alerts: those published.
+  assert.equal(features!.rows, want.userDailyFeatures.rows);
+  assert.deepEqual(features!.rowsByPartition, want.userDailyFeatures.byDt);
+  assert.equal(metrics!.rows, want.dailyTypeMetrics.rows);
+  assert.deepEqual(metrics!.rowsByPartition, want.dailyTypeMetrics.byDt);
+  assert.ok(want.alerts.ids.length > 0, "no alert published");
+  assert.deepEqual(column(alerts!), want.alerts.ids);
+  assert.deepEqual(alerts!.rowsByPartition, want.alerts.byDt);
+  return bronze;
+}
 
 for (const kind of STORE_KINDS) {
   Deno.test(`delta lake on ${kind}: HTTP + Kafka → bronze, alerts, silver, gold; Delta's Java reader reads every table as sent; queries answer`, async () => {
@@ -153,51 +213,7 @@ for (const kind of STORE_KINDS) {
       );
       const want = expectedTables(sent, published);
 
-      // Delta's Java reader, three JVMs: tables with event ids, the alerts, gold.
-      const opts = { env: lake.readerEnv };
-      const appIds = Array.from({ length: PARTITIONS }, (_, p) => `${s.events}+${p}`);
-      const withIds = [TABLES.bronze, ...SILVER_DOMAINS.map(TABLES.silver), TABLES.silverRejects];
-      const [events, [alerts], [features, metrics]] = await Promise.all([
-        readDeltaTables(withIds.map(lake.uri), { ...opts, txn: appIds, columns: ["event_id"] }),
-        readDeltaTables([lake.uri(TABLES.alerts)], { ...opts, columns: ["alert_id"] }),
-        readDeltaTables([TABLES.userDailyFeatures, TABLES.dailyTypeMetrics].map(lake.uri), opts),
-      ]);
-      const [bronze, ...silverAndRejects] = events as [DeltaSnapshot, ...DeltaSnapshot[]];
-      for (const t of [...events, alerts!, features!, metrics!]) assertDeltaTable(t);
-
-      // Bronze: every event once, by type, on the dates of the run, and the writers' txn.
-      assert.deepEqual(column(bronze), sent.map((e) => e.event_id).sort());
-      const byType: Record<string, number> = {};
-      const runDates = datesBetween(started, Date.now());
-      for (const [key, n] of Object.entries(bronze.rowsByPartition)) {
-        const [, dt, type] = /^dt=([^/]+)\/type=(.+)$/.exec(key)!;
-        assert.ok(runDates.has(dt!), `bronze partition ${key} is not a date of the run`);
-        byType[type!] = (byType[type!] ?? 0) + n;
-      }
-      assert.deepEqual(byType, want.byType);
-      assert.equal(
-        Object.values(bronze.txn!).reduce((a, v) => a + v + 1, 0),
-        sent.length,
-        `txn versions ${JSON.stringify(bronze.txn)}`,
-      );
-
-      // Silver: each domain's events once, by date; the unknown type in the rejects.
-      for (const [i, domain] of SILVER_DOMAINS.entries()) {
-        const t = silverAndRejects[i]!;
-        assert.equal(t.rows, want.silver[domain]!.rows, `silver/${domain} rows`);
-        assert.deepEqual(t.rowsByPartition, want.silver[domain]!.byDt, `silver/${domain}`);
-        assert.equal(new Set(column(t)).size, t.rows, `silver/${domain} holds an event twice`);
-      }
-      assert.deepEqual(column(silverAndRejects.at(-1)!), want.rejects, "silver/_rejects");
-
-      // Gold: one row per user and day, one per type and day. Alerts: those published.
-      assert.equal(features!.rows, want.userDailyFeatures.rows);
-      assert.deepEqual(features!.rowsByPartition, want.userDailyFeatures.byDt);
-      assert.equal(metrics!.rows, want.dailyTypeMetrics.rows);
-      assert.deepEqual(metrics!.rowsByPartition, want.dailyTypeMetrics.byDt);
-      assert.ok(want.alerts.ids.length > 0, "no alert published");
-      assert.deepEqual(column(alerts!), want.alerts.ids);
-      assert.deepEqual(alerts!.rowsByPartition, want.alerts.byDt);
+      const bronze = await assertTablesAsSent(lake, s.events, want, sent.length, started);
 
       // The query API over the same lake.
       const botEvents = await (await fetch(`${gw.url}/events?user_id=${bot}&limit=100`)).json();
@@ -215,7 +231,7 @@ for (const kind of STORE_KINDS) {
         await assert.rejects(() => Deno.stat(s.env.LAKE_DIR!), Deno.errors.NotFound);
       }
       console.log(
-        `${kind}: ${sent.length} events, ${withIds.length + 3} tables read by Delta's reader, ` +
+        `${kind}: ${sent.length} events, every table read by Delta's reader, ` +
           `bronze v${bronze.version}, ${want.alerts.ids.length} alert(s)`,
       );
     } finally {

@@ -11,17 +11,13 @@ import assert from "node:assert/strict";
 import { openS3Store, parseS3Url, S3Error, type S3StoreOptions } from "../lake/storage/s3.ts";
 import { StoreGoneError } from "../lake/storage/store.ts";
 import { objectStoreContract } from "./object_store_contract.ts";
+import { S3_TEST, S3_TEST_OPTIONS } from "./lake_store_helpers.ts";
 
 const MiB = 1024 * 1024;
 const ENV = (name: string) => Deno.env.get(name) || undefined;
-const ENDPOINT = ENV("AWS_ENDPOINT_URL_S3") ?? ENV("AWS_ENDPOINT_URL") ?? "http://127.0.0.1:9000";
-const BUCKET = ENV("S3_TEST_BUCKET") ?? "streamgate-test";
-const BASE: S3StoreOptions = {
-  endpoint: ENDPOINT,
-  region: ENV("AWS_REGION") ?? "us-east-1",
-  accessKeyId: ENV("AWS_ACCESS_KEY_ID") ?? "streamgate",
-  secretAccessKey: ENV("AWS_SECRET_ACCESS_KEY") ?? "streamgate-secret-key",
-};
+const ENDPOINT = S3_TEST.endpoint;
+const BUCKET = S3_TEST.bucket;
+const BASE: S3StoreOptions = S3_TEST_OPTIONS;
 const text = (s: string) => new TextEncoder().encode(s);
 
 let reachable: Promise<void> | undefined;

@@ -14,6 +14,32 @@ export const BROKERS = Deno.env.get("KAFKA_BROKERS") ?? "127.0.0.1:9092";
 
 const KAFKA_SH = join(ROOT, "scripts", "kafka.sh");
 
+const S3PROXY_SH = join(ROOT, "scripts", "s3proxy.sh");
+
+/** The local S3 server (`scripts/s3proxy.sh`, its defaults) and the benchmarks' bucket. */
+export const S3 = {
+  endpoint: `http://127.0.0.1:${Deno.env.get("S3PROXY_PORT") ?? "9000"}`,
+  region: "us-east-1",
+  accessKeyId: Deno.env.get("S3PROXY_IDENTITY") ?? "streamgate",
+  secretAccessKey: Deno.env.get("S3PROXY_CREDENTIAL") ?? "streamgate-secret-key",
+  bucket: "streamgate-bench",
+};
+
+/** Starts s3proxy unless it answers (stopped at cleanup only if started here); makes the bucket. */
+export async function ensureS3proxy(): Promise<{ started: boolean }> {
+  const status = await run("bash", [S3PROXY_SH, "status"], { allowFail: true });
+  let started = false;
+  if (status.code !== 0) {
+    console.error("bench: starting s3proxy (scripts/s3proxy.sh start)");
+    await run("bash", [S3PROXY_SH, "start"]);
+    started = true;
+    onCleanup("s3proxy", () => run("bash", [S3PROXY_SH, "stop"], { allowFail: true }));
+  }
+  await run("bash", [S3PROXY_SH, "wait"]);
+  await run("bash", [S3PROXY_SH, "bucket", S3.bucket]);
+  return { started };
+}
+
 /** Starts the local broker unless one answers; stops it at cleanup only if it was started here. */
 export async function ensureKafka(): Promise<{ started: boolean }> {
   const status = await run("bash", [KAFKA_SH, "status"], { allowFail: true });
