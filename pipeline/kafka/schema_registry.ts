@@ -30,6 +30,14 @@ import type { Issue } from "../validate.ts";
 import { sleep } from "../fraud/llm/retry.ts";
 import type { Logger } from "../../shared/logger.ts";
 import type { ProbeResult } from "../../shared/health.ts";
+import {
+  type ClientError,
+  messageOf,
+  refusal,
+  SchemaRegistryRefusedError,
+} from "./registry_errors.ts";
+
+export { SchemaRegistryRefusedError } from "./registry_errors.ts";
 
 /** Bytes before the payload of a framed value: the magic byte and the schema id. */
 const HEADER_BYTES = 5;
@@ -73,18 +81,6 @@ export interface RecordFramer {
   unavailable(): string | undefined;
 }
 
-/**
- * The registry refused a schema or the configuration (incompatible change, invalid schema, wrong
- * credentials, no registry API at the URL, another compatibility level): the process must not
- * start, since it would write records no registered schema describes.
- */
-export class SchemaRegistryRefusedError extends Error {
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "SchemaRegistryRefusedError";
-  }
-}
-
 /** Confluent's TopicNameStrategy: the subject of a topic's record values. */
 export function valueSubject(topic: string): string {
   return `${topic}-value`;
@@ -106,13 +102,6 @@ type Writer =
     schema: Awaited<ReturnType<SchemaRegistry["getSchema"]>>;
   }
   | { issues: Issue[] };
-
-/** What the client's errors carry: mappersmith's ResponseError has the HTTP status. */
-interface ClientError {
-  name?: string;
-  status?: number;
-  message?: string;
-}
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
@@ -499,66 +488,4 @@ function avroToJson(value: unknown): unknown {
     if (v !== null && v !== undefined) out[k] = avroToJson(v);
   }
   return out;
-}
-
-/** The message of a client error, without mappersmith's client-id prefix. */
-function messageOf(err: unknown): string {
-  return String((err as Error)?.message ?? err).replace(/^streamgate - /, "");
-}
-
-/**
- * The error a registration failure stops the start with, or undefined when it may pass (no
- * answer, a timeout, a 5xx: retried).
- */
-function refusal(
-  err: ClientError,
-  subject: string,
-  opts: SchemaRegistryOptions,
-): SchemaRegistryRefusedError | undefined {
-  const why = messageOf(err);
-  const cause = { cause: err };
-  if (err.name === "ConfluentSchemaRegistryCompatibilityError") {
-    const level = /!= (\w+)\)/.exec(why)?.[1] ?? "another level";
-    return new SchemaRegistryRefusedError(
-      `Cannot start: subject "${subject}" has compatibility ${level} in the schema registry and ` +
-        `SCHEMA_REGISTRY_COMPATIBILITY is ${opts.compatibility}. Set one to the other (the ` +
-        `subject's level: PUT ${opts.url}/config/${subject} {"compatibility": "${opts.compatibility}"})`,
-      cause,
-    );
-  }
-  if (err.name === "ConfluentSchemaRegistryArgumentError") {
-    return new SchemaRegistryRefusedError(
-      `Cannot start: the value schema of subject "${subject}" does not compile: ${why}`,
-      cause,
-    );
-  }
-  switch (err.status) {
-    case 409:
-      return new SchemaRegistryRefusedError(
-        `Cannot start: the schema registry refused the value schema of subject "${subject}" as ` +
-          `incompatible with the registered versions (compatibility ${opts.compatibility}): ` +
-          `${why}. Change event schemas only by adding optional fields (docs/schema-registry.md)`,
-        cause,
-      );
-    case 422:
-      return new SchemaRegistryRefusedError(
-        `Cannot start: the schema registry refused the value schema of subject "${subject}" as ` +
-          `invalid: ${why}`,
-        cause,
-      );
-    case 401:
-    case 403:
-      return new SchemaRegistryRefusedError(
-        `Cannot start: the schema registry at "${opts.url}" refused the credentials (HTTP ` +
-          `${err.status}): check SCHEMA_REGISTRY_AUTH`,
-        cause,
-      );
-    case 404:
-      return new SchemaRegistryRefusedError(
-        `Cannot start: no schema registry API at "${opts.url}" (HTTP 404: ${why}). ` +
-          "SCHEMA_REGISTRY_URL is the base of the Confluent API (Apicurio: …/apis/ccompat/v7)",
-        cause,
-      );
-  }
-  return undefined;
 }
