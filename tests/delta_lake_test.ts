@@ -225,6 +225,14 @@ for (const kind of STORE_KINDS) {
       for (const [type, n] of Object.entries(want.byType)) {
         if (type !== "other") assert.equal(stats.by_type[type], n, `/stats by_type.${type}`);
       }
+      // The dashboard: its page, and the two sources it polls (/alerts above, /metrics), which
+      // counts the rows written to this lake.
+      const page = await fetch(`${gw.url}/`);
+      assert.equal(page.status, 200);
+      assert.match(await page.text(), /<html/i);
+      const metrics = await fetch(`${gw.url}/metrics`);
+      assert.equal(metrics.status, 200);
+      assert.match(await metrics.text(), /^streamgate_lake_rows_written_total [1-9]/m);
       await store.close();
       if (kind === "s3") {
         // Nothing of the lake went to local disk.
