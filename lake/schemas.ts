@@ -8,7 +8,13 @@
 import { EVENT_TYPES } from "../shared/schemas.ts";
 import type { DeltaColumn, DeltaType, TableSchema } from "./delta/protocol.ts";
 import { type Domain, SILVER_DOMAINS } from "./layout.ts";
-import { BRONZE_TYPED_COLUMNS, REJECT_COLUMNS, SILVER_SPECS } from "./silver/spec.ts";
+import {
+  BRONZE_TYPED_COLUMNS,
+  ENVELOPE_COLUMNS,
+  LOG_COLUMNS,
+  REJECT_COLUMNS,
+  SILVER_SPECS,
+} from "./silver/spec.ts";
 
 /** DuckDB's type names of the lake's columns → Delta's. */
 const DELTA_TYPE: Record<string, DeltaType> = {
@@ -39,16 +45,9 @@ function table(data: readonly { name: string; sql: string }[], partitions = [DT]
 
 /** Bronze: accepted events, by received date and type. */
 export const BRONZE_SCHEMA: TableSchema = table([
-  { name: "event_id", sql: "VARCHAR" },
-  { name: "event_type", sql: "VARCHAR" },
-  { name: "user_id", sql: "VARCHAR" },
-  { name: "occurred_at", sql: "TIMESTAMPTZ" },
-  { name: "received_at", sql: "TIMESTAMPTZ" },
-  { name: "source", sql: "VARCHAR" },
+  ...ENVELOPE_COLUMNS,
   { name: "payload", sql: "VARCHAR" },
-  { name: "log_topic", sql: "VARCHAR" },
-  { name: "log_partition", sql: "INTEGER" },
-  { name: "log_offset", sql: "BIGINT" },
+  ...LOG_COLUMNS,
   // The payload's own fields, typed, and what silver does with the rest (see `bronze.ts`).
   ...BRONZE_TYPED_COLUMNS,
   { name: "extra", sql: "VARCHAR" },

@@ -36,18 +36,25 @@ export interface DomainSpec {
   columns: SilverColumn[];
 }
 
-/** The columns every silver table starts with. */
-export const COMMON_COLUMNS: readonly SilverColumn[] = [
+/** An event's envelope fields as columns: the first columns of bronze and of every silver table. */
+export const ENVELOPE_COLUMNS: readonly SilverColumn[] = [
   { name: "event_id", sql: "VARCHAR" },
   { name: "event_type", sql: "VARCHAR" },
   { name: "user_id", sql: "VARCHAR" },
   { name: "occurred_at", sql: "TIMESTAMPTZ" },
   { name: "received_at", sql: "TIMESTAMPTZ" },
   { name: "source", sql: "VARCHAR" },
+];
+
+/** Where an event sits in its log (a Kafka partition or the WAL). */
+export const LOG_COLUMNS: readonly SilverColumn[] = [
   { name: "log_topic", sql: "VARCHAR" },
   { name: "log_partition", sql: "INTEGER" },
   { name: "log_offset", sql: "BIGINT" },
 ];
+
+/** The columns every silver table starts with. */
+export const COMMON_COLUMNS: readonly SilverColumn[] = [...ENVELOPE_COLUMNS, ...LOG_COLUMNS];
 
 /** The last column of every silver table: the sort key (`userKey` in `layout.ts`). */
 export const USER_KEY: SilverColumn = { name: "user_key", sql: "INTEGER" };
