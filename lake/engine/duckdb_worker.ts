@@ -396,7 +396,10 @@ function run(
 
 self.onmessage = async (e: MessageEvent<EngineRequest>) => {
   const req = e.data;
-  if (req.op === "configure") return await configure(req.niceness, req.memoryLimitMb);
+  if (req.op === "configure") {
+    // Never answered: a DuckDB that failed to open fails the next call with its own error.
+    return await configure(req.niceness, req.memoryLimitMb).catch(() => {});
+  }
   let reply: EngineResponse;
   try {
     reply = { id: req.id, ok: true, value: await handle(req) };
