@@ -35,7 +35,14 @@ import {
   waitForHttp,
 } from "./lib/proc.ts";
 import { fmtInt, fmtMb, fmtMs } from "./lib/report.ts";
-import { bareConsumer, BROKERS, createTopics, kafka, producerPerf } from "./lib/services.ts";
+import {
+  bareConsumer,
+  BROKERS,
+  createTopics,
+  kafka,
+  producerPerf,
+  startKafkaWorker,
+} from "./lib/services.ts";
 import { runWrk, type WrkRequest, type WrkResult } from "./lib/wrk.ts";
 
 /** What one path cost. */
@@ -284,15 +291,7 @@ async function consumerAlone(topic: string, total: number): Promise<CpuFigure> {
 /** A worker consuming the pre-filled topic into bronze: its CPU from start to the last row. */
 async function workerCpu(b: Bench, id: string, topic: string, total: number): Promise<CpuFigure> {
   const lakeDir = join(await tempDir("cpu_worker"), "lake");
-  const worker = await startMain({
-    ROLE: "worker",
-    KAFKA_BROKERS: BROKERS,
-    KAFKA_TOPIC_EVENTS: topic,
-    KAFKA_TOPIC_DEAD_LETTER: `${id}-dlq`,
-    KAFKA_TOPIC_ALERTS: `${id}-alerts`,
-    KAFKA_GROUP_ID: `${id}-group`,
-    LAKE_DIR: lakeDir,
-  });
+  const worker = await startKafkaWorker(id, topic, lakeDir);
   // From "Listening": engine start-up and the group join are in the figure, as small as they are
   // next to hundreds of thousands of events.
   const rss = await RssSampler.start(worker.pid);

@@ -22,16 +22,15 @@ import { validateEvent } from "../pipeline/validate.ts";
 import { type Bench, perSec, pick, stopGateway } from "./lib/context.ts";
 import { clientEvents, DEFAULTS, gatewayRecords, meanBytes, VALIDATION } from "./lib/events.ts";
 import { lakeRows, memoryRow } from "./http_ingest.ts";
-import { RssSampler, sleep, startMain, tempDir } from "./lib/proc.ts";
+import { RssSampler, sleep, tempDir } from "./lib/proc.ts";
 import { fmtInt, pct } from "./lib/report.ts";
 import {
   bareConsumer,
-  BROKERS,
   consumerPerf,
   createTopics,
-  kafka,
   LagProbe,
   producerPerf,
+  startKafkaWorker,
 } from "./lib/services.ts";
 import { Lake } from "../lake/lake.ts";
 
@@ -65,15 +64,7 @@ export async function benchKafkaLake(b: Bench): Promise<void> {
   const group = `${id}-group`;
   const probe = new LagProbe(group, topic);
   await probe.connect();
-  const worker = await startMain({
-    ROLE: "worker",
-    KAFKA_BROKERS: BROKERS,
-    KAFKA_TOPIC_EVENTS: topic,
-    KAFKA_TOPIC_DEAD_LETTER: `${id}-dlq`,
-    KAFKA_TOPIC_ALERTS: `${id}-alerts`,
-    KAFKA_GROUP_ID: group,
-    LAKE_DIR: lakeDir,
-  });
+  const worker = await startKafkaWorker(id, topic, lakeDir);
   const rss = await RssSampler.start(worker.pid);
   const samples: { t: number; lag: number; committed: number; lake: number }[] = [];
   const t0 = performance.now();

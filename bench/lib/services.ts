@@ -8,7 +8,7 @@
  */
 import { join } from "node:path";
 import { type Consumer, Kafka, logLevel } from "kafkajs";
-import { onCleanup, ROOT, run, sleep } from "./proc.ts";
+import { type Gateway, onCleanup, ROOT, run, sleep, startMain } from "./proc.ts";
 
 export const BROKERS = Deno.env.get("KAFKA_BROKERS") ?? "127.0.0.1:9092";
 
@@ -113,6 +113,22 @@ export async function bareConsumer(topic: string, tag: string): Promise<Consumer
   await consumer.connect();
   await consumer.subscribe({ topics: [topic], fromBeginning: true });
   return consumer;
+}
+
+/**
+ * A worker (`ROLE=worker`) consuming `topic` into bronze under `lakeDir`, in group `<id>-group`,
+ * with dead letters and alerts on `<id>-dlq` and `<id>-alerts`.
+ */
+export function startKafkaWorker(id: string, topic: string, lakeDir: string): Promise<Gateway> {
+  return startMain({
+    ROLE: "worker",
+    KAFKA_BROKERS: BROKERS,
+    KAFKA_TOPIC_EVENTS: topic,
+    KAFKA_TOPIC_DEAD_LETTER: `${id}-dlq`,
+    KAFKA_TOPIC_ALERTS: `${id}-alerts`,
+    KAFKA_GROUP_ID: `${id}-group`,
+    LAKE_DIR: lakeDir,
+  });
 }
 
 export async function createTopics(specs: [name: string, partitions: number][]): Promise<void> {
