@@ -40,7 +40,7 @@ import {
   BROKERS,
   createTopics,
   kafka,
-  producerPerf,
+  prefillTopic,
   startKafkaWorker,
 } from "./lib/services.ts";
 import { runWrk, type WrkRequest, type WrkResult } from "./lib/wrk.ts";
@@ -173,7 +173,7 @@ export async function benchCpu(b: Bench): Promise<void> {
 
   const fill = `${id}-fill`;
   const total = pick(b, 600_000, 100_000);
-  await prefill(fill, total, events);
+  await prefillTopic(fill, total, events);
   out.kafkajs_consumer_alone = await consumerAlone(fill, total);
   out.kafka_bronze = await workerCpu(b, id, fill, total);
 
@@ -252,20 +252,6 @@ async function producerAlone(
   const f = fig(next, await cpu.seconds(), (performance.now() - t0) / 1000);
   await producer.disconnect();
   return f;
-}
-
-/** Fills `topic` with the gateway's records (Kafka's own producer). */
-async function prefill(topic: string, total: number, events: readonly ClientEvent[]) {
-  const dir = await tempDir("cpu_fill");
-  const { encoded } = gatewayRecords(events);
-  const file = join(dir, "payloads.ndjson");
-  const dec = new TextDecoder();
-  await Deno.writeTextFile(file, encoded.map((e) => dec.decode(e)).join("\n"));
-  await producerPerf(topic, total, { payloadFile: file }, [
-    "linger.ms=20",
-    "batch.size=524288",
-    "compression.type=none",
-  ]);
 }
 
 /** A kafkajs consumer alone reading the whole topic, nothing done with the records. */

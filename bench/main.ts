@@ -8,7 +8,7 @@
  * deno task bench                 # the full run (~15 min; lake items on 1M events)
  * deno task bench --big           # lake items on 10M events
  * deno task bench:smoke           # seconds and tiny sizes: checks the harness, not the product
- * deno task bench --only 3,4      # some items (1–10; 1 and 2 run together; 7 runs with all of
+ * deno task bench --only 3,4      # some items (1–11; 1 and 2 run together; 7 runs with all of
  *                                 # them, `--only overload` runs its overload part alone)
  * ```
  *
@@ -27,6 +27,7 @@ import { benchIngest, benchOverload } from "./http_ingest.ts";
 import { benchKafkaLake } from "./kafka_lake.ts";
 import { benchLake } from "./lake_jobs.ts";
 import { benchObjectStore } from "./object_store.ts";
+import { benchScaling } from "./scaling.ts";
 import type { Bench } from "./lib/context.ts";
 import { loadAverage, ROOT, runCleanups } from "./lib/proc.ts";
 import { Report } from "./lib/report.ts";
@@ -96,11 +97,12 @@ const sections: [string, string[], (b: Bench) => Promise<void>][] = [
   ["8 freshness", ["8"], benchFreshness],
   ["9 CPU per event", ["9"], benchCpu],
   ["10 object storage", ["10"], benchObjectStore],
+  ["11 scaling with cores", ["11"], benchScaling],
 ];
 
 try {
   await ensureWrk();
-  if (wants("1", "2", "3", "7", "8", "9")) await ensureKafka();
+  if (wants("1", "2", "3", "7", "8", "9", "11")) await ensureKafka();
   if (wants("4")) await ensureRedis();
   for (const [name, items, fn] of sections) {
     if (!wants(...items)) continue;

@@ -8,7 +8,9 @@
  */
 import { join } from "node:path";
 import { type Consumer, Kafka, logLevel } from "kafkajs";
-import { type Gateway, onCleanup, ROOT, run, sleep, startMain } from "./proc.ts";
+import type { ClientEvent } from "../../scripts/events_gen.ts";
+import { gatewayRecords } from "./events.ts";
+import { type Gateway, onCleanup, ROOT, run, sleep, startMain, tempDir } from "./proc.ts";
 
 export const BROKERS = Deno.env.get("KAFKA_BROKERS") ?? "127.0.0.1:9092";
 
@@ -320,4 +322,18 @@ export async function consumerPerf(topic: string, records: number): Promise<Cons
     fetchRecordsPerSec: get("fetch.nMsg.sec"),
     fetchMBps: get("fetch.MB.sec"),
   };
+}
+
+/** Fills `topic` with `total` of the gateway's records drawn from `events` (Kafka's own producer). */
+export async function prefillTopic(topic: string, total: number, events: readonly ClientEvent[]) {
+  const dir = await tempDir("fill");
+  const { encoded } = gatewayRecords(events);
+  const file = join(dir, "payloads.ndjson");
+  const dec = new TextDecoder();
+  await Deno.writeTextFile(file, encoded.map((e) => dec.decode(e)).join("\n"));
+  return await producerPerf(topic, total, { payloadFile: file }, [
+    "linger.ms=20",
+    "batch.size=524288",
+    "compression.type=none",
+  ]);
 }
