@@ -14,7 +14,7 @@
 import { type Bench, pick, stopGateway } from "./lib/context.ts";
 import { clientEvents } from "./lib/events.ts";
 import { lakeRows } from "./http_ingest.ts";
-import { CpuMeter, run, sleep, tempDir } from "./lib/proc.ts";
+import { CpuMeter, RssSampler, run, sleep, tempDir } from "./lib/proc.ts";
 import { fmtInt } from "./lib/report.ts";
 import { createTopics, prefillTopic, startKafkaWorker } from "./lib/services.ts";
 import { join } from "node:path";
@@ -30,6 +30,7 @@ export interface PinnedRun {
   seconds: number;
   eventsPerSec: number;
   usPerEvent: number;
+  peakRssMb: number;
   /** CPU seconds of each busy thread over the window, largest first (share of the window in %). */
   threads: { name: string; cpuSeconds: number; percentOfWindow: number }[];
 }
@@ -94,6 +95,7 @@ async function pinnedRun(
   const lakeDir = join(await tempDir("scaling"), "lake");
   const worker = await startKafkaWorker(id, topic, lakeDir);
   await run("taskset", ["-a", "-p", "-c", cpus, String(worker.pid)]);
+  const rss = await RssSampler.start(worker.pid);
   let start: { t: number; rows: number; cpu: CpuMeter; threads: Map<number, Thread> } | undefined;
   let rows = 0, t = 0;
   const t0 = performance.now();
@@ -118,6 +120,7 @@ async function pinnedRun(
   const events = rows - start!.rows;
   const used = await start!.cpu.seconds();
   const after = await threadCpu(worker.pid);
+  const { peakMb } = await rss.stop();
   await stopGateway(b, `scaling_worker_${cpus}`, worker);
   return {
     cpus,
@@ -125,6 +128,7 @@ async function pinnedRun(
     seconds: window,
     eventsPerSec: events / window,
     usPerEvent: events > 0 ? (used * 1e6) / events : 0,
+    peakRssMb: peakMb,
     threads: perThread(start!.threads, after, window),
   };
 }
