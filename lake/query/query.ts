@@ -383,9 +383,15 @@ export class LakeQuery {
         ),
       );
     };
+    // Every silver file of the current layout starts with the same typed columns (COMMON_COLUMNS
+    // … USER_KEY in silver/spec.ts), which are all a query reads: without union_by_name DuckDB
+    // binds a statement from its first file's footer instead of every file's, and a statement
+    // with parameters is bound twice (prepare, then again with the values), so that halves the
+    // cost per file. A file lacking a column, or with another type, would be skipped silently:
+    // a change to those columns needs a new SILVER_LAYOUT (queries then read bronze alone).
     const silver = (type: string) => (files: string) =>
       `SELECT ${SILVER_EVENT_COLUMNS}, ${type} AS type FROM read_parquet(${files},
-         union_by_name = true, hive_partitioning = false)`;
+         union_by_name = false, hive_partitioning = false)`;
     await read(sources.silver, silver("event_type"), "event_type", true);
     await read(sources.rejects, silver("bronze_type"), "bronze_type", true);
     await read(
