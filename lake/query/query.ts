@@ -138,7 +138,7 @@ export class LakeQuery {
     return await this.#guard(async () => {
       const lower = cursor ? Math.max(fromUs, cursor.o) : fromUs;
       if (lower >= toUs) return { events: [], next_cursor: null };
-      const sources = await this.#eventSources(lower, toUs, q.type);
+      const sources = await this.#eventSources(lower, toUs, q.type, q.user_id);
       const where = [
         "occurred_at >= make_timestamp(CAST(? AS BIGINT))",
         "occurred_at < make_timestamp(CAST(? AS BIGINT))",
@@ -196,7 +196,8 @@ export class LakeQuery {
     const nowUs = this.#nowUs();
     return await this.#guard(async () => {
       const fromUs = nowUs - 7 * DAY_US;
-      const events = await this.#readEvents(await this.#eventSources(fromUs, undefined), {
+      const sources = await this.#eventSources(fromUs, undefined, undefined, userId);
+      const events = await this.#readEvents(sources, {
         where: ["occurred_at >= make_timestamp(CAST(? AS BIGINT))"],
         params: [fromUs],
         userId,
@@ -331,9 +332,10 @@ export class LakeQuery {
     }
   }
 
-  #eventSources(fromUs: number, toUs: number | undefined, type?: string) {
+  #eventSources(fromUs: number, toUs: number | undefined, type?: string, userId?: string) {
     const bounds = { maxPastUs: this.#maxPastUs, maxFutureUs: this.#maxFutureUs };
-    return this.#files.sources(fromUs, toUs, type, bounds);
+    const key = userId === undefined ? undefined : userKey(userId);
+    return this.#files.sources(fromUs, toUs, type, bounds, key);
   }
 
   /**
