@@ -368,6 +368,13 @@ export const SETTINGS = {
       "process's RSS with them; a query that needs more answers 500",
     "256",
   ),
+  QUERY_ENGINE_RECYCLE_MB: setting(
+    int(0, 65_536),
+    "Replace the query API's DuckDB worker, between queries, once its memory (WebAssembly plus its " +
+      "JavaScript heap, neither of which shrinks) reaches this many MiB; queries in flight finish " +
+      "on the old worker. 0 = never",
+    "192",
+  ),
   SILVER_MAX_ROWS_PER_RUN: setting(
     int(1000, 100_000_000),
     "Bronze rows one silver run takes on (the rest waits for the next run); bounds job memory: " +

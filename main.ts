@@ -328,7 +328,10 @@ const jobsEngines = works
   )
   : [];
 const queryEngine = works
-  ? new LakeEngine({ memoryLimitMb: config.QUERY_MEMORY_LIMIT_MB })
+  ? new LakeEngine({
+    memoryLimitMb: config.QUERY_MEMORY_LIMIT_MB,
+    recycleAboveMb: config.QUERY_ENGINE_RECYCLE_MB,
+  })
   : undefined;
 if (jobsEngines.length > 0 && queryEngine && lake) {
   const runner = new LakeJobs(jobsEngines, lake, logger.child({ component: "jobs" }), {

@@ -34,6 +34,12 @@ export interface FileTags {
   typed?: boolean;
   /** Rows per UTC hour of `occurred_at` (`YYYY-MM-DDTHH`): summaries without reading rows. */
   hours?: Record<string, number>;
+  /**
+   * Silver, small files only: every `user_key` of the file's rows, sorted. A file's `user_key`
+   * min/max spans nearly every key even for a few rows; with this list a user's query skips the
+   * file without opening it.
+   */
+  userKeys?: number[];
 }
 
 /** The key of this lake's tags in `add.tags`. */

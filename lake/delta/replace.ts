@@ -10,7 +10,7 @@
  */
 import type { ParquetOut } from "../engine/engine.ts";
 import { partitionFile } from "../layout.ts";
-import type { Action, AddFile } from "./protocol.ts";
+import type { Action, AddFile, FileTags } from "./protocol.ts";
 import { type Committed, DeltaConflictError, type DeltaTable } from "./table.ts";
 
 interface Part {
@@ -63,12 +63,16 @@ export class PartitionReplacement {
   /**
    * Puts a new file of partition `dt` (read first); it is in the table after {@link commit}. By
    * default it replaces the partition's files; with `append` it joins them; with `replaces` (store
-   * keys of some of the files read) it replaces those alone.
+   * keys of some of the files read) it replaces those alone. `tags` go to its `add` action.
    */
   async write(
     dt: string,
     file: ParquetOut,
-    { append = false, replaces }: { append?: boolean; replaces?: readonly string[] } = {},
+    { append = false, replaces, tags }: {
+      append?: boolean;
+      replaces?: readonly string[];
+      tags?: FileTags;
+    } = {},
   ): Promise<void> {
     const part = this.#parts.get(dt);
     if (!part) throw new Error(`Partition dt=${dt} was not read before it was written`);
@@ -78,7 +82,7 @@ export class PartitionReplacement {
       if (!path) throw new Error(`${key} is not a file of dt=${dt} as read`);
       return path;
     });
-    part.adds.push(await this.table.putFile(partitionFile(dt), file, { dt }));
+    part.adds.push(await this.table.putFile(partitionFile(dt), file, { dt }, tags));
     if (replaces) { for (const p of removed) part.removes.add(p); }
     // One replacing write makes the commit replace the partition; appends only add beside it.
     else if (!append) part.replace = true;

@@ -394,6 +394,21 @@ function run(
   }
 }
 
+/**
+ * This worker's own memory, in bytes: DuckDB's WebAssembly memory (it never shrinks) and this
+ * thread's JavaScript heap (the results it converts), or undefined if DuckDB failed to open.
+ */
+async function workerBytes(): Promise<number | undefined> {
+  try {
+    const { db } = await ready;
+    // The bindings' class has the Emscripten module; its interface type does not say so.
+    const wasm = (db as unknown as { mod: { HEAPU8: Uint8Array } }).mod.HEAPU8.buffer.byteLength;
+    return wasm + Deno.memoryUsage().heapTotal;
+  } catch {
+    return undefined;
+  }
+}
+
 self.onmessage = async (e: MessageEvent<EngineRequest>) => {
   const req = e.data;
   if (req.op === "configure") {
@@ -414,6 +429,8 @@ self.onmessage = async (e: MessageEvent<EngineRequest>) => {
       ...(fatal ? { fatal } : {}),
     };
   }
+  const memory = await workerBytes();
+  if (memory !== undefined) reply.memory = memory;
   // Parquet bytes move to the main thread instead of being copied.
   const value = reply.ok ? reply.value : undefined;
   const bytes = value instanceof Uint8Array

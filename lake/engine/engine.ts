@@ -43,12 +43,22 @@ export interface LakeEngineOptions {
    * @default 1024
    */
   memoryLimitMb?: number;
+  /**
+   * Replace the worker once its memory (DuckDB's WebAssembly memory plus the worker's JavaScript
+   * heap) has reached this many MiB: the calls it holds finish on it, later calls go to a fresh
+   * worker (started at once), and it is terminated when its last call is answered. DuckDB's
+   * `memory_limit` bounds its buffers, not the results the worker converts, and WebAssembly memory
+   * never shrinks: without a recycle a long-running query engine keeps its high-water mark.
+   * `0` = never. @default 0
+   */
+  recycleAboveMb?: number;
 }
 
 type Pending = {
   resolve: (v: unknown) => void;
   reject: (e: Error) => void;
   timer: ReturnType<typeof setTimeout>;
+  worker: Worker;
 };
 type Request = EngineRequest extends infer R ? R extends { id: number } ? Omit<R, "id"> : never
   : never;
@@ -62,9 +72,15 @@ export class LakeEngine {
   readonly #recycleAfterRows: number;
   readonly #niceness: number;
   readonly #memoryLimitMb: number;
+  readonly #recycleAboveBytes: number;
+  /** Workers replaced for their memory that still answer calls sent to them before. */
+  readonly #retired = new Set<Worker>();
   #rowsWritten = 0;
   #closed = false;
-  /** Workers replaced because they had written `recycleAfterRows` rows. */
+  /**
+   * Workers replaced because they had written `recycleAfterRows` rows or reached
+   * `recycleAboveMb`.
+   */
   recycled = 0;
 
   constructor(options: LakeEngineOptions = {}) {
@@ -72,6 +88,7 @@ export class LakeEngine {
     this.#recycleAfterRows = options.recycleAfterRows ?? 0;
     this.#niceness = options.niceness ?? 0;
     this.#memoryLimitMb = options.memoryLimitMb ?? 1024;
+    this.#recycleAboveBytes = (options.recycleAboveMb ?? 0) * 1024 * 1024;
   }
 
   /**
@@ -167,6 +184,7 @@ export class LakeEngine {
     this.#fail(new Error("The lake engine is closed"));
     this.#worker?.terminate();
     this.#worker = undefined;
+    this.#terminateRetired();
   }
 
   #checked(bytes: Uint8Array): Uint8Array {
@@ -189,7 +207,7 @@ export class LakeEngine {
         // A stuck worker would delay every later call: replace it.
         this.#restart(new Error("The lake engine was restarted after a timeout"));
       }, this.#timeoutMs);
-      this.#pending.set(id, { resolve, reject, timer });
+      this.#pending.set(id, { resolve, reject, timer, worker });
       worker.postMessage({ ...req, id } as EngineRequest);
     });
   }
@@ -210,6 +228,7 @@ export class LakeEngine {
       if (!p) return;
       this.#pending.delete(e.data.id);
       clearTimeout(p.timer);
+      this.#retireAbove(worker, e.data.memory);
       if (e.data.ok) p.resolve(e.data.value);
       else {
         p.reject(new Error(e.data.error));
@@ -225,10 +244,36 @@ export class LakeEngine {
     return worker;
   }
 
+  /**
+   * Past `recycleAboveMb`, `worker` takes no new calls (a fresh one takes them); it is terminated
+   * once it has answered every call it holds, so no call fails for the recycle.
+   */
+  #retireAbove(worker: Worker, memory: number | undefined): void {
+    if (
+      this.#recycleAboveBytes > 0 && memory !== undefined && memory >= this.#recycleAboveBytes &&
+      this.#worker === worker
+    ) {
+      this.#retired.add(worker);
+      this.recycled++;
+      // Started now, its WebAssembly compiles while the old worker finishes.
+      this.#worker = this.#spawn();
+    }
+    if (!this.#retired.has(worker)) return;
+    for (const p of this.#pending.values()) if (p.worker === worker) return;
+    worker.terminate();
+    this.#retired.delete(worker);
+  }
+
   #restart(err: Error): void {
     this.#fail(err);
     this.#worker?.terminate();
     this.#worker = undefined;
+    this.#terminateRetired();
+  }
+
+  #terminateRetired(): void {
+    for (const w of this.#retired) w.terminate();
+    this.#retired.clear();
   }
 
   #fail(err: Error): void {

@@ -31,6 +31,35 @@ Deno.test("LakeEngine replaces its worker between calls after recycleAfterRows r
   });
 });
 
+Deno.test("LakeEngine replaces a worker whose memory reached recycleAboveMb, and no call fails for it", async () => {
+  // Every DuckDB worker holds more than 1 MiB of WebAssembly memory after its first call.
+  const engine = new LakeEngine({ recycleAboveMb: 1 });
+  try {
+    // Three calls queued on the first worker at once: it is retired after the first answer, and
+    // the two others still answer from it.
+    const answers = await Promise.all(
+      [1, 2, 3].map((i) => engine.query<{ n: number }>("SELECT CAST(? AS INTEGER) AS n", [i])),
+    );
+    assert.deepEqual(answers, [[{ n: 1 }], [{ n: 2 }], [{ n: 3 }]]);
+    assert.equal(engine.recycled, 1, "the first worker passed 1 MiB: replaced once");
+    // Later calls go to the fresh worker, which is replaced in its turn.
+    assert.deepEqual(await engine.query("SELECT CAST(42 AS INTEGER) AS n"), [{ n: 42 }]);
+    assert.equal(engine.recycled, 2);
+  } finally {
+    engine.close();
+  }
+});
+
+Deno.test("LakeEngine keeps its worker without recycleAboveMb", async () => {
+  const engine = new LakeEngine();
+  try {
+    for (let i = 0; i < 3; i++) await engine.query("SELECT 1");
+    assert.equal(engine.recycled, 0);
+  } finally {
+    engine.close();
+  }
+});
+
 Deno.test("LakeEngine.writeParquet() into a directory that is gone fails with the system's error, and the engine goes on", async () => {
   await withLake("engine_test_", async (lake) => {
     // A timeout far above a write's time: the call must fail by itself, not by the timeout.

@@ -80,7 +80,11 @@ export type EngineRequest =
    */
   | { id: number; op: "configure"; niceness: number; memoryLimitMb: number };
 
+/**
+ * `memory`: the worker's memory after the call, in bytes: DuckDB's WebAssembly memory (it never
+ * shrinks) plus the worker's JavaScript heap.
+ */
 export type EngineResponse =
-  | { id: number; ok: true; value: unknown }
+  | { id: number; ok: true; value: unknown; memory?: number }
   /** `fatal`: DuckDB crashed (a WebAssembly trap); the worker must be replaced. */
-  | { id: number; ok: false; error: string; fatal?: boolean };
+  | { id: number; ok: false; error: string; fatal?: boolean; memory?: number };

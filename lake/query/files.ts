@@ -12,6 +12,8 @@
  *   `dt ∈ [date(from − maxFutureSeconds), date(to + maxPastDays)]`.
  * - Both are then pruned by the `occurred_at` min/max each file's `add.stats` records (no footer
  *   is opened).
+ * - For one user, silver's small files (late events, rejects: about half of its files) are pruned
+ *   by the `user_key`s their `add.tags` list (`FileTags.userKeys`, written by `silver/write.ts`).
  *
  * DuckDB-wasm passes the SQL text (and each string parameter) on its 64 KiB C stack: a statement
  * of more than ~60 KB fails with "memory access out of bounds" and leaves the instance broken, and
@@ -61,15 +63,18 @@ export class EventFiles {
   }
 
   /**
-   * The sources of events in `[fromUs, toUs)` of partition type `type` (any when undefined).
-   * Silver's progress is read before its tables: a run that commits in between shows its rows in
-   * both silver and the tail (the caller drops the second copy by log position), never in neither.
+   * The sources of events in `[fromUs, toUs)` of partition type `type` (any when undefined), and
+   * of one user when `userKey` (`userKey` of `layout.ts`) is given: silver files that list their
+   * keys (`FileTags.userKeys`) without it are left out. Silver's progress is read before its
+   * tables: a run that commits in between shows its rows in both silver and the tail (the caller
+   * drops the second copy by log position), never in neither.
    */
   async sources(
     fromUs: number,
     toUs: number | undefined,
     type: string | undefined,
     bounds: ReceptionBounds,
+    userKey?: number,
   ): Promise<EventSources> {
     const progress = await readSilverProgress(this.#lake.store);
     const useSilver = progress.layout === SILVER_LAYOUT && progress.run > 0;
@@ -82,10 +87,11 @@ export class EventFiles {
         : type in DOMAINS
         ? [DOMAINS[type as EventType]]
         : [];
+      const range = { from, to, fromUs, toUs, userKey };
       for (const d of domains) {
-        out.silver.push(...await this.#silverFiles(this.#lake.silver(d), from, to, fromUs, toUs));
+        out.silver.push(...await this.#silverFiles(this.#lake.silver(d), range));
       }
-      out.rejects = await this.#silverFiles(this.#lake.silverRejects, from, to, fromUs, toUs);
+      out.rejects = await this.#silverFiles(this.#lake.silverRejects, range);
     }
     const watermarks = useSilver ? progress.watermarks : {};
     out.tail = await this.#bronzeFiles(fromUs, toUs, type, bounds, (f) => {
@@ -116,18 +122,25 @@ export class EventFiles {
     });
   }
 
-  /** A silver table's files of occurred dates `[from, to]` that may hold `[fromUs, toUs)`. */
+  /**
+   * A silver table's files of occurred dates `[from, to]` that may hold `[fromUs, toUs)` (and
+   * `userKey`'s rows, when given).
+   */
   async #silverFiles(
     table: DeltaTable,
-    from: string,
-    to: string | undefined,
-    fromUs: number,
-    toUs: number | undefined,
+    r: {
+      from: string;
+      to?: string | undefined;
+      fromUs: number;
+      toUs?: number | undefined;
+      userKey?: number | undefined;
+    },
   ): Promise<string[]> {
     const snapshot = await table.freshSnapshot();
     const keys = snapshot
-      .filesWhere((v) => !!v.dt && v.dt >= from && (!to || v.dt <= to))
-      .filter((f) => overlaps(snapshot.stats(f.path), fromUs, toUs))
+      .filesWhere((v) => !!v.dt && v.dt >= r.from && (!r.to || v.dt <= r.to))
+      .filter((f) => overlaps(snapshot.stats(f.path), r.fromUs, r.toUs))
+      .filter((f) => r.userKey === undefined || mayHold(f, r.userKey))
       .map((f) => table.keyOf(f.path));
     return await localFiles(this.#lake.store, keys);
   }
@@ -166,6 +179,12 @@ export class EventFiles {
       )
       .filter((f) => overlaps(snapshot.stats(f.path), fromUs, toUs));
   }
+}
+
+/** Whether a file may hold rows of `userKey`: unless it lists its keys without it. */
+function mayHold(f: AddFile, userKey: number): boolean {
+  const keys = fileTags(f).userKeys;
+  return !Array.isArray(keys) || keys.includes(userKey);
 }
 
 /** Whether a file's `occurred_at` range (from `add.stats`; unknown = yes) meets `[fromUs, toUs)`. */

@@ -856,6 +856,65 @@ Deno.test("bronze files are pruned by their occurred_at range before DuckDB open
   });
 });
 
+Deno.test("a user's events skip the small silver files that list other users' keys only", async () => {
+  await withLake(async ({ write, engine, dir }) => {
+    const u1 = ev("2026-03-10T09:00:00Z", { user_id: "u1" });
+    const u2 = ev("2026-03-10T09:01:00Z", {
+      user_id: "u2",
+      type: "purchase",
+      event_type: "purchase",
+    });
+    const u3 = ev("2026-03-10T09:02:00Z", { user_id: "u3" });
+    await write([u1, u2]);
+    await runSilver(engine, await lakeOf(dir, engine));
+    await write([u3]);
+    await runSilver(engine, await lakeOf(dir, engine));
+    const statements: string[] = [];
+    const spy = {
+      query: (sql: string, params: unknown[]) => {
+        statements.push(sql);
+        return engine.query(sql, params as never);
+      },
+    } as unknown as LakeEngine;
+    const query = new LakeQuery(spy, await lakeOf(dir, spy), { now: () => NOW });
+    const range = { from: "2026-03-10T00:00:00Z", to: "2026-03-11T00:00:00Z" };
+    const silverFiles = () =>
+      statements.filter((s) => s.includes("event_type AS type"))
+        .reduce((n, s) => n + (s.match(/\.parquet'/g)?.length ?? 0), 0);
+
+    assert.deepEqual(ids((await query.events({ ...range, user_id: "u3" })).events), ids([u3]));
+    assert.equal(silverFiles(), 1, "only the file holding u3 is read");
+    statements.length = 0;
+    assert.deepEqual(ids((await query.user("u2")).recent_events), ids([u2]));
+    assert.equal(silverFiles(), 1, "only the file holding u2 is read");
+    statements.length = 0;
+    assert.deepEqual(ids((await query.events({ ...range, user_id: "nobody" })).events), []);
+    assert.equal(silverFiles(), 0);
+    statements.length = 0;
+    const all = await query.events(range);
+    assert.deepEqual(new Set(ids(all.events)), new Set(ids([u1, u2, u3])));
+    assert.equal(silverFiles(), 3, "without a user, every file (two domains, two runs)");
+
+    // More runs on the same day until silver merges the partition's files: every user still
+    // finds their events, from the merged file.
+    const more = ["u4", "u5", "u6", "u7"].map((user_id, i) =>
+      ev(`2026-03-10T10:0${i}:00Z`, { user_id })
+    );
+    for (const e of more) {
+      await write([e]);
+      await runSilver(engine, await lakeOf(dir, engine));
+    }
+    for (const e of [u1, u2, u3, ...more]) {
+      statements.length = 0;
+      const found = await query.events({ ...range, user_id: e.user_id });
+      assert.deepEqual(ids(found.events), ids([e]), e.user_id);
+    }
+    statements.length = 0;
+    await query.events(range);
+    assert.ok(silverFiles() < 7, `the merge left fewer files than runs: ${silverFiles()}`);
+  });
+});
+
 Deno.test("stats: whole hours are counted from the files' hour summaries, not their rows", async () => {
   await withLake(async ({ query, write, dir }) => {
     await write([

@@ -16,7 +16,9 @@ import { type BronzeFile, JOB_KEYS, parseBronzeFile, readJson } from "../layout.
  * The silver layout this code writes: 2 = files carry `payload` and `user_key` and are sorted by
  * `user_key`, so the query API answers events from silver. A lake whose silver was first written
  * by older code keeps its older layout (its files lack those columns) until silver is rebuilt;
- * queries read bronze alone on such a lake.
+ * queries read bronze alone on such a lake. Renaming, dropping or retyping a column the query API
+ * reads (`COMMON_COLUMNS`, `payload`, `user_key`) needs a new layout: queries read silver files
+ * without `union_by_name`, and DuckDB-wasm 1.28 then skips a file that differs, without an error.
  */
 export const SILVER_LAYOUT = 2;
 

@@ -17,6 +17,7 @@ import { countRows, parquetColumns } from "../engine/sql.ts";
 import type { Lake } from "../lake.ts";
 import { localFiles, sqlReadParquet } from "../layout.ts";
 import { type PartitionFile, PartitionReplacement } from "../delta/replace.ts";
+import type { FileTags } from "../delta/protocol.ts";
 import { DATE } from "../../shared/time.ts";
 import type { PartitionRef } from "./dedupe.ts";
 import { columnsOf, fillUserKeys, newRows, SILVER_TABLES, type SilverTable } from "./load.ts";
@@ -90,8 +91,11 @@ export async function writeTables(
           dates.filter((dt) => perShard[i]!.has(dt) || (i === 0 && merging.has(dt))),
           {
             merging: i === 0 ? merging : new Map(),
-            write: (dt, file, replaces) =>
-              replace.write(dt, file, replaces ? { replaces } : { append: true }),
+            write: (dt, file, replaces, tags) =>
+              replace.write(dt, file, {
+                ...(replaces ? { replaces } : { append: true }),
+                ...(tags ? { tags } : {}),
+              }),
           },
         )
       ),
@@ -143,17 +147,19 @@ async function writeShard(
   how: {
     merging: Map<string, Merge>;
     /** `replaces`: store keys of the files the new one replaces; undefined = an append. */
-    write: (dt: string, file: ParquetOut, replaces?: string[]) => Promise<void>;
+    write: (dt: string, file: ParquetOut, replaces?: string[], tags?: FileTags) => Promise<void>;
   },
 ): Promise<Omit<Written, "table">[]> {
   const out: Omit<Written, "table">[] = [];
   for (const dt of dates) {
     const merge = how.merging.get(dt);
-    const file = merge ? await merged(engine, t, dt, merge.paths) : await appended(engine, t, dt);
+    const { file, userKeys } = merge
+      ? await merged(engine, t, dt, merge.paths)
+      : await appended(engine, t, dt);
     let before = 0;
     if (merge) { for (const f of merge.paths) before += await countRows(engine, f); }
     if (file.rows === 0 && (!merge || merge.paths.length === 0)) continue;
-    await how.write(dt, file, merge?.keys);
+    await how.write(dt, file, merge?.keys, userKeys ? { userKeys } : undefined);
     out.push({ dt, gained: file.rows - before, rows: file.rows });
   }
   return out;
@@ -167,13 +173,40 @@ const ORDER = "ORDER BY user_key, user_id, occurred_at, event_id";
  */
 const OPTIONS = `COMPRESSION SNAPPY, ROW_GROUP_SIZE ${SILVER_ROW_GROUP}`;
 
-/** The new rows of one partition, sorted. */
-function appended(engine: LakeEngine, t: SilverTable, dt: string): Promise<ParquetOut> {
-  const names = columnsOf(t).map((c) => `"${c.name}"`).join(", ");
-  return engine.copyParquet(
-    `SELECT ${names} FROM ${newRows(t)} WHERE odt = '${dt}' ${ORDER}`,
-    OPTIONS,
+/**
+ * Files of at most this many rows list their `user_key`s in their tags (`FileTags.userKeys`):
+ * the late events of a day make many such files (half of a 1M-event lake's silver files), and
+ * each costs a user's query as much to open as a big one.
+ */
+export const USER_KEYS_MAX_ROWS = 256;
+
+/** A silver file and, when it is small, its `user_key`s. */
+interface SilverFile {
+  file: ParquetOut;
+  userKeys?: number[];
+}
+
+/** The sorted distinct `user_key`s of `from` (lake-built SQL) if `file` is small. */
+async function userKeysOf(
+  engine: LakeEngine,
+  file: ParquetOut,
+  from: string,
+): Promise<SilverFile> {
+  if (file.rows === 0 || file.rows > USER_KEYS_MAX_ROWS) return { file };
+  const rows = await engine.query<{ k: number | null }>(
+    `SELECT DISTINCT user_key AS k FROM ${from} ORDER BY k`,
   );
+  // A row without a key cannot be listed: the file is then read like any other.
+  if (rows.some((r) => r.k === null)) return { file };
+  return { file, userKeys: rows.map((r) => Number(r.k)) };
+}
+
+/** The new rows of one partition, sorted. */
+async function appended(engine: LakeEngine, t: SilverTable, dt: string): Promise<SilverFile> {
+  const names = columnsOf(t).map((c) => `"${c.name}"`).join(", ");
+  const from = `${newRows(t)} WHERE odt = '${dt}'`;
+  const file = await engine.copyParquet(`SELECT ${names} FROM ${from} ${ORDER}`, OPTIONS);
+  return await userKeysOf(engine, file, from);
 }
 
 /**
@@ -185,7 +218,7 @@ async function merged(
   t: SilverTable,
   dt: string,
   current: string[],
-): Promise<ParquetOut> {
+): Promise<SilverFile> {
   const columns = columnsOf(t);
   const names = columns.map((c) => `"${c.name}"`).join(", ");
   await engine.exec(
@@ -215,6 +248,8 @@ async function merged(
          FROM silver_merge) WHERE _rn = 1 ${ORDER}`,
     OPTIONS,
   );
+  // The rows before deduplication: a superset of the file's keys, which only costs a read.
+  const tagged = await userKeysOf(engine, out, "silver_merge");
   await engine.exec("DROP TABLE IF EXISTS silver_merge");
-  return out;
+  return tagged;
 }
