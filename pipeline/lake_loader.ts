@@ -4,6 +4,13 @@
  * flushes a partition's buffer to bronze on size or age. The input's offset is committed only after
  * the flush is durable.
  *
+ * A full buffer is written in the background while the partition's next records are buffered: the
+ * main thread validates and scores while the lake engine's thread writes. At most one write is in
+ * flight per partition (the next full buffer waits for it), so the writes, their `txn` versions and
+ * the offset commits stay in order, and a partition holds at most two buffers. A write that fails
+ * puts its rows back in front of the buffer, and the next one is retried in the foreground, as
+ * before: the rows are written once, in order, and memory stays bounded during an outage.
+ *
  * @module
  */
 import type { BronzeBatch, BronzeRow, BronzeWriteResult } from "../lake/bronze.ts";
@@ -65,6 +72,16 @@ export interface LakeLoaderOptions {
   metrics?: Metrics;
 }
 
+/** A buffer handed to the writer, and what it takes along. */
+interface Flight {
+  batch: BronzeBatch;
+  bytes: number;
+  since: number;
+  settling: Promise<void>[];
+  /** Resolves when the write is over, either way (never rejects). */
+  landed: Promise<void>;
+}
+
 interface Buffer {
   topic: string;
   partition: number;
@@ -83,6 +100,10 @@ interface Buffer {
   floor: number;
   /** A flush of handle() is being retried: the timer leaves the partition alone. */
   retrying: boolean;
+  /** The write in flight; its rows precede the buffer's. */
+  flight: Flight | undefined;
+  /** The last write failed and its rows are back in the buffer: the next write is not backgrounded. */
+  failed: boolean;
 }
 
 const decoder = new TextDecoder("utf-8", { fatal: true });
@@ -137,20 +158,21 @@ export class LakeLoader implements RecordHandler {
     this.#timer = setInterval(() => this.#flushAged(), tick);
   }
 
-  /** Rows buffered and not yet in the lake, across partitions. */
+  /** Rows buffered or being written and not yet in the lake, across partitions. */
   get buffered(): number {
     let n = 0;
-    for (const b of this.#buffers.values()) n += b.rows.length;
+    for (const b of this.#buffers.values()) n += b.rows.length + (b.flight?.batch.rows.length ?? 0);
     return n;
   }
 
   /**
-   * Takes records of one partition, in offset order. Waits for a flush when the buffer is full, and
-   * for the schema registry when a framed record's schema is not cached yet. With `heartbeat` (a
-   * consumer group member's), it heartbeats every {@link HEARTBEAT_MS} while it waits (for the
-   * partition's lock, which a slow timer flush may hold, or for its own flush), and a flush that
-   * fails is retried here until it succeeds: the partition waits for the lake instead of its
-   * member leaving the group.
+   * Takes records of one partition, in offset order. A full buffer is handed to a write in the
+   * background, after the previous write of the partition has landed; after a failed write it is
+   * flushed here instead. Also waits for the schema registry when a framed record's schema is not
+   * cached yet. With `heartbeat` (a consumer group member's), it heartbeats every
+   * {@link HEARTBEAT_MS} while it waits (for the partition's lock, which a slow timer flush may
+   * hold, for the previous write, or for its own flush), and a flush that fails is retried here
+   * until it succeeds: the partition waits for the lake instead of its member leaving the group.
    */
   async handle(records: LogRecord[], heartbeat?: () => Promise<void>): Promise<void> {
     if (!heartbeat) return await this.#handle(records);
@@ -180,55 +202,85 @@ export class LakeLoader implements RecordHandler {
       ? await this.#opts.decoder.decode(records, heartbeat)
       : undefined;
     return this.#locked(buf, async () => {
-      const letters: DeadLetter[] = [];
-      const accepted: BronzeRow[] = [];
-      const types = { received: [] as unknown[], rejected: [] as unknown[] };
-      let bytes = 0;
-      for (let i = 0; i < records.length; i++) {
-        const rec = records[i]!;
-        const row = this.#process(rec, letters, types, decoded?.[i]);
-        if (row) {
-          accepted.push(row);
-          bytes += rec.value.byteLength;
-        }
-      }
-      this.stats.records += records.length;
-      this.stats.accepted += accepted.length;
-      this.stats.rejected += letters.length;
-      const metrics = this.#opts.metrics;
-      if (metrics && topic !== WAL_TOPIC) {
-        metrics.events("received", "kafka", types.received);
-        metrics.events("accepted", "kafka", accepted.map((r) => r.event.type));
-        metrics.events("rejected", "kafka", types.rejected);
-      }
-      if (letters.length > 0) {
-        await this.#deadLetters.send(letters);
-        metrics?.deadLetters(letters);
-      }
-      if (this.#opts.processor && accepted.length > 0) {
-        const { settled } = await this.#opts.processor.process(accepted.map((r) => r.event));
-        buf.settling.push(settled);
-      }
-
-      const first = records[0]!.offset;
-      // A record at or below what is buffered is a re-delivery (a rebalance or a retry restarted the
-      // fetch from the committed offset): drop the buffered tail it replaces, keep the order.
-      if (first <= buf.last) {
-        buf.rows = buf.rows.filter((r) => r.offset < first);
-        buf.last = first - 1;
-        if (buf.rows.length === 0 && first <= buf.first) buf.first = -1;
-      }
-      if (buf.first < 0) {
-        buf.first = first;
-        buf.since = Date.now();
-      }
-      for (const r of accepted) buf.rows.push(r);
-      buf.last = records.at(-1)!.offset;
-      buf.bytes += bytes;
+      // A redelivery of rows being written waits for the write: if it lands, the rows it holds are
+      // skipped; if it fails, they are buffered again and the redelivered records replace them.
+      if (records[0]!.offset <= buf.last) await this.#landed(buf);
+      const start = this.#unwritten(buf, records);
+      if (start === records.length) return;
+      const { accepted, bytes } = await this.#accept(buf, records, start, decoded);
+      this.#append(buf, records[start]!.offset, records.at(-1)!.offset, accepted, bytes);
       if (buf.rows.length >= this.#opts.flushRows || buf.bytes >= this.#opts.flushBytes) {
-        await (member ? this.#flushUntilDone(buf, member) : this.#flush(buf));
+        await this.#handOff(buf, member);
       }
     });
+  }
+
+  /** The index of the first record the lake does not hold; the ones before count as redelivered. */
+  #unwritten(buf: Buffer, records: LogRecord[]): number {
+    let i = 0;
+    while (i < records.length && records[i]!.offset < buf.floor) i++;
+    this.stats.redelivered += i;
+    return i;
+  }
+
+  /**
+   * Validates `records` from `start` on, dead-letters the rejects and scores the accepted events;
+   * returns the accepted rows and their bytes.
+   */
+  async #accept(
+    buf: Buffer,
+    records: LogRecord[],
+    start: number,
+    decoded: (DecodedValue | undefined)[] | undefined,
+  ): Promise<{ accepted: BronzeRow[]; bytes: number }> {
+    const letters: DeadLetter[] = [];
+    const accepted: BronzeRow[] = [];
+    const types = { received: [] as unknown[], rejected: [] as unknown[] };
+    let bytes = 0;
+    for (let i = start; i < records.length; i++) {
+      const rec = records[i]!;
+      const row = this.#process(rec, letters, types, decoded?.[i]);
+      if (row) {
+        accepted.push(row);
+        bytes += rec.value.byteLength;
+      }
+    }
+    this.stats.records += records.length - start;
+    this.stats.accepted += accepted.length;
+    this.stats.rejected += letters.length;
+    const metrics = this.#opts.metrics;
+    if (metrics && buf.topic !== WAL_TOPIC) {
+      metrics.events("received", "kafka", types.received);
+      metrics.events("accepted", "kafka", accepted.map((r) => r.event.type));
+      metrics.events("rejected", "kafka", types.rejected);
+    }
+    if (letters.length > 0) {
+      await this.#deadLetters.send(letters);
+      metrics?.deadLetters(letters);
+    }
+    if (this.#opts.processor && accepted.length > 0) {
+      const { settled } = await this.#opts.processor.process(accepted.map((r) => r.event));
+      buf.settling.push(settled);
+    }
+    return { accepted, bytes };
+  }
+
+  /** Buffers the accepted rows of the records `first..last` (no write is in flight if they overlap). */
+  #append(buf: Buffer, first: number, last: number, accepted: BronzeRow[], bytes: number): void {
+    // A record at or below what is buffered is a re-delivery (a rebalance or a retry restarted the
+    // fetch from the committed offset): drop the buffered tail it replaces, keep the order.
+    if (first <= buf.last) {
+      buf.rows = buf.rows.filter((r) => r.offset < first);
+      buf.last = first - 1;
+      if (buf.rows.length === 0 && first <= buf.first) buf.first = -1;
+    }
+    if (buf.first < 0) {
+      buf.first = first;
+      buf.since = Date.now();
+    }
+    for (const r of accepted) buf.rows.push(r);
+    buf.last = last;
+    buf.bytes += bytes;
   }
 
   /**
@@ -240,12 +292,14 @@ export class LakeLoader implements RecordHandler {
   async #skipRedelivered(buf: Buffer, records: LogRecord[]): Promise<LogRecord[]> {
     const first = records[0]!.offset;
     if ((buf.floor < 0 || first !== buf.last + 1) && this.#writer.committedOffset) {
-      buf.floor = await this.#writer.committedOffset(buf.topic, buf.partition);
+      const lake = await this.#writer.committedOffset(buf.topic, buf.partition);
+      // At least what this loader's own writes reached (one may have landed during the question).
+      buf.floor = Math.max(buf.floor, lake);
     }
     if (first >= buf.floor) return records;
     const kept = records.filter((r) => r.offset >= buf.floor);
     this.stats.redelivered += records.length - kept.length;
-    if (kept.length === 0 && buf.first < 0) {
+    if (kept.length === 0 && buf.first < 0 && !buf.flight) {
       // Nothing buffered: the log may move on to what the lake holds (in order, as every commit).
       const { topic, partition } = buf, next = Math.min(buf.floor, records.at(-1)!.offset + 1);
       buf.last = next - 1;
@@ -366,6 +420,8 @@ export class LakeLoader implements RecordHandler {
         commits: Promise.resolve(),
         floor: -1,
         retrying: false,
+        flight: undefined,
+        failed: false,
       };
       this.#buffers.set(key, buf);
     }
@@ -378,8 +434,35 @@ export class LakeLoader implements RecordHandler {
     return run;
   }
 
+  /** Waits until no write of the partition is in flight. */
+  async #landed(buf: Buffer): Promise<void> {
+    while (buf.flight) await buf.flight.landed;
+  }
+
+  /**
+   * Writes what is buffered after the write in flight, and waits for it (and for its offset commit
+   * unless alerts hold that up). Rejects when the write fails; its rows are buffered again.
+   */
   async #flush(buf: Buffer): Promise<void> {
+    await this.#landed(buf);
     if (buf.first < 0) return;
+    await this.#launch(buf);
+  }
+
+  /**
+   * Hands a full (or aged) buffer to a background write once the previous write has landed. After
+   * a failed write, flushes in the foreground instead (retried until done for a group member): one
+   * batch in flight and one buffer stay the most a partition holds.
+   */
+  async #handOff(buf: Buffer, member?: Member): Promise<void> {
+    await this.#landed(buf);
+    if (buf.first < 0) return;
+    if (buf.failed) return await (member ? this.#flushUntilDone(buf, member) : this.#flush(buf));
+    this.#launch(buf).catch((err) => this.#opts.onError(err));
+  }
+
+  /** Moves the buffer into a write in flight; see {@link #flush} for the promise returned. */
+  #launch(buf: Buffer): Promise<void> {
     const batch: BronzeBatch = {
       topic: buf.topic,
       partition: buf.partition,
@@ -387,6 +470,40 @@ export class LakeLoader implements RecordHandler {
       lastOffset: buf.last,
       rows: buf.rows,
     };
+    const flight: Flight = {
+      batch,
+      bytes: buf.bytes,
+      since: buf.since,
+      settling: buf.settling,
+      landed: Promise.resolve(),
+    };
+    buf.rows = [];
+    buf.bytes = 0;
+    buf.first = -1;
+    buf.settling = [];
+    buf.flight = flight;
+    const run = this.#write(buf, flight).then(() => {
+      buf.flight = undefined;
+      buf.failed = false;
+    }, (err) => {
+      buf.flight = undefined;
+      buf.failed = true;
+      // Back in front of what was buffered meanwhile (later offsets: nothing overlapping is
+      // buffered while a write is in flight), to be written again with it.
+      buf.rows = batch.rows.concat(buf.rows);
+      buf.bytes += flight.bytes;
+      buf.first = batch.firstOffset;
+      buf.since = flight.since;
+      buf.settling = flight.settling.concat(buf.settling);
+      throw err;
+    });
+    flight.landed = run.then(() => {}, () => {});
+    return run;
+  }
+
+  /** Writes a flight's batch, then commits its offset in order. */
+  async #write(buf: Buffer, flight: Flight): Promise<void> {
+    const { batch } = flight;
     const t0 = performance.now();
     let result: BronzeWriteResult;
     try {
@@ -394,7 +511,7 @@ export class LakeLoader implements RecordHandler {
     } catch (err) {
       this.stats.flushFailures++;
       throw new Error(
-        `Writing bronze batch ${buf.topic}/${buf.partition} offsets ${buf.first}..${buf.last}: ${
+        `Writing bronze batch ${batch.topic}/${batch.partition} offsets ${batch.firstOffset}..${batch.lastOffset}: ${
           (err as Error).message
         }`,
         { cause: err },
@@ -407,14 +524,11 @@ export class LakeLoader implements RecordHandler {
     const ms = performance.now() - t0;
     this.#opts.metrics?.lakeFlushed(result, ms);
     this.#opts.onFlush?.(batch, result, ms);
-    buf.rows = [];
-    buf.bytes = 0;
-    buf.first = -1;
+    const next = batch.lastOffset + 1;
+    buf.floor = Math.max(buf.floor, next); // the table's txn covers the batch now
     // Commits stay in order per partition. A batch whose alerts are still out (an LLM call) commits
     // when they are delivered, without holding up the partition; others commit before returning.
-    const settling = buf.settling;
-    buf.settling = [];
-    const next = batch.lastOffset + 1;
+    const settling = flight.settling;
     buf.commits = buf.commits.then(async () => {
       await Promise.all(settling);
       await this.#opts.commit(buf.topic, buf.partition, next);
@@ -428,14 +542,17 @@ export class LakeLoader implements RecordHandler {
   #flushAged(): void {
     const now = Date.now();
     for (const buf of this.#buffers.values()) {
-      if (buf.first >= 0 && !buf.retrying && now - buf.since >= this.#opts.flushIntervalMs) {
+      if (
+        buf.first >= 0 && !buf.retrying && !buf.flight &&
+        now - buf.since >= this.#opts.flushIntervalMs
+      ) {
         buf.since = now; // one timer flush at a time per partition; a failure retries next interval
-        this.#locked(buf, () => this.#flush(buf)).catch((err) => this.#opts.onError(err));
+        this.#locked(buf, () => this.#handOff(buf)).catch((err) => this.#opts.onError(err));
       }
     }
   }
 
-  /** Flushes every partition now. */
+  /** Flushes every partition now, after the writes in flight. */
   async flushAll(): Promise<void> {
     await Promise.all(
       [...this.#buffers.values()].map((b) => this.#locked(b, () => this.#flush(b))),

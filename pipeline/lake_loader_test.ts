@@ -158,15 +158,16 @@ Deno.test("LakeLoader skips records delivered again that the table's txn already
   await l.close();
 });
 
-Deno.test("LakeLoader retries a failed flush while heartbeating, and gives up when a heartbeat fails", async () => {
+Deno.test("LakeLoader retries a failed write while heartbeating, and gives up when a heartbeat fails", async () => {
   let failures = 3, beats = 0;
-  const commits: number[] = [], errors: unknown[] = [];
+  const commits: number[] = [], errors: unknown[] = [], written: number[] = [];
   const l = new LakeLoader(
     {
-      write: (batch) =>
-        failures-- > 0
-          ? Promise.reject(new Error("store down"))
-          : Promise.resolve({ rows: batch.rows.length, skipped: 0, files: [], bytes: 0 }),
+      write: (batch) => {
+        if (failures-- > 0) return Promise.reject(new Error("store down"));
+        written.push(...batch.rows.map((r) => r.offset));
+        return Promise.resolve({ rows: batch.rows.length, skipped: 0, files: [], bytes: 0 });
+      },
     },
     { send: () => Promise.resolve(), close: () => Promise.resolve() },
     {
@@ -178,23 +179,174 @@ Deno.test("LakeLoader retries a failed flush while heartbeating, and gives up wh
       onError: (err) => errors.push(err),
     },
   );
+  // The first write fails in the background: its row is buffered again, and the next full buffer
+  // retries it with its own, here, until the lake takes them.
   await l.handle([record(0)], () => (beats++, Promise.resolve()));
-  assert.deepEqual(commits, [1], "committed once the lake took the batch");
+  await l.handle([record(1)], () => (beats++, Promise.resolve()));
+  assert.deepEqual(commits, [2], "committed once the lake took the batch");
+  assert.deepEqual(written, [0, 1]);
   assert.equal(errors.length, 3, "each failure is reported, none thrown");
-  assert.ok(beats >= 3, `${beats} heartbeats`);
+  assert.ok(beats >= 2, `${beats} heartbeats`);
   // A member that lost the group stops retrying: nothing is committed, the log delivers again.
   failures = Infinity;
-  await assert.rejects(
-    () => l.handle([record(1)], () => Promise.reject(new Error("The group is rebalancing"))),
-    /rebalancing|store down/,
-  );
-  assert.deepEqual(commits, [1]);
+  const lost = () => Promise.reject(new Error("The group is rebalancing"));
+  await l.handle([record(2)], lost); // written in the background, and fails there
+  await assert.rejects(() => l.handle([record(3)], lost), /rebalancing|store down/);
+  assert.deepEqual(commits, [2]);
   // A shutdown during the outage: the retrying flush gives up instead of waiting for the store.
-  const retrying = l.handle([record(2)], () => Promise.resolve());
+  const retrying = l.handle([record(4)], () => Promise.resolve());
   l.stopRetrying();
   await assert.rejects(() => retrying, /store down/);
-  assert.deepEqual(commits, [1]);
+  assert.deepEqual(commits, [2]);
   failures = 0;
   await l.close();
-  assert.deepEqual(commits, [1, 3], "close() flushes what is still buffered");
+  assert.deepEqual(commits, [2, 5], "close() flushes what is still buffered");
+  assert.deepEqual(written, [0, 1, 2, 3, 4], "every row once, in order");
 });
+
+/** Whether `p` settles before the next macrotask (every stub here answers in microtasks). */
+async function settles(p: Promise<unknown>): Promise<boolean> {
+  let done = false;
+  p.then(() => (done = true), () => (done = true));
+  await new Promise((r) => setTimeout(r, 0));
+  return done;
+}
+
+/**
+ * A lake whose writes wait until the test lets them through ({@link release}) or fails them; its
+ * `txn` is the last offset of the last write through, and `rows` every offset written, so a row
+ * written twice shows.
+ */
+function gatedLake() {
+  const pending: { batch: BronzeBatch; ok: () => void; fail: () => void }[] = [];
+  const lake = { txn: -1, rows: [] as number[], batches: [] as number[][], pending };
+  const writer = {
+    write: (batch: BronzeBatch) =>
+      new Promise<BronzeWriteResult>((resolve, reject) => {
+        pending.push({
+          batch,
+          ok: () => {
+            lake.txn = batch.lastOffset;
+            lake.rows.push(...batch.rows.map((r) => r.offset));
+            lake.batches.push([batch.firstOffset, batch.lastOffset]);
+            resolve({ rows: batch.rows.length, skipped: 0, files: [], bytes: 0 });
+          },
+          fail: () => reject(new Error("store down")),
+        });
+      }),
+    committedOffset: () => Promise.resolve(lake.txn + 1),
+  };
+  const release = () => pending.shift()!.ok();
+  const fail = () => pending.shift()!.fail();
+  return { lake, writer, release, fail };
+}
+
+function gatedLoader(writer: ReturnType<typeof gatedLake>["writer"]) {
+  const commits: number[] = [], errors: unknown[] = [];
+  const l = new LakeLoader(
+    writer,
+    { send: () => Promise.resolve(), close: () => Promise.resolve() },
+    {
+      validation: VALIDATION as never,
+      flushRows: 2,
+      flushBytes: 1 << 20,
+      flushIntervalMs: 60_000,
+      commit: (_t, _p, next) => (commits.push(next), Promise.resolve()),
+      onError: (err) => errors.push(err),
+    },
+  );
+  return { l, commits, errors };
+}
+
+const beat = () => Promise.resolve();
+
+Deno.test("LakeLoader buffers the next records while a full buffer is written, one write in flight per partition", async () => {
+  const { lake, writer, release } = gatedLake();
+  const { l, commits } = gatedLoader(writer);
+  assert.ok(await settles(l.handle([record(0), record(1)], beat)), "returns with its write out");
+  assert.equal(lake.pending.length, 1);
+  assert.equal(l.buffered, 2, "rows being written count as buffered");
+  assert.ok(await settles(l.handle([record(2)], beat)), "the next records are buffered meanwhile");
+  const full = l.handle([record(3)], beat);
+  assert.equal(await settles(full), false, "a second full buffer waits for the write in flight");
+  assert.equal(lake.pending.length, 1, "one write at a time");
+  assert.equal(l.buffered, 4);
+  assert.deepEqual(commits, [], "no offset is committed before the lake has it");
+  release();
+  await full;
+  assert.deepEqual(commits, [2]);
+  assert.deepEqual(lake.pending.map((p) => p.batch.rows.map((r) => r.offset)), [[2, 3]]);
+  const closing = l.close();
+  assert.equal(await settles(closing), false, "close() waits for the write in flight");
+  release();
+  await closing;
+  assert.deepEqual(lake.batches, [[0, 1], [2, 3]]);
+  assert.deepEqual(commits, [2, 4], "commits in order, each after its write");
+  assert.equal(l.buffered, 0);
+});
+
+Deno.test("LakeLoader writes the rows of a write that failed in the background again, once, before later ones", async () => {
+  const { lake, writer, release, fail } = gatedLake();
+  const { l, commits, errors } = gatedLoader(writer);
+  assert.ok(await settles(l.handle([record(0), record(1)], beat)), "written in the background");
+  await l.handle([record(2)], beat);
+  fail();
+  const retried = l.handle([record(3), record(4)], beat);
+  assert.equal(await settles(retried), false, "the next full buffer retries it, here");
+  assert.equal(errors.length, 1, "the background failure is reported");
+  assert.deepEqual(lake.pending.map((p) => [p.batch.firstOffset, p.batch.lastOffset]), [[0, 4]]);
+  assert.equal(l.buffered, 5);
+  release();
+  await retried;
+  await l.handle([record(5), record(6)], beat);
+  assert.equal(lake.pending.length, 1, "back to writing in the background");
+  release();
+  await l.close();
+  assert.deepEqual(lake.rows, [0, 1, 2, 3, 4, 5, 6]);
+  assert.deepEqual(commits, [5, 7]);
+});
+
+Deno.test("LakeLoader without heartbeat throws at the retry of a failed background write, and takes the records again", async () => {
+  const { lake, writer, release, fail } = gatedLake();
+  const { l, commits } = gatedLoader(writer);
+  assert.ok(await settles(l.handle([record(0), record(1)])), "written in the background");
+  fail();
+  const retry = l.handle([record(2), record(3)]);
+  await settles(retry);
+  fail();
+  await assert.rejects(() => retry, /store down/);
+  // The input hands the same records again (the WAL input does after an error).
+  const again = l.handle([record(2), record(3)]);
+  await settles(again);
+  assert.deepEqual(lake.pending.map((p) => p.batch.rows.map((r) => r.offset)), [[0, 1, 2, 3]]);
+  release();
+  await again;
+  await l.close();
+  assert.deepEqual(lake.rows, [0, 1, 2, 3]);
+  assert.deepEqual(commits, [4]);
+});
+
+for (const outcome of ["lands", "fails"] as const) {
+  Deno.test(`LakeLoader takes records delivered again while the write of some of them is in flight: the write ${outcome}`, async () => {
+    const { lake, writer, release, fail } = gatedLake();
+    const { l, commits } = gatedLoader(writer);
+    assert.ok(await settles(l.handle([record(0), record(1)], beat)), "written in the background");
+    await l.handle([record(2)], beat);
+    // A rebalance: the log delivers again from the offset it has committed, 0.
+    const again = l.handle([0, 1, 2, 3].map((o) => record(o)), beat);
+    assert.equal(await settles(again), false, "waits for the write of the rows it repeats");
+    if (outcome === "lands") release();
+    else fail();
+    await settles(again);
+    release();
+    await again;
+    await l.close();
+    assert.deepEqual(lake.rows, [0, 1, 2, 3], "each row once");
+    assert.deepEqual(
+      lake.batches,
+      outcome === "lands" ? [[0, 1], [2, 3]] : [[0, 3]],
+    );
+    assert.deepEqual(commits, outcome === "lands" ? [2, 4] : [4]);
+    assert.equal(l.stats.redelivered, outcome === "lands" ? 2 : 0);
+  });
+}
