@@ -24,7 +24,7 @@ import type { LogRecord } from "../pipeline/durable_log.ts";
 import { clientEvents, DEFAULTS, gatewayRecords, VALIDATION } from "./lib/events.ts";
 import { cpuSeconds } from "./lib/proc.ts";
 
-const PARTITIONS = 3, FETCH = 12_000, CHUNK = 2000;
+const PARTITIONS = 3, FETCH = 12_000, CHUNK = Number(Deno.env.get("CHUNK") ?? 2000);
 
 /** CPU seconds of this process' main thread. */
 function mainThreadSeconds(): number {

@@ -111,7 +111,12 @@ export class BronzeWriter {
     };
   }
 
-  /** One file per (dt, type) of the rows: dt and type live only in the path and the log. */
+  /**
+   * One file per (dt, type) of the rows: dt and type live only in the path and the log. Each
+   * file's columns go to the engine as soon as they are built, so the engine writes one file while
+   * this thread builds the next, and each upload starts as soon as its file is written; the adds
+   * keep the groups' order.
+   */
   async #writeFiles(batch: BronzeBatch, rows: BronzeRow[], first: number) {
     const { topic, partition, lastOffset } = batch;
     const groups = new Map<string, { dt: string; type: string; rows: BronzeRow[] }>();
@@ -122,16 +127,30 @@ export class BronzeWriter {
       if (group) group.rows.push(r);
       else groups.set(key, { dt, type, rows: [r] });
     }
-    const adds: AddFile[] = [];
-    let bytes = 0;
+    const files: Promise<{ add: AddFile; bytes: number }>[] = [];
     for (const { dt, type, rows: group } of groups.values()) {
       const path = bronzeFile(dt, type, { topic, partition, first, last: lastOffset });
       const { columns, hours } = toColumns(group, type, topic, partition);
-      const file = await this.#engine.parquet(columns);
-      adds.push(await this.#table.putFile(path, file, { dt, type }, { typed: true, hours }));
-      bytes += file.bytes.byteLength;
+      files.push(
+        this.#engine.parquet(columns).then(async (file) => ({
+          add: await this.#table.putFile(path, file, { dt, type }, { typed: true, hours }),
+          bytes: file.bytes.byteLength,
+        })),
+      );
     }
-    return { first, adds, rows: rows.length, bytes };
+    // Every file settles before the write fails or goes on: none is still uploading afterwards.
+    const settled = await Promise.allSettled(files);
+    const failed = settled.find((r): r is PromiseRejectedResult => r.status === "rejected");
+    if (failed) throw failed.reason;
+    const done = settled.map((r) =>
+      (r as PromiseFulfilledResult<{ add: AddFile; bytes: number }>).value
+    );
+    return {
+      first,
+      adds: done.map((d) => d.add),
+      rows: rows.length,
+      bytes: done.reduce((n, d) => n + d.bytes, 0),
+    };
   }
 }
 
