@@ -746,6 +746,23 @@ Deno.test("toCompact(): nothing under the limit, the small files first, everythi
   assert.deepEqual(toCompact([], 3, 2), []);
 });
 
+Deno.test("toCompact(): a merge never reads more than its byte budget, and big files stay", () => {
+  const f = (key: string, size: number) => ({ key, size });
+  // Files of the budget or more never merge; the rest merge smallest first, under the budget.
+  assert.deepEqual(
+    toCompact([f("big1", 500), f("big2", 400), f("a", 60), f("b", 50), f("c", 40)], 2, 4, 120)
+      ?.map((x) => x.key),
+    ["b", "c"],
+  );
+  // Only big files: nothing to merge, the new files are appended beside them.
+  assert.deepEqual(toCompact([f("big1", 500), f("big2", 400), f("big3", 300)], 2, 4, 120), []);
+  // Within the budget the size tiers apply as before.
+  assert.deepEqual(
+    toCompact([f("a", 100), f("b", 5), f("c", 7)], 2, 4, 1000)?.map((x) => x.key),
+    ["c", "b"],
+  );
+});
+
 Deno.test("silver: small runs keep a partition within its file limit and leave its big file be", async () => {
   await withLake(async (lake, engine) => {
     const day = (i: number, type: "click" | "page_view" = "click") =>

@@ -77,8 +77,11 @@ export async function writeTables(
       const current = await replace.readFiles(dt);
       const adding = perShard.filter((s) => s.has(dt)).length;
       const max = options.maxFilesPerPartition ?? MAX_FILES_PER_PARTITION;
-      const merge = rewritten.has(dt) ? current : toCompact(current, adding, max);
-      if (merge) {
+      const compact = toCompact(current, adding, max) ?? [];
+      // A partition holding a copy the new rows beat rewrites the files that hold one, alone.
+      const beaten = rewritten.has(dt) ? await holdingLosers(engines[0]!, lake, current) : [];
+      const merge = [...new Set([...compact, ...beaten])];
+      if (merge.length > 0) {
         const keys = merge.map((f) => f.key);
         merging.set(dt, { keys, paths: await localFiles(lake.store, keys) });
       }
@@ -113,6 +116,25 @@ export async function writeTables(
   return out;
 }
 
+/** The files of `files` that hold a row of `silver_old_losers` (reads only their log columns). */
+async function holdingLosers(
+  engine: LakeEngine,
+  lake: Lake,
+  files: readonly PartitionFile[],
+): Promise<PartitionFile[]> {
+  const out: PartitionFile[] = [];
+  const paths = await localFiles(lake.store, files.map((f) => f.key));
+  for (let i = 0; i < files.length; i++) {
+    const [hit] = await engine.query<{ n: number | bigint }>(
+      `SELECT count(*) AS n FROM ${sqlReadParquet([paths[i]!])} AS s
+        WHERE EXISTS (SELECT 1 FROM silver_old_losers l WHERE l.log_topic = s.log_topic
+          AND l.log_partition = s.log_partition AND l.log_offset = s.log_offset)`,
+    );
+    if (Number(hit?.n ?? 0) > 0) out.push(files[i]!);
+  }
+  return out;
+}
+
 /** Files of a partition merged with a shard's new rows into one: store keys and local paths. */
 interface Merge {
   keys: string[];
@@ -123,20 +145,40 @@ interface Merge {
 export const MAX_FILES_PER_PARTITION = 4;
 
 /**
+ * Most bytes of existing files one merge reads. A merge sorts its rows in the engine's memory,
+ * which DuckDB-wasm cannot spill to disk: a whole day of a 10M-event lake (~150 MB of Parquet)
+ * ran a 1 GB engine out of memory. Files this big are left as they are, and a merge takes the
+ * smallest files up to this budget, so its memory is bounded whatever the partition's size.
+ */
+export const MAX_MERGE_BYTES = 32 * 1024 * 1024;
+
+/**
  * The files to merge when a partition would hold more than `max` files once `adding` more join
  * it, else undefined. Size-tiered: the largest file stays as it is unless the others hold half as
- * many bytes as it does, so a run rewrites what recent runs appended, not the whole day each time.
+ * many bytes as it does, so a run rewrites what recent runs appended, not the whole day each time;
+ * files of `maxBytes` or more never take part, and the files taken (smallest first) hold less
+ * than `maxBytes` together. A partition of many big files keeps them all: each costs a query one
+ * more file to open, never a merge beyond the budget.
  */
 export function toCompact(
   files: readonly PartitionFile[],
   adding: number,
   max: number,
+  maxBytes = MAX_MERGE_BYTES,
 ): PartitionFile[] | undefined {
   if (files.length + adding <= max) return undefined;
-  const bySize = [...files].sort((a, b) => b.size - a.size);
+  const bySize = files.filter((f) => f.size < maxBytes).sort((a, b) => b.size - a.size);
   const [largest, ...rest] = bySize;
   const restBytes = rest.reduce((n, f) => n + f.size, 0);
-  return !largest || restBytes * 2 >= largest.size ? bySize : rest;
+  const tier = !largest || restBytes * 2 >= largest.size ? bySize : rest;
+  const taken: PartitionFile[] = [];
+  let bytes = 0;
+  for (const f of [...tier].reverse()) {
+    if (bytes + f.size >= maxBytes) break;
+    taken.push(f);
+    bytes += f.size;
+  }
+  return taken.reverse();
 }
 
 /** One shard's files of one table: appends, and (first shard) the merges. */
