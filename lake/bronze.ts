@@ -130,7 +130,7 @@ export class BronzeWriter {
     const files: Promise<{ add: AddFile; bytes: number }>[] = [];
     for (const { dt, type, rows: group } of groups.values()) {
       const path = bronzeFile(dt, type, { topic, partition, first, last: lastOffset });
-      const { columns, hours } = toColumns(group, type, topic, partition);
+      const { columns, hours } = await columnsYielding(group, type, topic, partition);
       files.push(
         this.#engine.parquet(columns).then(async (file) => ({
           add: await this.#table.putFile(path, file, { dt, type }, { typed: true, hours }),
@@ -166,6 +166,35 @@ export function toColumns(
   topic: string,
   partition: number,
 ): { columns: Record<string, Column>; hours: Record<string, number> } {
+  const b = columnBuilder(rows, type, topic, partition);
+  b.fill(0, rows.length);
+  return b.finish();
+}
+
+/** Rows whose columns are built between two turns of the event loop (~8 ms of work). */
+const SLICE_ROWS = 4096;
+
+/**
+ * {@link toColumns}, built a slice of rows at a time with a turn of the event loop in between: an
+ * embedded gateway's HTTP requests share this thread, and a flush of 50,000 rows would otherwise
+ * hold them up for ~100 ms.
+ */
+async function columnsYielding(
+  rows: BronzeRow[],
+  type: string,
+  topic: string,
+  partition: number,
+): Promise<{ columns: Record<string, Column>; hours: Record<string, number> }> {
+  const b = columnBuilder(rows, type, topic, partition);
+  for (let from = 0; from < rows.length; from += SLICE_ROWS) {
+    b.fill(from, Math.min(rows.length, from + SLICE_ROWS));
+    await new Promise((resolve) => setTimeout(resolve, 0));
+  }
+  return b.finish();
+}
+
+/** The arrays of {@link toColumns}, filled by row ranges. */
+function columnBuilder(rows: BronzeRow[], type: string, topic: string, partition: number) {
   const n = rows.length;
   const str = () => new Array<string>(n);
   const eventId = str(), eventType = str(), userId = str(), source = str(), payload = str();
@@ -183,41 +212,46 @@ export function toColumns(
   const extra = new Array<string | null>(n), reject = new Array<string | null>(n);
   const hours: Record<string, number> = {};
   let lastHour = NaN, hourKey = "";
-  for (let i = 0; i < n; i++) {
-    const { event, offset } = rows[i]!;
-    eventId[i] = event.event_id;
-    eventType[i] = event.event_type;
-    userId[i] = event.user_id;
-    source[i] = event.source;
-    payload[i] = JSON.stringify(event.payload);
-    occurred[i] = isoToMicros(event.occurred_at);
-    received[i] = isoToMicros(event.received_at);
-    offsets[i] = offset;
-    topics[i] = topic;
-    const h = Math.floor(occurred[i]! / 3_600_000_000); // from the µs: whatever the text's zone
-    if (h !== lastHour) {
-      (lastHour = h, hourKey = new Date(h * 3_600_000).toISOString().slice(0, 13));
+  const fill = (from: number, to: number) => {
+    for (let i = from; i < to; i++) {
+      const { event, offset } = rows[i]!;
+      eventId[i] = event.event_id;
+      eventType[i] = event.event_type;
+      userId[i] = event.user_id;
+      source[i] = event.source;
+      payload[i] = JSON.stringify(event.payload);
+      occurred[i] = isoToMicros(event.occurred_at);
+      received[i] = isoToMicros(event.received_at);
+      offsets[i] = offset;
+      topics[i] = topic;
+      const h = Math.floor(occurred[i]! / 3_600_000_000); // from the µs: whatever the text's zone
+      if (h !== lastHour) {
+        (lastHour = h, hourKey = new Date(h * 3_600_000).toISOString().slice(0, 13));
+      }
+      hours[hourKey] = (hours[hourKey] ?? 0) + 1;
+      const cast = castObject(CAST_SPEC, type, event.event_type, event.payload);
+      extra[i] = cast.ok ? cast.extra : null;
+      reject[i] = cast.ok ? null : cast.reason;
+      for (let f = 0; f < fields.length; f++) typed[f]![i] = cast.ok ? cast.values[at[f]!]! : null;
     }
-    hours[hourKey] = (hours[hourKey] ?? 0) + 1;
-    const cast = castObject(CAST_SPEC, type, event.event_type, event.payload);
-    extra[i] = cast.ok ? cast.extra : null;
-    reject[i] = cast.ok ? null : cast.reason;
-    for (let f = 0; f < fields.length; f++) typed[f]![i] = cast.ok ? cast.values[at[f]!]! : null;
-  }
-  const columns: Record<string, Column> = {
-    event_id: { kind: "utf8", values: eventId },
-    event_type: { kind: "utf8", values: eventType },
-    user_id: { kind: "utf8", values: userId },
-    occurred_at: { kind: "timestamp_us", values: occurred },
-    received_at: { kind: "timestamp_us", values: received },
-    source: { kind: "utf8", values: source },
-    payload: { kind: "utf8", values: payload },
-    log_topic: { kind: "utf8", values: topics },
-    log_partition: { kind: "int32", values: partitions },
-    log_offset: { kind: "int64", values: offsets },
   };
-  fields.forEach((f, k) => columns[f.name] = fieldColumn(f.kind, typed[k]!));
-  columns.extra = { kind: "utf8", values: extra };
-  columns.reject = { kind: "utf8", values: reject };
-  return { columns, hours };
+  const finish = () => {
+    const columns: Record<string, Column> = {
+      event_id: { kind: "utf8", values: eventId },
+      event_type: { kind: "utf8", values: eventType },
+      user_id: { kind: "utf8", values: userId },
+      occurred_at: { kind: "timestamp_us", values: occurred },
+      received_at: { kind: "timestamp_us", values: received },
+      source: { kind: "utf8", values: source },
+      payload: { kind: "utf8", values: payload },
+      log_topic: { kind: "utf8", values: topics },
+      log_partition: { kind: "int32", values: partitions },
+      log_offset: { kind: "int64", values: offsets },
+    };
+    fields.forEach((f, k) => columns[f.name] = fieldColumn(f.kind, typed[k]!));
+    columns.extra = { kind: "utf8", values: extra };
+    columns.reject = { kind: "utf8", values: reject };
+    return { columns, hours };
+  };
+  return { fill, finish };
 }
