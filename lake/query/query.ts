@@ -63,12 +63,6 @@ const MAX_SQL_BYTES = 32_000;
  */
 const GLOB_CHARS = /[*?[\](){}!\\]/;
 
-/** An integer the query code computed, as SQL text; anything else is refused. */
-function sqlInt(n: number): string {
-  if (!Number.isSafeInteger(n)) throw new RangeError(`Not an integer for SQL: ${n}`);
-  return String(n);
-}
-
 /** Options of {@link LakeQuery}. */
 export interface LakeQueryOptions {
   /** Largest `limit`. @default 1000 */
@@ -257,13 +251,13 @@ export class LakeQuery {
       }
       const count = async (keys: string[], skipWhole: boolean) => {
         if (keys.length === 0) return;
-        // Only integers computed here, inlined: a statement without parameters is bound once,
-        // not twice (prepare, then again with the values), which costs every file's footer.
-        const at = (us: number) => `make_timestamp(${sqlInt(us)})`;
-        let where = `occurred_at >= ${at(fromUs)} AND occurred_at < ${at(toUs)}`;
+        const params: Param[] = [fromUs, toUs];
+        let where = `occurred_at >= make_timestamp(CAST(? AS BIGINT))
+                 AND occurred_at < make_timestamp(CAST(? AS BIGINT))`;
         if (skipWhole && firstWhole < endWhole) {
-          where += ` AND NOT (occurred_at >= ${at(firstWhole * HOUR_US)}
-                          AND occurred_at < ${at(endWhole * HOUR_US)})`;
+          where += ` AND NOT (occurred_at >= make_timestamp(CAST(? AS BIGINT))
+                          AND occurred_at < make_timestamp(CAST(? AS BIGINT)))`;
+          params.push(firstWhole * HOUR_US, endWhole * HOUR_US);
         }
         const rows = await this.#select(
           await localFiles(this.#lake.store, keys),
@@ -272,7 +266,7 @@ export class LakeQuery {
                FROM read_parquet(${files}, union_by_name = true, hive_partitioning = true,
                                  hive_types = {'dt': VARCHAR, 'type': VARCHAR})
               WHERE ${where} GROUP BY ALL`,
-          [],
+          params,
         );
         for (const r of rows) add(String(r.type), toNumber(r.h), toNumber(r.n));
       };
