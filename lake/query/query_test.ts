@@ -12,6 +12,16 @@ import type { Envelope } from "../../shared/schemas.ts";
 import { lakeOf, replacePartition, testEvent } from "../../tests/lake_helpers.ts";
 import { runSilver } from "../silver/silver.ts";
 
+/** An engine that answers queries through `engine` and records their SQL in `statements`. */
+function recording(engine: LakeEngine, statements: string[]): LakeEngine {
+  return {
+    query: (sql: string, params: unknown[]) => {
+      statements.push(sql);
+      return engine.query(sql, params as never);
+    },
+  } as unknown as LakeEngine;
+}
+
 const NOW = Date.parse("2026-03-10T12:00:00Z");
 
 /**
@@ -833,12 +843,7 @@ Deno.test("bronze files are pruned by their occurred_at range before DuckDB open
     await write([early, ev("2026-03-10T01:30:00Z", { type: "purchase", event_type: "purchase" })]);
     await write([late]);
     const statements: string[] = [];
-    const spy = {
-      query: (sql: string, params: unknown[]) => {
-        statements.push(sql);
-        return engine.query(sql, params as never);
-      },
-    } as unknown as LakeEngine;
+    const spy = recording(engine, statements);
     const query = new LakeQuery(spy, await lakeOf(dir, spy), { now: () => NOW });
     const r = await query.events({ from: "2026-03-10T09:00:00Z", to: "2026-03-10T11:00:00Z" });
     assert.deepEqual(ids(r.events), ids([late]));
@@ -870,12 +875,7 @@ Deno.test("a user's events skip the small silver files that list other users' ke
     await write([u3]);
     await runSilver(engine, await lakeOf(dir, engine));
     const statements: string[] = [];
-    const spy = {
-      query: (sql: string, params: unknown[]) => {
-        statements.push(sql);
-        return engine.query(sql, params as never);
-      },
-    } as unknown as LakeEngine;
+    const spy = recording(engine, statements);
     const query = new LakeQuery(spy, await lakeOf(dir, spy), { now: () => NOW });
     const range = { from: "2026-03-10T00:00:00Z", to: "2026-03-11T00:00:00Z" };
     const silverFiles = () =>
