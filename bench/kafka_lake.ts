@@ -20,7 +20,7 @@ import { createLogger } from "../shared/logger.ts";
 import type { Envelope } from "../shared/schemas.ts";
 import { validateEvent } from "../pipeline/validate.ts";
 import { type Bench, perSec, pick, stopGateway } from "./lib/context.ts";
-import { clientEvents, DEFAULTS, gatewayRecords, meanBytes, VALIDATION } from "./lib/events.ts";
+import { clientEvents, DEFAULTS, meanBytes, VALIDATION } from "./lib/events.ts";
 import { lakeRows, memoryRow } from "./http_ingest.ts";
 import { RssSampler, sleep, tempDir } from "./lib/proc.ts";
 import { fmtInt, pct } from "./lib/report.ts";
@@ -29,7 +29,7 @@ import {
   consumerPerf,
   createTopics,
   LagProbe,
-  producerPerf,
+  prefillTopic,
   startKafkaWorker,
 } from "./lib/services.ts";
 import { Lake } from "../lake/lake.ts";
@@ -45,17 +45,13 @@ export async function benchKafkaLake(b: Bench): Promise<void> {
   await createTopics([[topic, PARTITIONS], [`${id}-dlq`, 1], [`${id}-alerts`, 1]]);
 
   // The topic holds what the gateway produces (envelopes with received_at), drawn at random from
-  // a pool of distinct events by Kafka's own producer: the fastest way to fill it.
+  // a pool of distinct events.
   const dir = await tempDir("kafka_lake");
-  const { envelopes, encoded } = gatewayRecords(clientEvents(pick(b, 100_000, 20_000), 3));
-  const payloadFile = join(dir, "payloads.ndjson");
-  const dec = new TextDecoder();
-  await Deno.writeTextFile(payloadFile, encoded.map((e) => dec.decode(e)).join("\n"));
-  const fill = await producerPerf(topic, total, { payloadFile }, [
-    "linger.ms=20",
-    "batch.size=524288",
-    "compression.type=none",
-  ]);
+  const { fill, envelopes, encoded } = await prefillTopic(
+    topic,
+    total,
+    clientEvents(pick(b, 100_000, 20_000), 3),
+  );
   b.report.details.kafka_lake_prefill = fill;
   console.error(`bench: 3 pre-filled ${fmtInt(total)} records (${fmtInt(fill.recordsPerSec)}/s)`);
 

@@ -22,15 +22,14 @@ import { MemoryWindowStore } from "../pipeline/fraud/windows.ts";
 import { createLogger } from "../shared/logger.ts";
 import type { LogRecord } from "../pipeline/durable_log.ts";
 import { clientEvents, DEFAULTS, gatewayRecords, VALIDATION } from "./lib/events.ts";
-import { cpuSeconds } from "./lib/proc.ts";
+import { CLK_TCK, cpuSeconds, statTicks } from "./lib/proc.ts";
 
 const PARTITIONS = 3, FETCH = 12_000, CHUNK = Number(Deno.env.get("CHUNK") ?? 2000);
 
 /** CPU seconds of this process' main thread. */
 function mainThreadSeconds(): number {
   const stat = Deno.readTextFileSync(`/proc/${Deno.pid}/task/${Deno.pid}/stat`);
-  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(f[11]) + Number(f[12])) / 100;
+  return statTicks(stat).ticks / CLK_TCK;
 }
 
 function loaderOn(engine: LakeEngine, store: LocalStore): LakeLoader {

@@ -14,14 +14,13 @@
 import { type Bench, pick, stopGateway } from "./lib/context.ts";
 import { clientEvents } from "./lib/events.ts";
 import { lakeRows } from "./http_ingest.ts";
-import { CpuMeter, RssSampler, run, sleep, tempDir } from "./lib/proc.ts";
+import { CLK_TCK, CpuMeter, RssSampler, run, sleep, statTicks, tempDir } from "./lib/proc.ts";
 import { fmtInt } from "./lib/report.ts";
 import { createTopics, prefillTopic, startKafkaWorker } from "./lib/services.ts";
 import { join } from "node:path";
 
 const PARTITIONS = 3;
 const TARGET = 1.7;
-const CLK_TCK = 100;
 
 /** One pinned run. */
 export interface PinnedRun {
@@ -133,10 +132,8 @@ async function pinnedRun(
   };
 }
 
-interface Thread {
-  name: string;
-  ticks: number;
-}
+/** A thread's command name and CPU ticks. */
+type Thread = ReturnType<typeof statTicks>;
 
 /** CPU ticks (user + system) of each thread of a process, by thread id. */
 async function threadCpu(pid: number): Promise<Map<number, Thread>> {
@@ -144,9 +141,7 @@ async function threadCpu(pid: number): Promise<Map<number, Thread>> {
   for await (const e of Deno.readDir(`/proc/${pid}/task`)) {
     const text = await Deno.readTextFile(`/proc/${pid}/task/${e.name}/stat`).catch(() => "");
     if (!text) continue;
-    const name = text.slice(text.indexOf("(") + 1, text.lastIndexOf(")"));
-    const f = text.slice(text.lastIndexOf(")") + 2).split(" ");
-    out.set(Number(e.name), { name, ticks: Number(f[11]) + Number(f[12]) });
+    out.set(Number(e.name), statTicks(text));
   }
   return out;
 }

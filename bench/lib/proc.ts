@@ -317,7 +317,21 @@ export async function loadAverage(): Promise<string> {
 // CPU.
 
 /** Clock ticks per second of /proc's CPU times (`getconf CLK_TCK`; 100 on Linux x86-64). */
-const CLK_TCK = 100;
+export const CLK_TCK = 100;
+
+/**
+ * The command name and CPU ticks (user + system) of a `/proc/<pid>/stat` or
+ * `/proc/<pid>/task/<tid>/stat` line: a process' every thread, or one thread.
+ */
+export function statTicks(text: string): { name: string; ticks: number } {
+  // Fields after the command name (which may hold spaces) start after its closing parenthesis.
+  const close = text.lastIndexOf(")");
+  const fields = text.slice(close + 2).split(" ");
+  return {
+    name: text.slice(text.indexOf("(") + 1, close),
+    ticks: Number(fields[11]) + Number(fields[12]), // utime, stime (fields 14, 15)
+  };
+}
 
 /**
  * A process' own CPU time so far (user + system, every thread), in seconds, from
@@ -325,10 +339,7 @@ const CLK_TCK = 100;
  * other work sharing the cores.
  */
 export async function cpuSeconds(pid: number = Deno.pid): Promise<number> {
-  const text = await Deno.readTextFile(`/proc/${pid}/stat`);
-  // Fields after the command name (which may hold spaces) start after its closing parenthesis.
-  const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK; // utime, stime (fields 14, 15)
+  return statTicks(await Deno.readTextFile(`/proc/${pid}/stat`)).ticks / CLK_TCK;
 }
 
 /** Measures a process' CPU time over a phase: `const cpu = await CpuMeter.start(pid)`. */
