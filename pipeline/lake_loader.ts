@@ -215,7 +215,10 @@ export class LakeLoader implements RecordHandler {
     });
   }
 
-  /** The index of the first record the lake does not hold; the ones before count as redelivered. */
+  /**
+   * The index of the first record the lake does not hold (records come in offset order); the ones
+   * before count as redelivered.
+   */
   #unwritten(buf: Buffer, records: LogRecord[]): number {
     let i = 0;
     while (i < records.length && records[i]!.offset < buf.floor) i++;
@@ -297,8 +300,7 @@ export class LakeLoader implements RecordHandler {
       buf.floor = Math.max(buf.floor, lake);
     }
     if (first >= buf.floor) return records;
-    const kept = records.filter((r) => r.offset >= buf.floor);
-    this.stats.redelivered += records.length - kept.length;
+    const kept = records.slice(this.#unwritten(buf, records));
     if (kept.length === 0 && buf.first < 0 && !buf.flight) {
       // Nothing buffered: the log may move on to what the lake holds (in order, as every commit).
       const { topic, partition } = buf, next = Math.min(buf.floor, records.at(-1)!.offset + 1);
