@@ -208,7 +208,7 @@ if (config.mode === "embedded") {
     );
   }
   if (works) {
-    input = new KafkaInput(kafka, {
+    const consumer = new KafkaInput(kafka, {
       groupId: config.KAFKA_GROUP_ID,
       topics: consumedTopics(config),
       fromBeginning: config.KAFKA_FROM_BEGINNING,
@@ -219,6 +219,22 @@ if (config.mode === "embedded") {
           member_id: memberId,
           partitions,
         }),
+      onCrash: (err, restart, retryMs) =>
+        logger.error("The Kafka consumer crashed; restarting it", {
+          err,
+          restarted_by: restart,
+          ...(retryMs === undefined ? {} : { retry_ms: retryMs }),
+        }),
+    });
+    input = consumer;
+    // Not critical: HTTP is served while the member rejoins; the lag metrics show what waits.
+    checks.push({
+      name: "kafka consumer",
+      critical: false,
+      probe: () => {
+        const down = consumer.down;
+        return Promise.resolve(down ? { state: "down", detail: down } : { state: "ok" });
+      },
     });
     const lag = new KafkaLag(kafka, {
       groupId: config.KAFKA_GROUP_ID,

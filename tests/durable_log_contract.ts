@@ -64,6 +64,14 @@ export interface DurableLogFixture {
 
 type Make = () => Promise<DurableLogFixture>;
 
+/** The message of the error the contract's failing handler throws (an input may report it). */
+const HANDLER_BUG = "a bug in the handler";
+
+/** Whether `err` is the failure a contract case's handler throws on purpose. */
+export function isHandlerBug(err: unknown): boolean {
+  return err instanceof TypeError && err.message === HANDLER_BUG;
+}
+
 /** Longest wait for records to come through. */
 const TIMEOUT_MS = 30_000;
 /** How long nothing more must arrive for a delivery to count as complete (no duplicates). */
@@ -289,6 +297,34 @@ const CASES: Record<string, (fixture: DurableLogFixture) => Promise<void>> = {
       assert.deepEqual(new Set(idsOf(again)), new Set(batch.map((e) => e.event_id)));
     } finally {
       await second.close();
+    }
+  },
+
+  async "a handler that throws gets its records again, and the input goes on"({ open }) {
+    // A TypeError is what kafkajs gives up on for good (it restarts only after retriable errors):
+    // the input itself must bring the consumer back, or the records wait forever.
+    const batch = events(30);
+    const pair = await open();
+    try {
+      await pair.log.append(batch);
+      let failed: LogRecord[] | undefined;
+      const handed = new Set<string>();
+      await pair.input.start({
+        handle(records) {
+          if (!failed) {
+            failed = records;
+            return Promise.reject(new TypeError(HANDLER_BUG));
+          }
+          for (const id of idsOf(records)) handed.add(id);
+          return Promise.resolve();
+        },
+      });
+      const deadline = Date.now() + TIMEOUT_MS;
+      while (handed.size < batch.length && Date.now() < deadline) await sleep(20);
+      assert.equal(handed.size, batch.length, "every record is handed over after the failure");
+      for (const id of idsOf(failed!)) assert.ok(handed.has(id), `${id} of the failed batch again`);
+    } finally {
+      await pair.close();
     }
   },
 

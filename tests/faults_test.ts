@@ -74,10 +74,13 @@ Deno.test("faults: the broker stopped and restarted mid-stream → 503 with Retr
     );
   } finally {
     await clients.stop();
-    await assertCleanStop(gw);
-    engine.close();
-    await broker.remove();
-    await removeDir(root);
+    try {
+      await assertCleanStop(gw);
+    } finally {
+      engine.close();
+      await broker.remove(); // a broker left running would hold its ports and a core's worth of JVM
+      await removeDir(root);
+    }
   }
 });
 

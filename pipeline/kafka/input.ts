@@ -20,7 +20,17 @@ export interface KafkaInputOptions {
   sessionTimeoutMs?: number;
   /** Called after each (re)join of the group with the partitions now held (`topic/partition`). */
   onJoin?: (assigned: string[], memberId: string) => void;
+  /**
+   * Called when the consumer crashed; `restart` says who brings it back: kafkajs (a retriable
+   * error) or this input (every other error, after `retryMs`).
+   */
+  onCrash?: (error: Error, restart: "kafkajs" | "input", retryMs?: number) => void;
+  /** Largest wait between two restarts this input makes after a crash. @default 5000 */
+  maxRestartMs?: number;
 }
+
+/** First wait before this input restarts a consumer kafkajs gave up on. */
+const FIRST_RESTART_MS = 200;
 
 const EMPTY = new Uint8Array(0);
 
@@ -37,6 +47,11 @@ export class KafkaInput implements LogInput {
   #stopping = false;
   #inFlight = 0;
   #drained: (() => void)[] = [];
+  #handler: RecordHandler | undefined;
+  /** Why the member consumes nothing now (a crash not yet recovered from), or undefined. */
+  #down: string | undefined;
+  #restarts = 0;
+  #restartTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(kafka: Kafka, options: KafkaInputOptions) {
     this.#options = options;
@@ -55,8 +70,41 @@ export class KafkaInput implements LogInput {
         for (const p of partitions) assigned.add(`${topic}/${p}`);
       }
       this.#assigned = assigned;
+      this.#down = undefined;
+      this.#restarts = 0;
       options.onJoin?.([...assigned].sort(), e.payload.memberId);
     });
+    // kafkajs restarts a consumer only after a retriable error; after any other (a broker
+    // restarting can answer with one) it stays stopped for good, and records would wait forever.
+    this.#consumer.on(this.#consumer.events.CRASH, (e) => {
+      const { error, restart } = e.payload;
+      this.#down = `the consumer crashed: ${error.message}`;
+      if (restart || this.#stopping || this.#closed) {
+        if (restart) options.onCrash?.(error, "kafkajs");
+        return;
+      }
+      this.#restartLater(error);
+    });
+  }
+
+  /**
+   * Why this member consumes nothing now (it crashed and is being restarted), or undefined while
+   * it runs: for readiness.
+   */
+  get down(): string | undefined {
+    return this.#down;
+  }
+
+  #restartLater(error: Error): void {
+    const max = this.#options.maxRestartMs ?? 5_000;
+    const wait = Math.min(max, FIRST_RESTART_MS * 2 ** this.#restarts++);
+    this.#options.onCrash?.(error, "input", wait);
+    clearTimeout(this.#restartTimer);
+    this.#restartTimer = setTimeout(() => {
+      this.#restartTimer = undefined;
+      if (this.#stopping || this.#closed) return;
+      this.#run().catch((err) => this.#restartLater(err));
+    }, wait);
   }
 
   /** The partitions this member holds, as `topic/partition`. */
@@ -70,12 +118,20 @@ export class KafkaInput implements LogInput {
   }
 
   async start(handler: RecordHandler): Promise<void> {
-    const chunk = this.#options.chunkRecords ?? 2000;
+    this.#handler = handler;
     await this.#consumer.connect();
     await this.#consumer.subscribe({
       topics: this.#options.topics,
       fromBeginning: this.#options.fromBeginning,
     });
+    await this.#run();
+  }
+
+  /** Runs the consumer; after a crash, connects it again first (the subscription stays). */
+  async #run(): Promise<void> {
+    const handler = this.#handler!;
+    const chunk = this.#options.chunkRecords ?? 2000;
+    await this.#consumer.connect();
     await this.#consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
@@ -129,7 +185,12 @@ export class KafkaInput implements LogInput {
   /** Pauses every topic and waits for the batches in flight; the group membership stays. */
   async stop(): Promise<void> {
     this.#stopping = true;
-    this.#consumer.pause(this.#options.topics.map((topic) => ({ topic })));
+    clearTimeout(this.#restartTimer);
+    try {
+      this.#consumer.pause(this.#options.topics.map((topic) => ({ topic })));
+    } catch {
+      // Not running (crashed, its restart cancelled above): nothing is fetched, nothing in flight.
+    }
     if (this.#inFlight > 0) await new Promise<void>((resolve) => this.#drained.push(resolve));
   }
 
