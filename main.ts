@@ -321,6 +321,8 @@ const loader = bronze && new LakeLoader(bronze, deadLetters, {
   metrics,
   commit: (topic, partition, next) => input!.commit(topic, partition, next),
   onError: (err) => logger.error("Lake flush failed; will retry", { err }),
+  onCommitError: (err) =>
+    logger.warn("Committing log offsets failed; the records come again and are skipped", { err }),
   onFlush: (batch, result, ms) =>
     logger.debug("Bronze batch written", {
       topic: batch.topic,

@@ -59,6 +59,11 @@ export interface LakeLoaderOptions {
   commit: (topic: string, partition: number, nextOffset: number) => Promise<void>;
   /** Reports a failure that is retried, e.g. a flush from the timer. */
   onError: (err: unknown) => void;
+  /**
+   * Reports a failed offset commit (the lake already holds the records: the log hands them over
+   * again and they are skipped). @default onError
+   */
+  onCommitError?: (err: unknown) => void;
   /** Told of every finished flush, for metrics and logs. */
   onFlush?: (batch: BronzeBatch, result: BronzeWriteResult, ms: number) => void;
   /** Sees every accepted batch (fraud scoring); the offset commit waits for its side effects. */
@@ -306,7 +311,7 @@ export class LakeLoader implements RecordHandler {
       const { topic, partition } = buf, next = Math.min(buf.floor, records.at(-1)!.offset + 1);
       buf.last = next - 1;
       buf.commits = buf.commits.then(() => this.#opts.commit(topic, partition, next))
-        .catch((err) => this.#opts.onError(err));
+        .catch((err) => this.#commitFailed(err));
     }
     return kept;
   }
@@ -534,11 +539,12 @@ export class LakeLoader implements RecordHandler {
     buf.commits = buf.commits.then(async () => {
       await Promise.all(settling);
       await this.#opts.commit(buf.topic, buf.partition, next);
-    }).catch((err) => {
-      // The table's txn already records the batch; a lost commit only costs a re-read.
-      this.#opts.onError(err);
-    });
+    }).catch((err) => this.#commitFailed(err)); // the table's txn has the batch: a re-read skips it
     if (settling.length === 0) await buf.commits;
+  }
+
+  #commitFailed(err: unknown): void {
+    (this.#opts.onCommitError ?? this.#opts.onError)(err);
   }
 
   #flushAged(): void {

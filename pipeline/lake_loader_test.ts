@@ -350,3 +350,39 @@ for (const outcome of ["lands", "fails"] as const) {
     assert.equal(l.stats.redelivered, outcome === "lands" ? 2 : 0);
   });
 }
+
+Deno.test("LakeLoader reports a failed offset commit as such, keeps the rows and commits the next batch", async () => {
+  let refuse = true;
+  const commits: number[] = [], flushErrors: unknown[] = [], commitErrors: unknown[] = [];
+  const written: number[] = [];
+  const l = new LakeLoader(
+    {
+      write: (batch) => {
+        written.push(...batch.rows.map((r) => r.offset));
+        return Promise.resolve({ rows: batch.rows.length, skipped: 0, files: [], bytes: 0 });
+      },
+    },
+    { send: () => Promise.resolve(), close: () => Promise.resolve() },
+    {
+      validation: VALIDATION as never,
+      flushRows: 1,
+      flushBytes: 1 << 20,
+      flushIntervalMs: 60_000,
+      commit: (_t, _p, next) =>
+        refuse
+          ? Promise.reject(new Error("Consumer group was not initialized"))
+          : (commits.push(next), Promise.resolve()),
+      onError: (err) => flushErrors.push(err),
+      onCommitError: (err) => commitErrors.push(err),
+    },
+  );
+  await l.handle([record(0)], () => Promise.resolve());
+  await l.flushAll();
+  assert.equal(commitErrors.length, 1, "the refused commit is reported");
+  assert.deepEqual(flushErrors, [], "as a commit failure, not as a failed flush");
+  refuse = false;
+  await l.handle([record(1)], () => Promise.resolve());
+  await l.close();
+  assert.deepEqual(written, [0, 1], "the lake keeps the batch whose commit failed");
+  assert.deepEqual(commits, [2], "the next commit covers both");
+});
