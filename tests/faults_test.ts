@@ -70,7 +70,9 @@ Deno.test("faults: the broker stopped and restarted mid-stream → 503 with Retr
     console.log(
       `broker outage: ${clients.acked.size} events acknowledged, statuses ${
         JSON.stringify(Object.fromEntries(clients.statuses))
-      }, 0 lost, 0 duplicated`,
+      }, 0 lost, 0 duplicated; consumer crashes: ${
+        gw.logs.filter((l) => typeof l.msg === "string" && l.msg.startsWith("Crash:")).length
+      }, restarted by the input: ${gw.logs.filter((l) => l.restarted_by === "input").length}`,
     );
   } finally {
     await clients.stop();

@@ -409,9 +409,13 @@ async function workerBytes(): Promise<number | undefined> {
   }
 }
 
+/** Whether replies carry the worker's memory (`configure` says; only recycling engines ask). */
+let reportMemory = false;
+
 self.onmessage = async (e: MessageEvent<EngineRequest>) => {
   const req = e.data;
   if (req.op === "configure") {
+    reportMemory = req.reportMemory;
     // Never answered: a DuckDB that failed to open fails the next call with its own error.
     return await configure(req.niceness, req.memoryLimitMb).catch(() => {});
   }
@@ -429,7 +433,7 @@ self.onmessage = async (e: MessageEvent<EngineRequest>) => {
       ...(fatal ? { fatal } : {}),
     };
   }
-  const memory = await workerBytes();
+  const memory = reportMemory ? await workerBytes() : undefined;
   if (memory !== undefined) reply.memory = memory;
   // Parquet bytes move to the main thread instead of being copied.
   const value = reply.ok ? reply.value : undefined;

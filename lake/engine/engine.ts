@@ -221,6 +221,7 @@ export class LakeEngine {
         op: "configure",
         niceness: this.#niceness,
         memoryLimitMb: this.#memoryLimitMb,
+        reportMemory: this.#recycleAboveBytes > 0,
       } satisfies EngineRequest,
     );
     worker.onmessage = (e: MessageEvent<EngineResponse>) => {

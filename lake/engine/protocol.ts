@@ -75,14 +75,21 @@ export type EngineRequest =
   | { id: number; op: "castJson"; sql: string; spec: CastSpec; prefix: string }
   /**
    * Sent once, first, never answered: lower the worker thread's CPU priority to Linux nice
-   * `niceness` (that thread only: Linux keeps a nice value per thread), and bound DuckDB's buffer
-   * memory to `memoryLimitMb`.
+   * `niceness` (that thread only: Linux keeps a nice value per thread), bound DuckDB's buffer
+   * memory to `memoryLimitMb`, and whether replies carry `memory` (for an engine that recycles
+   * by memory).
    */
-  | { id: number; op: "configure"; niceness: number; memoryLimitMb: number };
+  | {
+    id: number;
+    op: "configure";
+    niceness: number;
+    memoryLimitMb: number;
+    reportMemory: boolean;
+  };
 
 /**
  * `memory`: the worker's memory after the call, in bytes: DuckDB's WebAssembly memory (it never
- * shrinks) plus the worker's JavaScript heap.
+ * shrinks) plus the worker's JavaScript heap; only when `configure` asked for it.
  */
 export type EngineResponse =
   | { id: number; ok: true; value: unknown; memory?: number }
