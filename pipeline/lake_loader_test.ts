@@ -158,23 +158,36 @@ Deno.test("LakeLoader skips records delivered again that the table's txn already
   await l.close();
 });
 
+/** Options flushing every record on its own. */
+const ONE_ROW = {
+  validation: VALIDATION as never,
+  flushRows: 1,
+  flushBytes: 1 << 20,
+  flushIntervalMs: 60_000,
+};
+
+const NO_LETTERS = { send: () => Promise.resolve(), close: () => Promise.resolve() };
+
+/** A writer keeping the offsets it takes in `written`; a write fails with what `fail()` answers. */
+function recordingWriter(written: number[], fail: () => Error | undefined = () => undefined) {
+  return {
+    write: (batch: BronzeBatch): Promise<BronzeWriteResult> => {
+      const err = fail();
+      if (err) return Promise.reject(err);
+      written.push(...batch.rows.map((r) => r.offset));
+      return Promise.resolve({ rows: batch.rows.length, skipped: 0, files: [], bytes: 0 });
+    },
+  };
+}
+
 Deno.test("LakeLoader retries a failed write while heartbeating, and gives up when a heartbeat fails", async () => {
   let failures = 3, beats = 0;
   const commits: number[] = [], errors: unknown[] = [], written: number[] = [];
   const l = new LakeLoader(
+    recordingWriter(written, () => failures-- > 0 ? new Error("store down") : undefined),
+    NO_LETTERS,
     {
-      write: (batch) => {
-        if (failures-- > 0) return Promise.reject(new Error("store down"));
-        written.push(...batch.rows.map((r) => r.offset));
-        return Promise.resolve({ rows: batch.rows.length, skipped: 0, files: [], bytes: 0 });
-      },
-    },
-    { send: () => Promise.resolve(), close: () => Promise.resolve() },
-    {
-      validation: VALIDATION as never,
-      flushRows: 1,
-      flushBytes: 1 << 20,
-      flushIntervalMs: 60_000,
+      ...ONE_ROW,
       commit: (_t, _p, next) => (commits.push(next), Promise.resolve()),
       onError: (err) => errors.push(err),
     },
@@ -356,18 +369,10 @@ Deno.test("LakeLoader reports a failed offset commit as such, keeps the rows and
   const commits: number[] = [], flushErrors: unknown[] = [], commitErrors: unknown[] = [];
   const written: number[] = [];
   const l = new LakeLoader(
+    recordingWriter(written),
+    NO_LETTERS,
     {
-      write: (batch) => {
-        written.push(...batch.rows.map((r) => r.offset));
-        return Promise.resolve({ rows: batch.rows.length, skipped: 0, files: [], bytes: 0 });
-      },
-    },
-    { send: () => Promise.resolve(), close: () => Promise.resolve() },
-    {
-      validation: VALIDATION as never,
-      flushRows: 1,
-      flushBytes: 1 << 20,
-      flushIntervalMs: 60_000,
+      ...ONE_ROW,
       commit: (_t, _p, next) =>
         refuse
           ? Promise.reject(new Error("Consumer group was not initialized"))
