@@ -67,6 +67,8 @@ Deno.test("faults: the broker stopped and restarted mid-stream → 503 with Retr
       "acknowledged events did not reach bronze",
     );
     assertExactlyOnce(await readBronze(engine, lake), clients.acked);
+    const ready = await (await fetch(`${gw.url}/ready`)).json();
+    assert.equal(ready.dependencies["kafka consumer"].state, "ok", JSON.stringify(ready));
     console.log(
       `broker outage: ${clients.acked.size} events acknowledged, statuses ${
         JSON.stringify(Object.fromEntries(clients.statuses))

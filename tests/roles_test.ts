@@ -59,8 +59,10 @@ Deno.test("roles: a disk-less gateway produces, a worker writes the lake; each s
 
     const ready = await (await fetch(`${worker.url}/ready`)).json();
     assert.equal(ready.dependencies["lake disk"].state, "ok");
+    assert.equal(ready.dependencies["kafka consumer"].state, "ok");
     const gwReady = await (await fetch(`${gateway.url}/ready`)).json();
     assert.equal(gwReady.dependencies["lake disk"], undefined);
+    assert.equal(gwReady.dependencies["kafka consumer"], undefined, "a gateway consumes nothing");
     assert.equal(gwReady.dependencies.ingest.state, "ok");
   } finally {
     await assertCleanStop(gateway);
