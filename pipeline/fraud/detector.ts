@@ -109,7 +109,11 @@ type Read = (results: readonly WindowResult[], facts: Facts) => void;
 /** Builds the ops of one event and the reads that turn their results into facts. */
 function plan(e: Envelope, t: Thresholds, ops: WindowOp[], reads: Read[]): void {
   const at = Date.parse(e.occurred_at);
-  const u = (what: string) => key("u", e.user_id, what);
+  // Each key is built once per event: the store hashes a string the first time it looks it up, so
+  // the second op on the same key finds the hash already there.
+  const user = `sg:u:${encodeURIComponent(e.user_id)}:`;
+  const u = (what: string) => user + what;
+  const hours = u("hours");
   const push = (op: WindowOp, read?: (r: WindowResult, facts: Facts) => void) => {
     const i = ops.push(op) - 1;
     if (read) reads.push((results, facts) => read(results[i]!, facts));
@@ -127,25 +131,28 @@ function plan(e: Envelope, t: Thresholds, ops: WindowOp[], reads: Read[]): void 
       minScore: at - windowMs,
     });
 
-  planHistory(e, at, push);
+  planHistory(e, at, push, u("recent"), hours);
   const { ip, country, card_fingerprint: card } = e.payload;
   switch (e.type) {
     case "login": {
-      add(u("logins"), HOUR, 2000);
-      count(u("logins"), MINUTE, (f, n) => f.loginsLastMinute = n);
+      const logins = u("logins");
+      add(logins, HOUR, 2000);
+      count(logins, MINUTE, (f, n) => f.loginsLastMinute = n);
       if (typeof ip === "string") {
-        add(key("ip", ip, "logins"), MINUTE, 10_000, 10 * MINUTE);
-        count(key("ip", ip, "logins"), MINUTE, (f, n) => f.ipLoginsLastMinute = n);
+        const ipLogins = key("ip", ip, "logins");
+        add(ipLogins, MINUTE, 10_000, 10 * MINUTE);
+        count(ipLogins, MINUTE, (f, n) => f.ipLoginsLastMinute = n);
       }
-      if (typeof country === "string") planCountry(e, at, country, push);
-      planHours(at, u("hours"), push);
+      if (typeof country === "string") planCountry(at, u("countries"), country, push);
+      planHours(at, hours, push);
       break;
     }
     case "login_failed": {
-      add(u("fails"), HOUR, 100);
+      const failsKey = u("fails");
+      add(failsKey, HOUR, 100);
       let fails: Scored[] = [];
       push(
-        { op: "zrange", key: u("fails"), min: at - HOUR, max: at, limit: 2 * t.failuresInARow },
+        { op: "zrange", key: failsKey, min: at - HOUR, max: at, limit: 2 * t.failuresInARow },
         (r) => fails = r as Scored[],
       );
       push({ op: "zlast", key: u("logins"), max: at }, (r, f) => {
@@ -155,20 +162,23 @@ function plan(e: Envelope, t: Thresholds, ops: WindowOp[], reads: Read[]): void 
       break;
     }
     case "purchase": {
-      add(u("purchases"), HOUR, 1000);
-      count(u("purchases"), HOUR, (f, n) => f.purchasesLastHour = n);
+      const purchases = u("purchases");
+      add(purchases, HOUR, 1000);
+      count(purchases, HOUR, (f, n) => f.purchasesLastHour = n);
       count(u("logins"), t.burstWindowMs, (f, n) => f.loginsInBurstWindow = n);
       if (typeof card === "string") {
-        add(key("card", card, "purchases"), HOUR, 1000);
-        count(key("card", card, "purchases"), HOUR, (f, n) => f.cardPurchasesLastHour = n);
+        const cardPurchases = key("card", card, "purchases");
+        add(cardPurchases, HOUR, 1000);
+        count(cardPurchases, HOUR, (f, n) => f.cardPurchasesLastHour = n);
       }
-      planHours(at, u("hours"), push);
+      planHours(at, hours, push);
       break;
     }
     case "api_call": {
       if (isApiFailure(e)) {
-        add(u("api_failures"), MINUTE, 1000, 10 * MINUTE);
-        count(u("api_failures"), MINUTE, (f, n) => f.apiFailuresLastMinute = n);
+        const failures = u("api_failures");
+        add(failures, MINUTE, 1000, 10 * MINUTE);
+        count(failures, MINUTE, (f, n) => f.apiFailuresLastMinute = n);
       }
       break;
     }
@@ -178,11 +188,10 @@ function plan(e: Envelope, t: Thresholds, ops: WindowOp[], reads: Read[]): void 
 type Push = (op: WindowOp, read?: (r: WindowResult, facts: Facts) => void) => void;
 
 /** Every event joins the user's recent window (for alerts) and the hours the user is active at. */
-function planHistory(e: Envelope, at: number, push: Push): void {
-  const u = (what: string) => key("u", e.user_id, what);
+function planHistory(e: Envelope, at: number, push: Push, recent: string, hours: string): void {
   push({
     op: "zadd",
-    key: u("recent"),
+    key: recent,
     member: JSON.stringify(summarize(e)),
     score: at,
     ttlMs: HOUR,
@@ -191,7 +200,7 @@ function planHistory(e: Envelope, at: number, push: Push): void {
   });
   push({
     op: "zadd",
-    key: u("hours"),
+    key: hours,
     member: slotOf(at),
     score: at,
     ttlMs: 31 * DAY,
@@ -201,8 +210,7 @@ function planHistory(e: Envelope, at: number, push: Push): void {
 }
 
 /** Countries keep their first-seen time; a login's country is new if first seen with it. */
-function planCountry(e: Envelope, at: number, country: string, push: Push): void {
-  const k = key("u", e.user_id, "countries");
+function planCountry(at: number, k: string, country: string, push: Push): void {
   push({ op: "zadd", key: k, member: country, score: at, ttlMs: 90 * DAY, nx: true, keep: 100 });
   push({ op: "zrange", key: k, min: at - 90 * DAY, max: at, limit: 100 }, (r, f) => {
     const seen = r as Scored[];
