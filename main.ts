@@ -219,11 +219,10 @@ if (config.mode === "embedded") {
           member_id: memberId,
           partitions,
         }),
-      onCrash: (err, restart, retryMs) =>
-        logger.error("The Kafka consumer crashed; restarting it", {
+      onRestart: (err, retryMs) =>
+        logger.error("The Kafka consumer crashed and kafkajs gave up on it; restarting it", {
           err,
-          restarted_by: restart,
-          ...(retryMs === undefined ? {} : { retry_ms: retryMs }),
+          retry_ms: retryMs,
         }),
     });
     input = consumer;

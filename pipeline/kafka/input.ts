@@ -21,10 +21,10 @@ export interface KafkaInputOptions {
   /** Called after each (re)join of the group with the partitions now held (`topic/partition`). */
   onJoin?: (assigned: string[], memberId: string) => void;
   /**
-   * Called when the consumer crashed; `restart` says who brings it back: kafkajs (a retriable
-   * error) or this input (every other error, after `retryMs`).
+   * Called when this input restarts, after `retryMs`, a consumer kafkajs gave up on (kafkajs logs
+   * its own restarts, after retriable errors).
    */
-  onCrash?: (error: Error, restart: "kafkajs" | "input", retryMs?: number) => void;
+  onRestart?: (error: Error, retryMs: number) => void;
   /** Largest wait between two restarts this input makes after a crash. @default 5000 */
   maxRestartMs?: number;
 }
@@ -79,11 +79,7 @@ export class KafkaInput implements LogInput {
     this.#consumer.on(this.#consumer.events.CRASH, (e) => {
       const { error, restart } = e.payload;
       this.#down = `the consumer crashed: ${error.message}`;
-      if (restart || this.#stopping || this.#closed) {
-        if (restart) options.onCrash?.(error, "kafkajs");
-        return;
-      }
-      this.#restartLater(error);
+      if (!restart && !this.#stopping && !this.#closed) this.#restartLater(error);
     });
   }
 
@@ -98,12 +94,13 @@ export class KafkaInput implements LogInput {
   #restartLater(error: Error): void {
     const max = this.#options.maxRestartMs ?? 5_000;
     const wait = Math.min(max, FIRST_RESTART_MS * 2 ** this.#restarts++);
-    this.#options.onCrash?.(error, "input", wait);
+    this.#options.onRestart?.(error, wait);
     clearTimeout(this.#restartTimer);
     this.#restartTimer = setTimeout(() => {
       this.#restartTimer = undefined;
       if (this.#stopping || this.#closed) return;
-      this.#run().catch((err) => this.#restartLater(err));
+      // kafkajs disconnected the crashed consumer; the subscription stays.
+      this.#consumer.connect().then(() => this.#run()).catch((err) => this.#restartLater(err));
     }, wait);
   }
 
@@ -127,11 +124,10 @@ export class KafkaInput implements LogInput {
     await this.#run();
   }
 
-  /** Runs the consumer; after a crash, connects it again first (the subscription stays). */
+  /** Runs the connected, subscribed consumer (again, after a crash). */
   async #run(): Promise<void> {
     const handler = this.#handler!;
     const chunk = this.#options.chunkRecords ?? 2000;
-    await this.#consumer.connect();
     await this.#consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
